@@ -1,0 +1,1 @@
+"""ablauf: durable workflows for Python, the Temporal way, with no server to run."""

@@ -1,0 +1,52 @@
+"""Errors raised by ablauf itself.
+
+Failures that workflow code sees are ``temporalio.exceptions`` types, because
+user code catches those; client operations raise the same errors as
+``temporalio.client`` (``WorkflowFailureError``, ``WorkflowAlreadyStartedError``,
+``RPCError`` ...). Everything that is ablauf's own sits in this tree::
+
+    AblaufError
+    ├── InvalidTargetError        the target string of Client.connect cannot be parsed
+    ├── StoreError                the store file is not an ablauf store, or is corrupt
+    ├── PayloadSizeError          a payload is over Temporal's size limit
+    ├── NondeterminismError       replay produced other commands than the history holds
+    └── UnsupportedFeatureError   workflow code used a feature ablauf does not run yet
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AblaufError",
+    "InvalidTargetError",
+    "NondeterminismError",
+    "PayloadSizeError",
+    "StoreError",
+    "UnsupportedFeatureError",
+]
+
+
+class AblaufError(Exception):
+    """An ablauf operation failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (type(self).__doc__ or "").strip())
+
+
+class InvalidTargetError(AblaufError, ValueError):
+    """The target string cannot be parsed."""
+
+
+class StoreError(AblaufError):
+    """The store cannot be used."""
+
+
+class PayloadSizeError(AblaufError, ValueError):
+    """A payload is larger than Temporal allows."""
+
+
+class NondeterminismError(AblaufError):
+    """Replaying the history produced commands that differ from the recorded ones."""
+
+
+class UnsupportedFeatureError(AblaufError):
+    """Workflow code used a feature that ablauf does not run yet."""
