@@ -1,0 +1,548 @@
+"""The activity runner: one attempt of an activity, with temporalio's activity context.
+
+The engine leases an :class:`~ablauf.history.tasks.ActivityTask` to the worker, the
+worker calls :meth:`ActivityRunner.execute`, and the runner answers with an
+:data:`~ablauf.history.tasks.ActivityOutcome`. Timeouts and retries are the engine's:
+when a timeout fires it calls :meth:`ActivityRunner.cancel` with ``"TIMED_OUT"``.
+
+Semantics follow the SDK's activity worker (``temporalio/worker/_activity.py``): the
+same ``temporalio.activity`` context, argument decoding with type hints, exception to
+``Failure`` conversion, cancellation raised into async tasks and (unless the activity
+opted out) into the threads of sync activities. Payloads are already codec-decoded on
+the way in and are codec-encoded by the caller on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import ctypes
+import inspect
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import temporalio.activity
+import temporalio.common
+import temporalio.converter
+import temporalio.exceptions
+from temporalio.activity import ActivityCancellationDetails
+from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+
+from ablauf.history.tasks import (
+    ActivityCanceled,
+    ActivityCompleted,
+    ActivityFailed,
+    ActivityOutcome,
+    ActivityTask,
+)
+
+__all__ = ["ActivityRunner", "cancellation_details_for"]
+
+logger = logging.getLogger(__name__)
+
+HeartbeatCallback = Callable[[Sequence[Payload]], None]
+
+_CANCEL_ERRORS = (asyncio.CancelledError, temporalio.exceptions.CancelledError)
+
+
+def cancellation_details_for(reason: str) -> ActivityCancellationDetails:
+    """Map a cancel reason to the details ``activity.cancellation_details()`` shows.
+
+    Reasons are Core's ``ActivityCancelReason`` names: ``CANCELLED``, ``TIMED_OUT``,
+    ``NOT_FOUND``, ``WORKER_SHUTDOWN``, ``PAUSED``, ``RESET`` (case and separators are
+    ignored; ``CANCELED``, ``CANCEL_REQUESTED`` and any ``*_TIMEOUT`` are accepted too).
+    An unknown reason counts as a cancel request, the common case.
+    """
+    key = reason.strip().upper().replace("-", "_").replace(" ", "_")
+    if key in ("CANCELLED", "CANCELED", "CANCEL_REQUESTED"):
+        return ActivityCancellationDetails(cancel_requested=True)
+    if key.endswith(("TIMED_OUT", "TIMEOUT")):
+        return ActivityCancellationDetails(timed_out=True)
+    if key == "NOT_FOUND":
+        return ActivityCancellationDetails(not_found=True)
+    if key in ("WORKER_SHUTDOWN", "SHUTDOWN"):
+        return ActivityCancellationDetails(worker_shutdown=True)
+    if key in ("PAUSED", "PAUSE"):
+        return ActivityCancellationDetails(paused=True)
+    if key == "RESET":
+        return ActivityCancellationDetails(reset=True)
+    logger.warning("Unknown activity cancel reason %r, treated as a cancel request", reason)
+    return ActivityCancellationDetails(cancel_requested=True)
+
+
+def _set_async_exc(thread_id: int, exc_type: type[BaseException] | None) -> None:
+    # The C API behind the SDK's raise_in_thread; None clears a pending exception.
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), None if exc_type is None else ctypes.py_object(exc_type)
+    )
+
+
+class _ThreadCanceller:
+    """Raises ``temporalio.exceptions.CancelledError`` in a sync activity's thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread_id: int | None = None
+        self._pending = False
+        self._shield_depth = 0
+
+    @contextlib.contextmanager
+    def active_thread(self) -> Iterator[None]:
+        with self._lock:
+            self._thread_id = threading.get_ident()
+            # Cancelled while queued in the executor: stop before the activity
+            # starts, as an async activity cancelled before its first step does.
+            deliver = self._pending and self._shield_depth == 0
+            self._pending = self._pending and not deliver
+        if deliver:
+            with self._lock:
+                self._thread_id = None
+            raise temporalio.exceptions.CancelledError()
+        try:
+            yield
+        finally:
+            with self._lock:
+                thread_id, self._thread_id, self._pending = self._thread_id, None, False
+                # A cancel that raced the activity's return must not hit whatever
+                # the executor runs next on this thread.
+                if thread_id is not None:
+                    _set_async_exc(thread_id, None)
+
+    def raise_in_thread(self) -> None:
+        with self._lock:
+            self._pending = True
+            if self._thread_id is not None and self._shield_depth == 0:
+                self._pending = False
+                _set_async_exc(self._thread_id, temporalio.exceptions.CancelledError)
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        with self._lock:
+            self._shield_depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._shield_depth -= 1
+                deliver = self._pending and self._shield_depth == 0
+                if deliver:
+                    self._pending = False
+            # We are in the activity's own thread here, so raise directly.
+            if deliver:
+                raise temporalio.exceptions.CancelledError()
+
+
+@dataclass(eq=False)
+class _Attempt:
+    """The runner's state for one running attempt."""
+
+    defn: temporalio.activity._Definition
+    heartbeat: HeartbeatCallback
+    payload_converter: temporalio.converter.PayloadConverter
+    loop: asyncio.AbstractEventLoop
+    cancelled_event: temporalio.common._CompositeEvent
+    thread_canceller: _ThreadCanceller | None = None
+    task: asyncio.Task[ActivityOutcome] | None = None
+    done: bool = False
+    heartbeat_error: Exception | None = None
+    details: temporalio.activity._ActivityCancellationDetailsHolder = field(
+        default_factory=temporalio.activity._ActivityCancellationDetailsHolder
+    )
+
+    def cancel(
+        self,
+        details: ActivityCancellationDetails | None,
+        heartbeat_error: Exception | None = None,
+    ) -> None:
+        # Details are set once (as the SDK documents); a later reason only re-delivers.
+        if self.details.details is None:
+            self.details.details = details
+        if self.heartbeat_error is None:
+            self.heartbeat_error = heartbeat_error
+        self.cancelled_event.set()
+        if self.done:
+            return
+        if self.thread_canceller is not None:
+            self.thread_canceller.raise_in_thread()
+        if self.defn.is_async and self.task is not None:
+            self.task.cancel("Activity cancelled")
+
+    def record_heartbeat(self, details: Sequence[Any]) -> None:
+        """Encode and hand on a heartbeat; runs on the event loop."""
+        if self.done:
+            return
+        try:
+            self.heartbeat(self.payload_converter.to_payloads(details) if details else [])
+        except Exception as err:
+            # As the SDK does: an attempt that cannot heartbeat is cancelled and
+            # fails with the heartbeat's error.
+            temporalio.activity.logger.warning(
+                "Cancelling activity because failed recording heartbeat", exc_info=True
+            )
+            self.cancel(None, heartbeat_error=err)
+
+    def heartbeat_from_thread(self, *details: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+            self.loop.call_soon_threadsafe(self.record_heartbeat, details)
+
+
+class ActivityRunner:
+    """Runs attempts of registered activities with the ``temporalio.activity`` context.
+
+    Args:
+        activities: Callables decorated with ``@activity.defn`` (at most one dynamic).
+        data_converter: Converts arguments, results, heartbeat details and failures.
+        executor: Runs sync (``def``) activities; must be a ``ThreadPoolExecutor``.
+        client: What ``activity.client()`` returns in async activities.
+
+    Raises:
+        TypeError: An activity lacks ``@activity.defn``, is a class, or there is more
+            than one dynamic activity (as ``temporalio.worker.Worker`` raises).
+        ValueError: Two activities share a name, or a sync activity has no
+            thread-pool executor.
+    """
+
+    def __init__(
+        self,
+        activities: Sequence[Callable[..., Any]],
+        *,
+        data_converter: temporalio.converter.DataConverter,
+        executor: concurrent.futures.Executor | None = None,
+        client: Any = None,
+    ) -> None:
+        self._data_converter = data_converter
+        self._executor = executor
+        self._client = client
+        self._activities: dict[str, temporalio.activity._Definition] = {}
+        self._dynamic: temporalio.activity._Definition | None = None
+        self._running: dict[bytes, _Attempt] = {}
+        self._shutdown_event = temporalio.common._CompositeEvent(
+            thread_event=threading.Event(), async_event=asyncio.Event()
+        )
+        for activity in activities:
+            self._register(activity)
+
+    def _register(self, activity: Callable[..., Any]) -> None:
+        # Same checks and wording as temporalio.worker._activity._ActivityWorker.
+        defn = temporalio.activity._Definition.must_from_callable(activity)
+        if defn.name is not None and defn.name in self._activities:
+            raise ValueError(f"More than one activity named {defn.name}")
+        if inspect.isclass(activity):
+            raise TypeError(f"Activity named {defn.name} is a class instead of an instance")
+        if inspect.isfunction(activity):
+            params = list(inspect.signature(activity).parameters)
+            if params and params[0] == "self":
+                warnings.warn(
+                    f"Activity named {defn.name} has a first parameter named self but is "
+                    "not bound to an instance, did you mean to register it from an "
+                    "instance of the class?",
+                    stacklevel=3,
+                )
+        if not defn.is_async:
+            if self._executor is None:
+                raise ValueError(
+                    f"Activity {defn.name} is not async so an activity_executor must be present"
+                )
+            if not isinstance(self._executor, concurrent.futures.ThreadPoolExecutor):
+                # The SDK needs a shared_state_manager here; ablauf has none.
+                raise ValueError(
+                    f"Activity {defn.name} is not async and executor is not thread-pool "
+                    "executor, which ablauf requires for sync activities"
+                )
+        if defn.name is not None:
+            self._activities[defn.name] = defn
+        elif self._dynamic is not None:
+            raise TypeError("More than one dynamic activity")
+        else:
+            self._dynamic = defn
+
+    def knows(self, activity_type: str) -> bool:
+        """Whether an attempt of ``activity_type`` can run here (a dynamic one runs any)."""
+        return self._dynamic is not None or activity_type in self._activities
+
+    async def execute(self, task: ActivityTask, heartbeat: HeartbeatCallback) -> ActivityOutcome:
+        """Run one attempt and report how it ended.
+
+        Args:
+            task: The leased attempt.
+            heartbeat: Called on the event loop with the encoded details of every
+                ``activity.heartbeat()`` call (not throttled here).
+
+        Returns:
+            ``ActivityCompleted``, ``ActivityFailed`` or ``ActivityCanceled`` (the last
+            only when a cancel request or worker shutdown made the activity give up).
+
+        If the caller cancels this coroutine, the attempt is told so (as on worker
+        shutdown) and the ``CancelledError`` propagates; :meth:`shutdown` still waits
+        for the activity to end.
+        """
+        defn = self._activities.get(task.activity_type, self._dynamic)
+        context = temporalio.converter.ActivitySerializationContext(
+            namespace=task.namespace,
+            activity_id=task.activity_id,
+            activity_type=task.activity_type,
+            activity_task_queue=task.task_queue,
+            workflow_id=task.workflow_id,
+            workflow_type=task.workflow_type,
+            is_local=False,
+        )
+        data_converter = self._data_converter.with_context(context)
+        if defn is None:
+            names = ", ".join(sorted(self._activities))
+            err = temporalio.exceptions.ApplicationError(
+                f"Activity function {task.activity_type} for workflow {task.workflow_id} "
+                f"is not registered on this worker, available activities: {names}",
+                type="NotFoundError",
+            )
+            logger.warning("Completing activity as failed: %s", err)
+            return _failed(err, data_converter)
+        loop = asyncio.get_running_loop()
+        attempt = _Attempt(
+            defn=defn,
+            heartbeat=heartbeat,
+            payload_converter=data_converter.payload_converter,
+            loop=loop,
+            cancelled_event=temporalio.common._CompositeEvent(
+                thread_event=threading.Event(),
+                async_event=asyncio.Event() if defn.is_async else None,
+            ),
+            thread_canceller=(
+                None if defn.is_async or defn.no_thread_cancel_exception else _ThreadCanceller()
+            ),
+        )
+        attempt.task = loop.create_task(self._run(task, attempt, data_converter))
+        self._running[task.token] = attempt
+        attempt.task.add_done_callback(lambda _: self._forget(task.token, attempt))
+        try:
+            # Shielded so that only cancel() decides what the activity sees.
+            return await asyncio.shield(attempt.task)
+        except asyncio.CancelledError:
+            attempt.cancel(ActivityCancellationDetails(worker_shutdown=True))
+            raise
+
+    def _forget(self, token: bytes, attempt: _Attempt) -> None:
+        if self._running.get(token) is attempt:
+            del self._running[token]
+
+    def cancel(self, token: bytes, reason: str) -> None:
+        """Deliver a cancellation to the running attempt with ``token``, if any.
+
+        Args:
+            token: The attempt's task token.
+            reason: Why, as named in :func:`cancellation_details_for`. ``CANCELLED``
+                and ``WORKER_SHUTDOWN`` let the attempt end as ``ActivityCanceled``;
+                others make a ``CancelledError`` end as ``ActivityFailed``.
+        """
+        attempt = self._running.get(token)
+        if attempt is None:
+            return
+        logger.debug("Cancelling activity %r, reason: %s", token, reason)
+        attempt.cancel(cancellation_details_for(reason))
+
+    async def shutdown(self, *, graceful_timeout: timedelta | None = None) -> None:
+        """Tell running activities the worker is shutting down and wait for them.
+
+        Args:
+            graceful_timeout: If given, attempts still running after it are cancelled
+                with ``WORKER_SHUTDOWN`` (as ``Worker(graceful_shutdown_timeout=...)``
+                does); by default the runner waits for them however long they take.
+        """
+        self._shutdown_event.set()
+        tasks = {a.task for a in self._running.values() if a.task is not None}
+        if not tasks:
+            return
+        timeout = None if graceful_timeout is None else graceful_timeout.total_seconds()
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        if pending:
+            for token in list(self._running):
+                self.cancel(token, "WORKER_SHUTDOWN")
+            await asyncio.wait(pending)
+
+    async def _run(
+        self,
+        task: ActivityTask,
+        attempt: _Attempt,
+        data_converter: temporalio.converter.DataConverter,
+    ) -> ActivityOutcome:
+        try:
+            try:
+                result = await self._invoke(task, attempt, data_converter)
+            finally:
+                # From here on a cancel must not interrupt reporting the outcome.
+                attempt.done = True
+            return ActivityCompleted(data_converter.payload_converter.to_payloads([result])[0])
+        except BaseException as err:
+            return self._outcome_for(err, attempt, data_converter)
+
+    async def _invoke(
+        self,
+        task: ActivityTask,
+        attempt: _Attempt,
+        data_converter: temporalio.converter.DataConverter,
+    ) -> Any:
+        defn = attempt.defn
+        converter = data_converter.payload_converter
+        # Type hints only apply if they match the input count; dynamic gets RawValues.
+        arg_types = defn.arg_types
+        if defn.name is None:
+            arg_types = [temporalio.common.RawValue] * len(task.input)
+        elif arg_types is not None and len(arg_types) != len(task.input):
+            arg_types = None
+        try:
+            args = converter.from_payloads(task.input, arg_types) if task.input else []
+        except Exception as err:
+            raise temporalio.exceptions.ApplicationError("Failed decoding arguments") from err
+        if defn.name is None:
+            args = [args]
+        try:
+            details = (
+                converter.from_payloads(task.heartbeat_details) if task.heartbeat_details else []
+            )
+        except Exception as err:
+            raise temporalio.exceptions.ApplicationError(
+                "Failed decoding heartbeat details", non_retryable=True
+            ) from err
+        info = temporalio.activity.Info(
+            activity_id=task.activity_id,
+            activity_type=task.activity_type,
+            attempt=task.attempt,
+            current_attempt_scheduled_time=task.current_attempt_scheduled_time,
+            heartbeat_details=details,
+            heartbeat_timeout=task.heartbeat_timeout or None,
+            is_local=False,
+            namespace=task.namespace,
+            schedule_to_close_timeout=task.schedule_to_close_timeout or None,
+            scheduled_time=task.scheduled_time,
+            start_to_close_timeout=task.start_to_close_timeout or None,
+            started_time=task.started_time,
+            task_queue=task.task_queue,
+            task_token=task.token,
+            workflow_id=task.workflow_id,
+            workflow_namespace=task.namespace,
+            workflow_run_id=task.run_id,
+            workflow_type=task.workflow_type,
+            priority=temporalio.common.Priority.default,
+            retry_policy=task.retry_policy,
+        )
+        # This task runs in its own copy of the context, so the value cannot leak.
+        temporalio.activity._Context.set(
+            temporalio.activity._Context(
+                info=lambda: info,
+                heartbeat=lambda *details: attempt.record_heartbeat(details),
+                cancelled_event=attempt.cancelled_event,
+                worker_shutdown_event=self._shutdown_event,
+                shield_thread_cancel_exception=None,
+                payload_converter_class_or_instance=converter,
+                runtime_metric_meter=temporalio.common.MetricMeter.noop,
+                client=self._client if defn.is_async else None,
+                cancellation_details=attempt.details,
+            )
+        )
+        temporalio.activity.logger.debug("Starting activity")
+        if defn.is_async:
+            return await defn.fn(*args)
+        # contextvars do not follow into executor threads by themselves.
+        run_in_context = contextvars.copy_context().run
+        return await attempt.loop.run_in_executor(
+            self._executor, run_in_context, self._call_sync, attempt, info, converter, args
+        )
+
+    def _call_sync(
+        self,
+        attempt: _Attempt,
+        info: temporalio.activity.Info,
+        converter: temporalio.converter.PayloadConverter,
+        args: Sequence[Any],
+    ) -> Any:
+        canceller = attempt.thread_canceller
+        # asyncio events cannot be awaited from a thread, so threads see only the
+        # threading halves, as in the SDK.
+        temporalio.activity._Context.set(
+            temporalio.activity._Context(
+                info=lambda: info,
+                heartbeat=attempt.heartbeat_from_thread,
+                cancelled_event=temporalio.common._CompositeEvent(
+                    thread_event=attempt.cancelled_event.thread_event, async_event=None
+                ),
+                worker_shutdown_event=temporalio.common._CompositeEvent(
+                    thread_event=self._shutdown_event.thread_event, async_event=None
+                ),
+                shield_thread_cancel_exception=None if canceller is None else canceller.shielded,
+                payload_converter_class_or_instance=converter,
+                runtime_metric_meter=temporalio.common.MetricMeter.noop,
+                client=None,
+                cancellation_details=attempt.details,
+            )
+        )
+        if canceller is None:
+            return attempt.defn.fn(*args)
+        with canceller.active_thread():
+            return attempt.defn.fn(*args)
+
+    def _outcome_for(
+        self,
+        err: BaseException,
+        attempt: _Attempt,
+        data_converter: temporalio.converter.DataConverter,
+    ) -> ActivityOutcome:
+        log = temporalio.activity.logger
+        details = attempt.details.details
+        if isinstance(err, temporalio.activity._CompleteAsyncError):
+            # Needs an "will complete async" outcome and the client's async handle.
+            err = temporalio.exceptions.ApplicationError(
+                f"Activity {attempt.defn.name} called activity.raise_complete_async(), "
+                "but ablauf does not support asynchronous activity completion yet",
+                type="UnsupportedFeatureError",
+                non_retryable=True,
+            )
+        elif isinstance(err, _CANCEL_ERRORS):
+            if attempt.heartbeat_error is not None:
+                log.warning("Completing as failure during heartbeat with error")
+                err = attempt.heartbeat_error
+            elif details is not None and details.paused:
+                err = temporalio.exceptions.ApplicationError(
+                    "Unhandled activity cancel error produced by activity pause",
+                    type="ActivityPause",
+                )
+            elif details is not None and details.reset:
+                err = temporalio.exceptions.ApplicationError(
+                    "Unhandled activity cancel error produced by activity reset",
+                    type="ActivityReset",
+                )
+            elif details is not None and (details.cancel_requested or details.worker_shutdown):
+                log.debug("Completing as cancelled")
+                return ActivityCanceled()
+        benign = (
+            isinstance(err, temporalio.exceptions.ApplicationError)
+            and err.category == temporalio.exceptions.ApplicationErrorCategory.BENIGN
+        )
+        log.log(
+            logging.DEBUG if benign else logging.WARNING,
+            "Completing activity as failed",
+            exc_info=err,
+            extra={"__temporal_error_identifier": "ActivityFailure"},
+        )
+        return _failed(err, data_converter)
+
+
+def _failed(
+    err: BaseException, data_converter: temporalio.converter.DataConverter
+) -> ActivityFailed:
+    failure = Failure()
+    try:
+        data_converter.failure_converter.to_failure(err, data_converter.payload_converter, failure)
+    except Exception as inner:
+        logger.exception("Exception handling failed, original error: %s", err)
+        failure = Failure(
+            message=f"Failed building exception result: {inner}",
+            application_failure_info=ApplicationFailureInfo(),
+        )
+    return ActivityFailed(failure)
