@@ -335,6 +335,8 @@ class ActivityRunner:
     def cancel(self, token: bytes, reason: str) -> None:
         """Deliver a cancellation to the running attempt with ``token``, if any.
 
+        Call it on the event loop that runs :meth:`execute` (it sets asyncio events).
+
         Args:
             token: The attempt's task token.
             reason: Why, as named in :func:`cancellation_details_for`. ``CANCELLED``
