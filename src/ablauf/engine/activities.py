@@ -1,0 +1,517 @@
+"""An activity's life in the engine: scheduled, leased, retried, timed out, closed.
+
+Attempts that fail and are retried leave no events (as in Temporal); only the
+final outcome is written, as ActivityTaskStarted plus the closing event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.command.v1 import ScheduleActivityTaskCommandAttributes
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.enums.v1 import EventType, RetryState, TimeoutType
+from temporalio.api.failure.v1 import Failure, TimeoutFailureInfo
+from temporalio.api.history.v1 import (
+    ActivityTaskCanceledEventAttributes,
+    ActivityTaskCancelRequestedEventAttributes,
+    ActivityTaskCompletedEventAttributes,
+    ActivityTaskFailedEventAttributes,
+    ActivityTaskScheduledEventAttributes,
+    ActivityTaskStartedEventAttributes,
+    ActivityTaskTimedOutEventAttributes,
+)
+from temporalio.common import RetryPolicy
+
+from ablauf.engine.errors import InvalidArgumentError
+from ablauf.engine.matching import TaskRef
+from ablauf.engine.state import PendingActivity
+from ablauf.engine.timers import TimerKind, activity_retry
+from ablauf.engine.transition import Transition
+from ablauf.history.tasks import (
+    ActivityCanceled,
+    ActivityCompleted,
+    ActivityFailed,
+    ActivityOutcome,
+    ActivityTask,
+)
+from ablauf.store.base import ACTIVITY_TASK, TaskRecord
+
+if TYPE_CHECKING:
+    from ablauf.engine.engine import Engine
+
+__all__ = [
+    "activity_task",
+    "cancel_local",
+    "fire_timer",
+    "heartbeat",
+    "offer",
+    "record_outcome",
+    "request_cancel",
+    "schedule",
+]
+
+E = EventType
+# Activities have no lease expiry of their own: their timeouts end an attempt.
+_NO_EXPIRY = 1e18
+_ATTEMPT_TIMERS = (
+    TimerKind.ACTIVITY_START_TO_CLOSE,
+    TimerKind.ACTIVITY_HEARTBEAT,
+    TimerKind.ACTIVITY_SCHEDULE_TO_START,
+)
+
+
+def _secs(d: Duration) -> float:
+    return d.ToTimedelta().total_seconds()
+
+
+def _normalize(
+    cmd: ScheduleActivityTaskCommandAttributes, tx: Transition, wft_id: int
+) -> ActivityTaskScheduledEventAttributes:
+    if not cmd.activity_id:
+        raise InvalidArgumentError("ActivityId is not set on ScheduleActivityTaskCommand")
+    if not cmd.activity_type.name:
+        raise InvalidArgumentError("ActivityType is not set on ScheduleActivityTaskCommand")
+    attrs = ActivityTaskScheduledEventAttributes(
+        activity_id=cmd.activity_id,
+        activity_type=cmd.activity_type,
+        task_queue=cmd.task_queue if cmd.task_queue.name else tx.state.started.task_queue,
+        header=cmd.header,
+        input=cmd.input,
+        workflow_task_completed_event_id=wft_id,
+        priority=cmd.priority,
+    )
+    s2c, s2s, stc = (
+        _secs(cmd.schedule_to_close_timeout),
+        _secs(cmd.schedule_to_start_timeout),
+        _secs(cmd.start_to_close_timeout),
+    )
+    if s2c <= 0 and stc <= 0:
+        raise InvalidArgumentError(
+            "A valid StartToClose or ScheduleToCloseTimeout is not set on ScheduleActivityTaskCommand"
+        )
+    # Temporal's server fills the missing timeouts from the given ones.
+    if stc <= 0:
+        stc = s2c
+    if s2c > 0:
+        stc = min(stc, s2c)
+        s2s = min(s2s, s2c) if s2s > 0 else s2c
+    attrs.start_to_close_timeout.FromTimedelta(_td(stc))
+    attrs.schedule_to_close_timeout.FromTimedelta(_td(s2c))
+    attrs.schedule_to_start_timeout.FromTimedelta(_td(s2s))
+    hb = _secs(cmd.heartbeat_timeout)
+    attrs.heartbeat_timeout.FromTimedelta(_td(min(hb, stc) if hb > 0 else 0))
+    policy = cmd.retry_policy
+    attrs.retry_policy.CopyFrom(policy)
+    rp = attrs.retry_policy
+    if not rp.HasField("initial_interval") or _secs(rp.initial_interval) <= 0:
+        rp.initial_interval.FromSeconds(1)
+    if rp.backoff_coefficient == 0:
+        rp.backoff_coefficient = 2.0
+    if not rp.HasField("maximum_interval") or _secs(rp.maximum_interval) <= 0:
+        rp.maximum_interval.FromTimedelta(_td(100 * _secs(rp.initial_interval)))
+    return attrs
+
+
+def _td(seconds: float):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    return timedelta(seconds=seconds)
+
+
+def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id: int) -> None:
+    """ActivityTaskScheduled, its task row and its schedule-level timers."""
+    state = tx.state
+    store = tx.engine.store
+    if any(p.attrs.activity_id == cmd.activity_id for p in state.activities.values()):
+        raise InvalidArgumentError(f"activity id {cmd.activity_id} is already in use")
+    attrs = _normalize(cmd, tx, wft_id)
+    event = tx.add(E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, attrs)
+    pending = state.activities[event.event_id]
+    task = TaskRecord(
+        id=0,
+        kind=ACTIVITY_TASK,
+        run_id=state.exe.run_id,
+        namespace=state.exe.namespace,
+        task_queue=attrs.task_queue.name,
+        ref=event.event_id,
+        attempt=1,
+        visible_at=tx.now,
+        lease_owner=None,
+        lease_until=None,
+        lease_nonce=0,
+        started_at=None,
+        scheduled_at=tx.now,
+        attempt_scheduled_at=tx.now,
+        cancel_requested=False,
+        heartbeat_at=None,
+        heartbeat_details=None,
+        last_failure=None,
+    )
+    store.insert_task(task)
+    pending.task = task
+    ref = str(event.event_id)
+    s2c = _secs(attrs.schedule_to_close_timeout)
+    if s2c > 0:
+        store.insert_timer(
+            state.exe.run_id, TimerKind.ACTIVITY_SCHEDULE_TO_CLOSE, ref, 0, tx.now + s2c
+        )
+    offer(tx, pending)
+
+
+def offer(tx: Transition, pending: PendingActivity) -> None:
+    """Leases the attempt to a local worker if one polls its queue; else arms schedule-to-start."""
+    engine = tx.engine
+    task = pending.task
+    assert task is not None
+    queue = engine.matching.local(ACTIVITY_TASK, task.task_queue)
+    if queue is None:
+        s2s = _secs(pending.attrs.schedule_to_start_timeout)
+        if s2s > 0:
+            engine.store.insert_timer(
+                task.run_id,
+                TimerKind.ACTIVITY_SCHEDULE_TO_START,
+                str(task.ref),
+                task.attempt,
+                tx.now + s2s,
+            )
+        tx.after_commit.append(engine.notify_timer_added)
+        return
+    start(tx, pending)
+    ref = TaskRef(task.id, task.lease_nonce, task.run_id, task.attempt)
+    tx.after_commit.append(lambda: queue.push(ref))
+
+
+def start(tx: Transition, pending: PendingActivity) -> None:
+    """Leases the current attempt to this process and arms its timeouts."""
+    engine = tx.engine
+    task = pending.task
+    assert task is not None
+    engine.lease(tx, task, _NO_EXPIRY)
+    ref = str(task.ref)
+    engine.store.delete_timers(task.run_id, TimerKind.ACTIVITY_SCHEDULE_TO_START, ref)
+    stc = _secs(pending.attrs.start_to_close_timeout)
+    engine.store.insert_timer(
+        task.run_id, TimerKind.ACTIVITY_START_TO_CLOSE, ref, task.attempt, tx.now + stc
+    )
+    hb = _secs(pending.attrs.heartbeat_timeout)
+    if hb > 0:
+        engine.store.insert_timer(
+            task.run_id, TimerKind.ACTIVITY_HEARTBEAT, ref, task.attempt, tx.now + hb
+        )
+    tx.after_commit.append(engine.notify_timer_added)
+
+
+def _dt(at: float) -> datetime:
+    return datetime.fromtimestamp(at, UTC)
+
+
+def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
+    """What a worker needs to run a leased attempt, or None if the lease is gone."""
+    state = engine.state_of(ref.run_id)
+    pending = next(
+        (p for p in state.activities.values() if p.task and p.task.id == ref.task_id), None
+    )
+    if pending is None or pending.task is None or pending.task.lease_nonce != ref.nonce:
+        return None
+    task, attrs = pending.task, pending.attrs
+    details: list[Payload] = []
+    if task.heartbeat_details:
+        payloads = Payloads()
+        payloads.ParseFromString(task.heartbeat_details)
+        details = list(payloads.payloads)
+
+    def timeout(d: Duration):  # type: ignore[no-untyped-def]
+        return d.ToTimedelta() if _secs(d) > 0 else None
+
+    return ActivityTask(
+        token=ref.token(),
+        namespace=state.exe.namespace,
+        workflow_id=state.exe.workflow_id,
+        run_id=state.exe.run_id,
+        workflow_type=state.exe.workflow_type,
+        activity_id=attrs.activity_id,
+        activity_type=attrs.activity_type.name,
+        task_queue=task.task_queue,
+        input=list(attrs.input.payloads),
+        attempt=task.attempt,
+        scheduled_time=_dt(task.scheduled_at),
+        current_attempt_scheduled_time=_dt(task.attempt_scheduled_at),
+        started_time=_dt(task.started_at or engine.clock.now()),
+        schedule_to_close_timeout=timeout(attrs.schedule_to_close_timeout),
+        start_to_close_timeout=timeout(attrs.start_to_close_timeout),
+        heartbeat_timeout=timeout(attrs.heartbeat_timeout),
+        retry_policy=RetryPolicy.from_proto(attrs.retry_policy),
+        heartbeat_details=details,
+        headers=dict(attrs.header.fields),
+    )
+
+
+def _current(tx: Transition, ref: TaskRef) -> PendingActivity | None:
+    for pending in tx.state.activities.values():
+        task = pending.task
+        if task is not None and task.id == ref.task_id:
+            if task.lease_nonce == ref.nonce and task.attempt == ref.attempt and task.lease_owner:
+                return pending
+            return None
+    return None
+
+
+def record_outcome(
+    engine: Engine, ref: TaskRef, outcome: ActivityOutcome, details: Payloads | None
+) -> None:
+    """Applies the result of one attempt; a stale attempt's result is dropped."""
+
+    def change(tx: Transition) -> None:
+        pending = _current(tx, ref)
+        if pending is None:
+            return
+        if details is not None:
+            assert pending.task is not None
+            pending.task.heartbeat_details = details.SerializeToString()
+        if isinstance(outcome, ActivityCompleted):
+            result = Payloads(payloads=[outcome.result] if outcome.result is not None else [])
+            _close(
+                tx,
+                pending,
+                E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+                ActivityTaskCompletedEventAttributes(
+                    result=result,
+                    scheduled_event_id=pending.scheduled_event_id,
+                    identity=engine.identity,
+                ),
+            )
+        elif isinstance(outcome, ActivityCanceled) and pending.cancel_requested_event_id:
+            _close(
+                tx,
+                pending,
+                E.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
+                ActivityTaskCanceledEventAttributes(
+                    details=Payloads(payloads=list(outcome.details)),
+                    latest_cancel_requested_event_id=pending.cancel_requested_event_id,
+                    scheduled_event_id=pending.scheduled_event_id,
+                    identity=engine.identity,
+                ),
+            )
+        else:
+            failure = (
+                outcome.failure
+                if isinstance(outcome, ActivityFailed)
+                else Failure(message="activity canceled")
+            )
+            _fail_attempt(tx, pending, failure, None)
+
+    engine.transition(ref.run_id, change)
+
+
+def _close(tx: Transition, pending: PendingActivity, event_type: int, attrs: object) -> None:
+    task = pending.task
+    assert task is not None
+    started = ActivityTaskStartedEventAttributes(
+        scheduled_event_id=pending.scheduled_event_id,
+        identity=tx.engine.identity,
+        request_id=str(task.lease_nonce),
+        attempt=task.attempt,
+    )
+    if task.last_failure:
+        started.last_failure.ParseFromString(task.last_failure)
+    tx.add_external(E.EVENT_TYPE_ACTIVITY_TASK_STARTED, started)
+    tx.add_external(event_type, attrs)  # type: ignore[arg-type]
+    store = tx.engine.store
+    store.delete_task(task.id)
+    store.delete_timers(task.run_id, None, str(task.ref))
+    # The closing event may wait in the buffer; the activity is done either way.
+    tx.state.activities.pop(pending.scheduled_event_id, None)
+
+
+def _timeout_failure(
+    timeout_type: TimeoutType.ValueType, task: TaskRecord, cause: Failure | None
+) -> Failure:
+    name = {
+        TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE: "StartToClose",
+        TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START: "ScheduleToStart",
+        TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE: "ScheduleToClose",
+        TimeoutType.TIMEOUT_TYPE_HEARTBEAT: "Heartbeat",
+    }[timeout_type]
+    info = TimeoutFailureInfo(timeout_type=timeout_type)
+    if task.heartbeat_details:
+        info.last_heartbeat_details.ParseFromString(task.heartbeat_details)
+    failure = Failure(
+        message=f"activity {name} timeout", source="Server", timeout_failure_info=info
+    )
+    if cause is not None:
+        failure.cause.CopyFrom(cause)
+    return failure
+
+
+def _fail_attempt(
+    tx: Transition,
+    pending: PendingActivity,
+    failure: Failure,
+    timeout_type: TimeoutType.ValueType | None,
+) -> None:
+    task = pending.task
+    assert task is not None
+    attrs = pending.attrs
+    s2c = _secs(attrs.schedule_to_close_timeout)
+    deadline = task.scheduled_at + s2c if s2c > 0 else None
+    check = failure if timeout_type is None else None
+    if timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START:
+        delay, retry_state = None, RetryState.RETRY_STATE_TIMEOUT
+    else:
+        delay, retry_state = activity_retry(
+            attrs.retry_policy, task.attempt, check, tx.now, deadline
+        )
+    if delay is None:
+        if timeout_type is not None:
+            last = Failure()
+            if task.last_failure:
+                last.ParseFromString(task.last_failure)
+            timed_out = ActivityTaskTimedOutEventAttributes(
+                failure=_timeout_failure(timeout_type, task, last if task.last_failure else None),
+                scheduled_event_id=pending.scheduled_event_id,
+                retry_state=retry_state
+                if retry_state != RetryState.RETRY_STATE_IN_PROGRESS
+                else RetryState.RETRY_STATE_TIMEOUT,
+            )
+            _close(tx, pending, E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, timed_out)
+        else:
+            _close(
+                tx,
+                pending,
+                E.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+                ActivityTaskFailedEventAttributes(
+                    failure=failure,
+                    scheduled_event_id=pending.scheduled_event_id,
+                    retry_state=retry_state,
+                    identity=tx.engine.identity,
+                ),
+            )
+        return
+    store = tx.engine.store
+    ref = str(task.ref)
+    for kind in _ATTEMPT_TIMERS:
+        store.delete_timers(task.run_id, kind, ref)
+    task.attempt += 1
+    task.lease_owner = None
+    task.lease_until = None
+    task.started_at = None
+    task.visible_at = tx.now + delay
+    task.attempt_scheduled_at = task.visible_at
+    failure_to_keep = (
+        failure if timeout_type is None else _timeout_failure(timeout_type, task, None)
+    )
+    task.last_failure = failure_to_keep.SerializeToString()
+    store.update_task(task)
+    store.insert_timer(task.run_id, TimerKind.ACTIVITY_RETRY, ref, task.attempt, task.visible_at)
+    tx.after_commit.append(tx.engine.notify_timer_added)
+
+
+def request_cancel(tx: Transition, scheduled_event_id: int, wft_id: int) -> None:
+    """ActivityTaskCancelRequested; an attempt not running is canceled at once."""
+    pending = tx.state.activities.get(scheduled_event_id)
+    if pending is None:
+        raise InvalidArgumentError(
+            f"cannot cancel unknown activity (scheduled event {scheduled_event_id})"
+        )
+    event = tx.add(
+        E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
+        ActivityTaskCancelRequestedEventAttributes(
+            scheduled_event_id=scheduled_event_id, workflow_task_completed_event_id=wft_id
+        ),
+    )
+    task = pending.task
+    assert task is not None
+    pending.cancel_requested_event_id = event.event_id
+    task.cancel_requested = True
+    tx.engine.store.update_task(task)
+    if task.lease_owner is None:
+        store = tx.engine.store
+        tx.add(
+            E.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
+            ActivityTaskCanceledEventAttributes(
+                latest_cancel_requested_event_id=event.event_id,
+                scheduled_event_id=scheduled_event_id,
+                identity=tx.engine.identity,
+            ),
+        )
+        tx.needs_workflow_task = True
+        store.delete_task(task.id)
+        store.delete_timers(task.run_id, None, str(task.ref))
+    elif task.lease_owner == tx.engine.owner_id:
+        tx.after_commit.append(lambda: cancel_local(tx.engine, task, "CANCELLED"))
+
+
+def cancel_local(engine: Engine, task: TaskRecord, reason: str) -> None:
+    """Tells this process's worker to stop the attempt of ``task``."""
+    canceller = engine.matching.activity_cancellers.get(task.task_queue)
+    if canceller is not None:
+        canceller(TaskRef(task.id, task.lease_nonce, task.run_id, task.attempt).token(), reason)
+
+
+def heartbeat(engine: Engine, ref: TaskRef, details: Payloads) -> bool:
+    """Records heartbeat details; returns whether cancellation was requested."""
+
+    def change(tx: Transition) -> bool:
+        pending = _current(tx, ref)
+        if pending is None or pending.task is None:
+            return True
+        pending.task.heartbeat_at = tx.now
+        pending.task.heartbeat_details = details.SerializeToString()
+        engine.store.update_task(pending.task)
+        return pending.task.cancel_requested
+
+    return engine.transition(ref.run_id, change)
+
+
+def fire_timer(tx: Transition, kind: int, ref: str, attempt: int) -> None:
+    """Applies a due activity timer."""
+    pending = tx.state.activities.get(int(ref))
+    if pending is None or pending.task is None:
+        return
+    task = pending.task
+    running_here = task.lease_owner == tx.engine.owner_id
+    if kind == TimerKind.ACTIVITY_RETRY:
+        if task.attempt == attempt and task.lease_owner is None:
+            offer(tx, pending)
+        return
+    timeout_type: TimeoutType.ValueType
+    if kind == TimerKind.ACTIVITY_SCHEDULE_TO_CLOSE:
+        timeout_type = TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE
+    elif task.attempt != attempt:
+        return
+    elif kind == TimerKind.ACTIVITY_SCHEDULE_TO_START:
+        if task.lease_owner is not None:
+            return
+        timeout_type = TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
+    elif kind == TimerKind.ACTIVITY_HEARTBEAT:
+        hb = _secs(pending.attrs.heartbeat_timeout)
+        if task.heartbeat_at is not None and task.heartbeat_at + hb > tx.now:
+            tx.engine.store.insert_timer(task.run_id, kind, ref, attempt, task.heartbeat_at + hb)
+            tx.after_commit.append(tx.engine.notify_timer_added)
+            return
+        timeout_type = TimeoutType.TIMEOUT_TYPE_HEARTBEAT
+    else:
+        timeout_type = TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
+    snapshot = dataclasses.replace(task)
+    if kind == TimerKind.ACTIVITY_SCHEDULE_TO_CLOSE:
+        last = Failure()
+        if task.last_failure:
+            last.ParseFromString(task.last_failure)
+        _close(
+            tx,
+            pending,
+            E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+            ActivityTaskTimedOutEventAttributes(
+                failure=_timeout_failure(timeout_type, task, last if task.last_failure else None),
+                scheduled_event_id=pending.scheduled_event_id,
+                retry_state=RetryState.RETRY_STATE_TIMEOUT,
+            ),
+        )
+    else:
+        _fail_attempt(tx, pending, Failure(), timeout_type)
+    if running_here:
+        tx.after_commit.append(lambda: cancel_local(tx.engine, snapshot, "TIMED_OUT"))

@@ -1,0 +1,211 @@
+"""Turning a completed workflow task's commands into events, tasks and timers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from temporalio.api.command.v1 import Command
+from temporalio.api.enums.v1 import (
+    CommandType,
+    ContinueAsNewInitiator,
+    EventType,
+    RetryState,
+    WorkflowExecutionStatus,
+)
+from temporalio.api.history.v1 import (
+    MarkerRecordedEventAttributes,
+    TimerCanceledEventAttributes,
+    TimerStartedEventAttributes,
+    UpsertWorkflowSearchAttributesEventAttributes,
+    WorkflowExecutionCanceledEventAttributes,
+    WorkflowExecutionCompletedEventAttributes,
+    WorkflowExecutionContinuedAsNewEventAttributes,
+    WorkflowExecutionFailedEventAttributes,
+    WorkflowExecutionStartedEventAttributes,
+    WorkflowPropertiesModifiedEventAttributes,
+)
+
+from ablauf.engine import activities
+from ablauf.engine.errors import InvalidArgumentError
+from ablauf.engine.timers import TimerKind
+from ablauf.engine.transition import Transition
+
+__all__ = ["CLOSING", "apply"]
+
+C = CommandType
+E = EventType
+S = WorkflowExecutionStatus
+
+CLOSING = frozenset(
+    {
+        C.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
+        C.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION,
+        C.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION,
+        C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
+    }
+)
+
+
+def apply(tx: Transition, commands: Sequence[Command], completed_event_id: int) -> None:
+    """Applies the commands in order; a closing command ends the list."""
+    for command in commands:
+        if not tx.state.running:
+            break
+        _apply_one(tx, command, completed_event_id)
+
+
+def _apply_one(tx: Transition, command: Command, wft_id: int) -> None:
+    engine = tx.engine
+    state = tx.state
+    t = command.command_type
+    if t == C.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK:
+        activities.schedule(tx, command.schedule_activity_task_command_attributes, wft_id)
+    elif t == C.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK:
+        activities.request_cancel(
+            tx, command.request_cancel_activity_task_command_attributes.scheduled_event_id, wft_id
+        )
+    elif t == C.COMMAND_TYPE_START_TIMER:
+        a = command.start_timer_command_attributes
+        if a.timer_id in state.timers:
+            raise InvalidArgumentError(f"timer id {a.timer_id} is already in use")
+        tx.add(
+            E.EVENT_TYPE_TIMER_STARTED,
+            TimerStartedEventAttributes(
+                timer_id=a.timer_id,
+                start_to_fire_timeout=a.start_to_fire_timeout,
+                workflow_task_completed_event_id=wft_id,
+            ),
+        )
+        fire_at = tx.now + a.start_to_fire_timeout.ToTimedelta().total_seconds()
+        engine.store.insert_timer(state.exe.run_id, TimerKind.USER_TIMER, a.timer_id, 0, fire_at)
+        tx.after_commit.append(engine.notify_timer_added)
+    elif t == C.COMMAND_TYPE_CANCEL_TIMER:
+        timer_id = command.cancel_timer_command_attributes.timer_id
+        started_id = state.timers.get(timer_id)
+        if started_id is None:
+            raise InvalidArgumentError(f"cannot cancel unknown timer {timer_id}")
+        tx.add(
+            E.EVENT_TYPE_TIMER_CANCELED,
+            TimerCanceledEventAttributes(
+                timer_id=timer_id,
+                started_event_id=started_id,
+                workflow_task_completed_event_id=wft_id,
+                identity=engine.identity,
+            ),
+        )
+        engine.store.delete_timers(state.exe.run_id, TimerKind.USER_TIMER, timer_id)
+    elif t == C.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION:
+        attrs = WorkflowExecutionCompletedEventAttributes(
+            result=command.complete_workflow_execution_command_attributes.result,
+            workflow_task_completed_event_id=wft_id,
+        )
+        engine.close_run(
+            tx,
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+            attrs,
+            S.WORKFLOW_EXECUTION_STATUS_COMPLETED,
+        )
+    elif t == C.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION:
+        failed = WorkflowExecutionFailedEventAttributes(
+            failure=command.fail_workflow_execution_command_attributes.failure,
+            retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET,
+            workflow_task_completed_event_id=wft_id,
+        )
+        engine.close_run(
+            tx, E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, failed, S.WORKFLOW_EXECUTION_STATUS_FAILED
+        )
+    elif t == C.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION:
+        canceled = WorkflowExecutionCanceledEventAttributes(
+            details=command.cancel_workflow_execution_command_attributes.details,
+            workflow_task_completed_event_id=wft_id,
+        )
+        engine.close_run(
+            tx,
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+            canceled,
+            S.WORKFLOW_EXECUTION_STATUS_CANCELED,
+        )
+    elif t == C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION:
+        _continue_as_new(tx, command, wft_id)
+    elif t == C.COMMAND_TYPE_RECORD_MARKER:
+        m = command.record_marker_command_attributes
+        marker = MarkerRecordedEventAttributes(
+            marker_name=m.marker_name, details=m.details, workflow_task_completed_event_id=wft_id
+        )
+        if m.HasField("header"):
+            marker.header.CopyFrom(m.header)
+        if m.HasField("failure"):
+            marker.failure.CopyFrom(m.failure)
+        tx.add(E.EVENT_TYPE_MARKER_RECORDED, marker)
+    elif t == C.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+        tx.add(
+            E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+            UpsertWorkflowSearchAttributesEventAttributes(
+                workflow_task_completed_event_id=wft_id,
+                search_attributes=command.upsert_workflow_search_attributes_command_attributes.search_attributes,
+            ),
+        )
+    elif t == C.COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES:
+        tx.add(
+            E.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+            WorkflowPropertiesModifiedEventAttributes(
+                workflow_task_completed_event_id=wft_id,
+                upserted_memo=command.modify_workflow_properties_command_attributes.upserted_memo,
+            ),
+        )
+    else:
+        raise InvalidArgumentError(
+            f"command {CommandType.Name(t)} is not supported by the embedded engine yet"
+        )
+
+
+def _continue_as_new(tx: Transition, command: Command, wft_id: int) -> None:
+    engine = tx.engine
+    state = tx.state
+    a = command.continue_as_new_workflow_execution_command_attributes
+    prev = state.started
+    started = WorkflowExecutionStartedEventAttributes(
+        workflow_type=a.workflow_type if a.workflow_type.name else prev.workflow_type,
+        task_queue=a.task_queue if a.task_queue.name else prev.task_queue,
+        input=a.input,
+        workflow_run_timeout=a.workflow_run_timeout
+        if a.HasField("workflow_run_timeout")
+        else prev.workflow_run_timeout,
+        workflow_task_timeout=a.workflow_task_timeout
+        if a.HasField("workflow_task_timeout") and a.workflow_task_timeout.ToNanoseconds()
+        else prev.workflow_task_timeout,
+        continued_execution_run_id=state.exe.run_id,
+        initiator=ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW,
+        first_execution_run_id=prev.first_execution_run_id,
+        attempt=1,
+        identity=engine.identity,
+        workflow_id=state.exe.workflow_id,
+        header=a.header,
+        memo=a.memo if a.HasField("memo") else prev.memo,
+        search_attributes=a.search_attributes
+        if a.HasField("search_attributes")
+        else prev.search_attributes,
+    )
+    if prev.HasField("workflow_execution_timeout"):
+        started.workflow_execution_timeout.CopyFrom(prev.workflow_execution_timeout)
+    if a.HasField("retry_policy"):
+        started.retry_policy.CopyFrom(a.retry_policy)
+    new_tx = engine.create_run(state.exe.namespace, state.exe.workflow_id, started, tx.now)
+    attrs = WorkflowExecutionContinuedAsNewEventAttributes(
+        new_execution_run_id=new_tx.state.exe.run_id,
+        workflow_type=started.workflow_type,
+        task_queue=started.task_queue,
+        input=a.input,
+        workflow_run_timeout=started.workflow_run_timeout,
+        workflow_task_timeout=started.workflow_task_timeout,
+        workflow_task_completed_event_id=wft_id,
+        initiator=ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW,
+        header=a.header,
+    )
+    engine.close_run(
+        tx,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+        attrs,
+        S.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW,
+    )
+    tx.after_commit.append(lambda: engine.after_create_run(new_tx))

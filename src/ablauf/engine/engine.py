@@ -1,0 +1,651 @@
+"""The embedded engine: Temporal's history service as a state machine over a store.
+
+Every change to a run is one :class:`Transition` in one store transaction:
+events appended, task and timer rows written, the execution row versioned.
+Cached run states are checked against the stored version inside the
+transaction, so several processes can share one store file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.command.v1 import Command
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus, WorkflowTaskFailedCause
+from temporalio.api.failure.v1 import Failure
+from temporalio.api.history.v1 import (
+    HistoryEvent,
+    WorkflowExecutionSignaledEventAttributes,
+    WorkflowExecutionStartedEventAttributes,
+    WorkflowTaskCompletedEventAttributes,
+    WorkflowTaskFailedEventAttributes,
+    WorkflowTaskScheduledEventAttributes,
+    WorkflowTaskStartedEventAttributes,
+)
+from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
+from temporalio.api.enums.v1 import TaskQueueKind
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import QueryWorkflowRequest, StartWorkflowExecutionRequest
+
+from ablauf.clock import Clock, SystemClock
+from ablauf.engine import activities, commands
+from ablauf.engine.errors import AlreadyStartedError, NotFoundError, QueryFailedError
+from ablauf.engine.matching import Matching, TaskRef
+from ablauf.engine.service import Service
+from ablauf.engine.state import RunState
+from ablauf.engine.timers import TimerKind, workflow_task_backoff
+from ablauf.engine.transition import Transition
+from ablauf.history.events import make_event, parse_event
+from ablauf.history.tasks import WorkflowTask
+from ablauf.store.base import (
+    WORKFLOW_TASK,
+    ExecutionRecord,
+    OwnerRecord,
+    QueryRecord,
+    Store,
+    TaskRecord,
+)
+
+__all__ = ["Engine"]
+
+logger = logging.getLogger(__name__)
+
+E = EventType
+S = WorkflowExecutionStatus
+T = TypeVar("T")
+
+DEFAULT_WORKFLOW_TASK_TIMEOUT = 10.0
+MAX_WORKFLOW_TASK_TIMEOUT = 120.0
+# Temporal's continue-as-new suggestion thresholds.
+SUGGEST_CAN_EVENTS = 4096
+SUGGEST_CAN_BYTES = 4 * 1024 * 1024
+CACHED_RUNS = 2000
+
+
+def _duration(seconds: float) -> Duration:
+    d = Duration()
+    d.FromNanoseconds(int(round(seconds * 1e9)))
+    return d
+
+
+class Engine:
+    """The durable state machine behind one store."""
+
+    def __init__(self, store: Store, *, clock: Clock | None = None) -> None:
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self.owner_id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.identity = f"{os.getpid()}@ablauf"
+        self.matching = Matching()
+        self._runs: OrderedDict[str, RunState] = OrderedDict()
+        self._started_events: dict[int, HistoryEvent] = {}
+        self._run_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self.wake = asyncio.Event()
+        self.on_commit: list[Callable[[str], None]] = []
+        self.service = Service(self)
+        self._query_tasks: set[asyncio.Task[None]] = set()
+
+    # lifecycle
+
+    def start(self) -> None:
+        """Registers this process as a lease owner and starts the background service."""
+        with self.store.transaction():
+            self.store.register_owner(
+                OwnerRecord(
+                    self.owner_id, os.getpid(), self.clock.now(), self.matching.all_task_queues()
+                )
+            )
+        self.service.start()
+
+    def update_owner(self) -> None:
+        """Publishes the task queues this process serves (for cross-process queries)."""
+        with self.store.transaction():
+            self.store.register_owner(
+                OwnerRecord(
+                    self.owner_id, os.getpid(), self.clock.now(), self.matching.all_task_queues()
+                )
+            )
+
+    def release_local_leases(self, task_queue: str) -> None:
+        """Frees the workflow tasks this process leased on ``task_queue``."""
+        with self.store.transaction():
+            self.store.release_leases([self.owner_id], WORKFLOW_TASK, task_queue)
+        self._runs.clear()
+
+    async def close(self) -> None:
+        """Stops background work and frees this process's workflow task leases."""
+        await self.service.stop()
+        for task in list(self._query_tasks):
+            task.cancel()
+        with self.store.transaction():
+            self.store.release_leases([self.owner_id], WORKFLOW_TASK)
+            self.store.remove_owner(self.owner_id)
+        self.store.close()
+
+    # transitions
+
+    def _load(self, run_id: str) -> RunState:
+        version = self.store.execution_version(run_id)
+        if version is None:
+            raise NotFoundError(f"workflow run {run_id} not found")
+        state = self._runs.get(run_id)
+        if state is not None and state.exe.version == version:
+            self._runs.move_to_end(run_id)
+            return state
+        exe = self.store.get_execution(run_id)
+        assert exe is not None
+        events = [parse_event(d) for d in self.store.read_events(run_id)]
+        state = RunState.fold(exe, events, self.store.tasks_of_run(run_id))
+        self._runs[run_id] = state
+        if len(self._runs) > CACHED_RUNS:
+            self._runs.popitem(last=False)
+        return state
+
+    def transition(self, run_id: str, change: Callable[[Transition], T]) -> T:
+        """Applies ``change`` to the run in one store transaction."""
+        try:
+            with self.store.transaction():
+                state = self._load(run_id)
+                tx = Transition(self, state, self.clock.now())
+                result = change(tx)
+                self._finish(tx)
+        except BaseException:
+            self._runs.pop(run_id, None)
+            raise
+        self._after_commit(tx)
+        return result
+
+    def _finish(self, tx: Transition) -> None:
+        state = tx.state
+        if tx.needs_workflow_task and state.running and state.wft is None:
+            self._schedule_workflow_task(tx, attempt=1)
+        if tx.encoded:
+            self.store.append_events(state.exe.run_id, tx.encoded)
+        state.exe.version += 1
+        self.store.update_execution(state.exe)
+
+    def _after_commit(self, tx: Transition) -> None:
+        run_id = tx.state.exe.run_id
+        for action in tx.after_commit:
+            action()
+        waiters = self._run_waiters.pop(run_id, None)
+        if waiters:
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+        for hook in self.on_commit:
+            hook(run_id)
+
+    def notify_timer_added(self) -> None:
+        self.wake.set()
+
+    # starting and signalling
+
+    def start_workflow(self, req: StartWorkflowExecutionRequest) -> str:
+        """Starts a run; raises :class:`AlreadyStartedError` if the id is running."""
+        namespace = req.namespace or "default"
+        now = self.clock.now()
+        run_id = str(uuid.uuid4())
+        task_timeout = DEFAULT_WORKFLOW_TASK_TIMEOUT
+        if req.HasField("workflow_task_timeout"):
+            task_timeout = min(
+                req.workflow_task_timeout.ToTimedelta().total_seconds() or task_timeout,
+                MAX_WORKFLOW_TASK_TIMEOUT,
+            )
+        attrs = WorkflowExecutionStartedEventAttributes(
+            workflow_type=req.workflow_type,
+            task_queue=TaskQueue(
+                name=req.task_queue.name, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL
+            ),
+            input=req.input,
+            workflow_task_timeout=_duration(task_timeout),
+            identity=req.identity,
+            attempt=1,
+            memo=req.memo,
+            search_attributes=req.search_attributes,
+            header=req.header,
+            workflow_id=req.workflow_id,
+        )
+        for name in ("workflow_execution_timeout", "workflow_run_timeout", "retry_policy"):
+            if req.HasField(name):
+                getattr(attrs, name).CopyFrom(getattr(req, name))
+        if req.cron_schedule:
+            attrs.cron_schedule = req.cron_schedule
+        with self.store.transaction():
+            current = self.store.current_run_id(namespace, req.workflow_id)
+            if current is not None:
+                exe = self.store.get_execution(current)
+                if exe is not None and exe.status == S.WORKFLOW_EXECUTION_STATUS_RUNNING:
+                    raise AlreadyStartedError(req.workflow_id, current)
+            tx = self.create_run(namespace, req.workflow_id, attrs, now, run_id)
+        self.after_create_run(tx)
+        return run_id
+
+    def create_run(
+        self,
+        namespace: str,
+        workflow_id: str,
+        attrs: WorkflowExecutionStartedEventAttributes,
+        now: float,
+        run_id: str | None = None,
+    ) -> Transition:
+        """Writes a new run inside the caller's transaction; commit, then :meth:`after_create_run`."""
+        run_id = run_id or str(uuid.uuid4())
+        attrs.original_execution_run_id = run_id
+        if not attrs.first_execution_run_id:
+            attrs.first_execution_run_id = run_id
+        exe = ExecutionRecord(
+            run_id=run_id,
+            namespace=namespace,
+            workflow_id=workflow_id,
+            workflow_type=attrs.workflow_type.name,
+            task_queue=attrs.task_queue.name,
+            status=S.WORKFLOW_EXECUTION_STATUS_RUNNING,
+            start_time=now,
+            close_time=None,
+            next_event_id=1,
+            history_size=0,
+            version=0,
+        )
+        with self.store.transaction():
+            self.store.insert_execution(exe)
+            self.store.set_current_run(namespace, workflow_id, run_id)
+            state = RunState(exe=exe, started=attrs)
+            tx = Transition(self, state, now)
+            tx.add(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)
+            tx.needs_workflow_task = True
+            self._finish(tx)
+        self._runs[run_id] = state
+        return tx
+
+    def after_create_run(self, tx: Transition) -> None:
+        self._after_commit(tx)
+
+    def signal(
+        self, run_id: str, name: str, input: Payloads, identity: str, header: object
+    ) -> None:
+        """Delivers a signal to a running run."""
+
+        def change(tx: Transition) -> None:
+            if not tx.state.running:
+                raise NotFoundError("workflow execution already completed")
+            attrs = WorkflowExecutionSignaledEventAttributes(
+                signal_name=name, input=input, identity=identity
+            )
+            if header is not None:
+                attrs.header.CopyFrom(header)  # type: ignore[arg-type]
+            tx.add_external(E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, attrs)
+
+        self.transition(run_id, change)
+
+    # workflow tasks
+
+    def _schedule_workflow_task(self, tx: Transition, attempt: int, delay: float = 0.0) -> None:
+        state = tx.state
+        timeout = state.started.workflow_task_timeout
+        event = tx.add(
+            E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+            WorkflowTaskScheduledEventAttributes(
+                task_queue=state.started.task_queue, start_to_close_timeout=timeout, attempt=attempt
+            ),
+        )
+        task = TaskRecord(
+            id=0,
+            kind=WORKFLOW_TASK,
+            run_id=state.exe.run_id,
+            namespace=state.exe.namespace,
+            task_queue=state.exe.task_queue,
+            ref=event.event_id,
+            attempt=attempt,
+            visible_at=tx.now + delay,
+            lease_owner=None,
+            lease_until=None,
+            lease_nonce=0,
+            started_at=None,
+            scheduled_at=tx.now,
+            attempt_scheduled_at=tx.now + delay,
+            cancel_requested=False,
+            heartbeat_at=None,
+            heartbeat_details=None,
+            last_failure=None,
+        )
+        self.store.insert_task(task)
+        state.wft = task
+        if delay > 0:
+            self.store.insert_timer(
+                state.exe.run_id, TimerKind.WORKFLOW_TASK_RETRY, "", attempt, tx.now + delay
+            )
+            tx.after_commit.append(self.notify_timer_added)
+        else:
+            self.offer_workflow_task(tx)
+
+    def offer_workflow_task(self, tx: Transition) -> None:
+        """Leases the run's workflow task to this process if a local worker polls its queue."""
+        task = tx.state.wft
+        assert task is not None
+        queue = self.matching.local(WORKFLOW_TASK, task.task_queue)
+        if queue is None:
+            return
+        self.lease(tx, task, tx.now + self._task_timeout(tx.state))
+        ref = TaskRef(task.id, task.lease_nonce, task.run_id, task.attempt)
+        tx.after_commit.append(lambda: queue.push(ref))
+
+    def lease(self, tx: Transition, task: TaskRecord, until: float) -> None:
+        task.lease_owner = self.owner_id
+        task.lease_until = until
+        task.lease_nonce += 1
+        task.started_at = tx.now
+        self.store.update_task(task)
+
+    @staticmethod
+    def _task_timeout(state: RunState) -> float:
+        return state.started.workflow_task_timeout.ToTimedelta().total_seconds()
+
+    def _leased_workflow_task(self, tx: Transition, ref: TaskRef) -> TaskRecord | None:
+        task = tx.state.wft
+        if (
+            task is None
+            or task.id != ref.task_id
+            or task.lease_nonce != ref.nonce
+            or task.lease_owner != self.owner_id
+        ):
+            return None
+        return task
+
+    def workflow_task(self, ref: TaskRef, known_last_event_id: int) -> WorkflowTask | None:
+        """The events a worker needs for a leased workflow task, or None if the lease is gone.
+
+        The WorkflowTaskStarted event at the end is not stored until the task completes.
+        """
+        state = self._load(ref.run_id)
+        task = state.wft
+        if task is None or task.id != ref.task_id or task.lease_nonce != ref.nonce:
+            return None
+        exe = state.exe
+        started = make_event(
+            exe.next_event_id,
+            self.clock.now(),
+            E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+            WorkflowTaskStartedEventAttributes(
+                scheduled_event_id=task.ref,
+                identity=self.identity,
+                request_id=str(uuid.uuid4()),
+                history_size_bytes=exe.history_size,
+                suggest_continue_as_new=exe.next_event_id >= SUGGEST_CAN_EVENTS
+                or exe.history_size >= SUGGEST_CAN_BYTES,
+            ),
+        )
+        self._started_events[task.id] = started
+        first = known_last_event_id + 1
+        if first >= state.recent_from:
+            events = list(state.recent[first - state.recent_from :])
+        else:
+            events = [parse_event(d) for d in self.store.read_events(exe.run_id, first)]
+        events.append(started)
+        return WorkflowTask(
+            token=ref.token(),
+            namespace=exe.namespace,
+            workflow_id=exe.workflow_id,
+            run_id=exe.run_id,
+            workflow_type=exe.workflow_type,
+            task_queue=task.task_queue,
+            events=events,
+            first_event_id=first,
+            attempt=task.attempt,
+        )
+
+    def complete_workflow_task(
+        self,
+        ref: TaskRef,
+        cmds: Sequence[Command],
+        sdk_metadata: WorkflowTaskCompletedMetadata | None = None,
+    ) -> bool:
+        """Records a completed workflow task and applies its commands.
+
+        Returns False when the completion was not taken (the lease was lost or
+        new events make a closing command invalid); the worker then drops its
+        cached instance.
+        """
+
+        def change(tx: Transition) -> bool:
+            task = self._leased_workflow_task(tx, ref)
+            started = self._started_events.pop(ref.task_id, None)
+            if task is None or started is None:
+                return False
+            closing = any(c.command_type in commands.CLOSING for c in cmds)
+            if closing and self.store.has_buffered_events(tx.state.exe.run_id):
+                # Temporal refuses to close a run that has unseen events.
+                self._record_task_failure(
+                    tx,
+                    task,
+                    started,
+                    None,
+                    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+                )
+                return False
+            self._trim_recent(tx.state, started.event_id)
+            tx.add(
+                E.EVENT_TYPE_WORKFLOW_TASK_STARTED, started.workflow_task_started_event_attributes
+            )
+            completed_attrs = WorkflowTaskCompletedEventAttributes(
+                scheduled_event_id=task.ref,
+                started_event_id=started.event_id,
+                identity=self.identity,
+            )
+            if sdk_metadata is not None:
+                completed_attrs.sdk_metadata.CopyFrom(sdk_metadata)
+            completed = tx.add(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, completed_attrs)
+            self.store.delete_task(task.id)
+            tx.state.wft = None
+            commands.apply(tx, cmds, completed.event_id)
+            if tx.state.running:
+                tx.flush_buffered()
+            return True
+
+        return self.transition(ref.run_id, change)
+
+    @staticmethod
+    def _trim_recent(state: RunState, started_event_id: int) -> None:
+        # A sticky worker always knows the events before the task it answers.
+        drop = started_event_id - state.recent_from
+        if drop > 0:
+            del state.recent[:drop]
+            state.recent_from = started_event_id
+
+    def fail_workflow_task(self, ref: TaskRef, failure: Failure, cause: int) -> None:
+        """Records a failed workflow task and schedules its retry with backoff."""
+
+        def change(tx: Transition) -> None:
+            task = self._leased_workflow_task(tx, ref)
+            started = self._started_events.pop(ref.task_id, None)
+            if task is None or started is None:
+                return
+            self._record_task_failure(tx, task, started, failure, cause)
+
+        self.transition(ref.run_id, change)
+
+    def _record_task_failure(
+        self,
+        tx: Transition,
+        task: TaskRecord,
+        started: HistoryEvent,
+        failure: Failure | None,
+        cause: int,
+    ) -> None:
+        state = tx.state
+        attempt = task.attempt + 1
+        if (
+            task.attempt == 1
+            or cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
+        ):
+            # Later attempts of a failing task stay out of the history, as in Temporal.
+            self._trim_recent(state, started.event_id)
+            tx.add(
+                E.EVENT_TYPE_WORKFLOW_TASK_STARTED, started.workflow_task_started_event_attributes
+            )
+            attrs = WorkflowTaskFailedEventAttributes(
+                scheduled_event_id=task.ref,
+                started_event_id=started.event_id,
+                cause=cause,  # type: ignore[arg-type]
+                identity=self.identity,
+            )
+            if failure is not None:
+                attrs.failure.CopyFrom(failure)
+            tx.add(E.EVENT_TYPE_WORKFLOW_TASK_FAILED, attrs)
+            self.store.delete_task(task.id)
+            state.wft = None
+            tx.flush_buffered()
+            if cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND:
+                attempt = 1
+            self._schedule_workflow_task(
+                tx, attempt, workflow_task_backoff(attempt) if attempt > 1 else 0
+            )
+            return
+        delay = workflow_task_backoff(attempt)
+        task.attempt = attempt
+        task.lease_owner = None
+        task.lease_until = None
+        task.visible_at = tx.now + delay
+        task.attempt_scheduled_at = task.visible_at
+        if failure is not None:
+            task.last_failure = failure.SerializeToString()
+        self.store.update_task(task)
+        self.store.insert_timer(
+            state.exe.run_id, TimerKind.WORKFLOW_TASK_RETRY, "", attempt, task.visible_at
+        )
+        tx.after_commit.append(self.notify_timer_added)
+
+    # closing
+
+    def close_run(self, tx: Transition, event_type: int, attrs: object, status: int) -> None:
+        """Appends the closing event and drops every task and timer of the run."""
+        tx.add(event_type, attrs)  # type: ignore[arg-type]
+        exe = tx.state.exe
+        exe.status = status
+        exe.close_time = tx.now
+        for task in self.store.tasks_of_run(exe.run_id):
+            self.store.delete_task(task.id)
+            if task.kind != WORKFLOW_TASK and task.lease_owner == self.owner_id:
+                tx.after_commit.append(
+                    lambda t=task: activities.cancel_local(self, t, "NOT_FOUND")  # type: ignore[misc]
+                )
+        self.store.delete_timers(exe.run_id)
+        self.store.take_buffered_events(exe.run_id)
+        tx.state.wft = None
+
+    # reading
+
+    def execution(self, namespace: str, workflow_id: str, run_id: str = "") -> ExecutionRecord:
+        """The named run, or the current run of the workflow id."""
+        if not run_id:
+            current = self.store.current_run_id(namespace, workflow_id)
+            if current is None:
+                raise NotFoundError(f"workflow not found for ID: {workflow_id}")
+            run_id = current
+        exe = self.store.get_execution(run_id)
+        if exe is None or exe.workflow_id != workflow_id:
+            raise NotFoundError(f"workflow not found for ID: {workflow_id}")
+        return exe
+
+    def state_of(self, run_id: str) -> RunState:
+        """The run's current state (read-only use)."""
+        return self._load(run_id)
+
+    def history(self, run_id: str) -> list[HistoryEvent]:
+        return [parse_event(d) for d in self.store.read_events(run_id)]
+
+    async def wait_run_change(self, run_id: str, timeout: float) -> None:
+        """Returns after the run changed in this process, or after ``timeout``."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._run_waiters.setdefault(run_id, []).append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            waiters = self._run_waiters.get(run_id)
+            if waiters and fut in waiters:
+                waiters.remove(fut)
+
+    def forget(self, run_id: str) -> None:
+        self._runs.pop(run_id, None)
+
+    def notify_external_change(self) -> None:
+        """Another process committed: wake everything that waits on a run."""
+        waiters, self._run_waiters = self._run_waiters, {}
+        for futures in waiters.values():
+            for fut in futures:
+                if not fut.done():
+                    fut.set_result(None)
+
+    # queries
+
+    async def query(
+        self, exe: ExecutionRecord, request: QueryWorkflowRequest, timeout: float
+    ) -> Payloads:
+        """Answers a query through a worker of the run's task queue, here or in another process."""
+        handler = self.matching.query_handlers.get(exe.task_queue)
+        if handler is not None:
+            return await handler(exe, request.query)
+        if not any(exe.task_queue in o.task_queues for o in self.store.owners()):
+            raise QueryFailedError(
+                f"no worker polls task queue {exe.task_queue!r} to answer the query"
+            )
+        now = self.clock.now()
+        with self.store.transaction():
+            query_id = self.store.insert_query(
+                exe.run_id, exe.task_queue, request.SerializeToString(), now
+            )
+        deadline = now + timeout
+        try:
+            while True:
+                row = self.store.get_query(query_id)
+                if row is not None and row.answered:
+                    if row.error is not None:
+                        raise QueryFailedError(row.error)
+                    payloads = Payloads()
+                    payloads.ParseFromString(row.response or b"")
+                    return payloads
+                left = deadline - self.clock.now()
+                if left <= 0:
+                    raise QueryFailedError("query timed out: no worker answered")
+                await self.wait_run_change(exe.run_id, min(left, 0.05))
+        finally:
+            with self.store.transaction():
+                self.store.delete_query(query_id)
+
+    def dispatch_queries(self) -> None:
+        """Answers queries that clients in other processes left for local workers."""
+        queues = list(self.matching.query_handlers)
+        if not queues:
+            return
+        with self.store.transaction():
+            rows = self.store.take_queries(queues, self.owner_id)
+        for row in rows:
+            task = asyncio.get_running_loop().create_task(self._answer(row))
+            self._query_tasks.add(task)
+            task.add_done_callback(self._query_tasks.discard)
+
+    async def _answer(self, row: QueryRecord) -> None:
+        request = QueryWorkflowRequest()
+        request.ParseFromString(row.request)
+        response: bytes | None = None
+        error: str | None = None
+        try:
+            exe = self.store.get_execution(row.run_id)
+            if exe is None:
+                raise QueryFailedError("workflow not found")
+            handler = self.matching.query_handlers[row.task_queue]
+            response = (await handler(exe, request.query)).SerializeToString()
+        except Exception as err:
+            error = str(err) or type(err).__name__
+        with self.store.transaction():
+            self.store.answer_query(row.id, response, error)

@@ -1,0 +1,253 @@
+"""Temporal's WorkflowService, answered by the embedded engine.
+
+``temporalio.client.Client`` talks to this exactly as it talks to a Temporal
+frontend over gRPC, so handles, data classes, converters and errors are the
+SDK's own. Each supported RPC is a method named like the SDK's service stub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.protobuf.any_pb2 import Any as AnyProto
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import GrpcStatus, Payloads, WorkflowExecution, WorkflowType
+from temporalio.api.enums.v1 import (
+    HistoryEventFilterType,
+    PendingActivityState,
+    PendingWorkflowTaskState,
+)
+from temporalio.api.errordetails.v1 import WorkflowExecutionAlreadyStartedFailure
+from temporalio.api.history.v1 import History
+from temporalio.api.enums.v1 import TaskQueueKind
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflow.v1 import (
+    PendingActivityInfo,
+    PendingWorkflowTaskInfo,
+    WorkflowExecutionConfig,
+    WorkflowExecutionInfo,
+)
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkflowExecutionRequest,
+    DescribeWorkflowExecutionResponse,
+    GetWorkflowExecutionHistoryRequest,
+    GetWorkflowExecutionHistoryResponse,
+    QueryWorkflowRequest,
+    QueryWorkflowResponse,
+    SignalWorkflowExecutionRequest,
+    SignalWorkflowExecutionResponse,
+    StartWorkflowExecutionRequest,
+    StartWorkflowExecutionResponse,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from ablauf.engine.engine import Engine
+from ablauf.engine.errors import (
+    AlreadyStartedError,
+    EngineError,
+    InvalidArgumentError,
+    NotFoundError,
+    QueryFailedError,
+)
+from ablauf.engine.limits import check_payloads
+
+__all__ = ["Frontend", "rpc_error"]
+
+DEFAULT_QUERY_TIMEOUT = 30.0
+_LONG_POLL = 20.0
+
+
+def rpc_error(status: RPCStatusCode, message: str, *details: Message) -> RPCError:
+    """An RPCError shaped like the one a Temporal frontend returns."""
+    grpc = GrpcStatus(code=int(status), message=message)
+    for detail in details:
+        packed = AnyProto()
+        packed.Pack(detail)
+        grpc.details.append(packed)
+    return RPCError(message, status, grpc.SerializeToString())
+
+
+def _to_rpc_error(err: EngineError) -> RPCError:
+    if isinstance(err, AlreadyStartedError):
+        return rpc_error(
+            RPCStatusCode.ALREADY_EXISTS,
+            str(err),
+            WorkflowExecutionAlreadyStartedFailure(run_id=err.run_id),
+        )
+    if isinstance(err, NotFoundError):
+        return rpc_error(RPCStatusCode.NOT_FOUND, str(err))
+    if isinstance(err, QueryFailedError | InvalidArgumentError):
+        return rpc_error(RPCStatusCode.INVALID_ARGUMENT, str(err))
+    return rpc_error(RPCStatusCode.INTERNAL, str(err))
+
+
+class Frontend:
+    """The RPCs ablauf's engine answers."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def call(self, rpc: str, req: Message, timeout: float | None) -> Message:
+        handler: Callable[[Any, float | None], Awaitable[Message]] | None = getattr(
+            self, f"rpc_{rpc}", None
+        )
+        if handler is None:
+            raise rpc_error(
+                RPCStatusCode.UNIMPLEMENTED,
+                f"{rpc} is not supported by ablauf's embedded engine",
+            )
+        try:
+            return await handler(req, timeout)
+        except EngineError as err:
+            raise _to_rpc_error(err) from None
+
+    async def rpc_start_workflow_execution(
+        self, req: StartWorkflowExecutionRequest, timeout: float | None
+    ) -> StartWorkflowExecutionResponse:
+        if not req.workflow_id:
+            raise InvalidArgumentError("WorkflowId is not set on request.")
+        if len(req.workflow_id) > 1000:
+            raise InvalidArgumentError("WorkflowId length exceeds limit.")
+        if not req.workflow_type.name:
+            raise InvalidArgumentError("WorkflowType is not set on request.")
+        if not req.task_queue.name:
+            raise InvalidArgumentError("TaskQueue is not set on request.")
+        check_payloads(req.input)
+        run_id = self.engine.start_workflow(req)
+        return StartWorkflowExecutionResponse(run_id=run_id, started=True)
+
+    async def rpc_signal_workflow_execution(
+        self, req: SignalWorkflowExecutionRequest, timeout: float | None
+    ) -> SignalWorkflowExecutionResponse:
+        check_payloads(req.input)
+        exe = self.engine.execution(
+            req.namespace, req.workflow_execution.workflow_id, req.workflow_execution.run_id
+        )
+        self.engine.signal(
+            exe.run_id,
+            req.signal_name,
+            req.input,
+            req.identity,
+            req.header if req.HasField("header") else None,
+        )
+        return SignalWorkflowExecutionResponse()
+
+    async def rpc_query_workflow(
+        self, req: QueryWorkflowRequest, timeout: float | None
+    ) -> QueryWorkflowResponse:
+        exe = self.engine.execution(req.namespace, req.execution.workflow_id, req.execution.run_id)
+        result = await self.engine.query(exe, req, timeout or DEFAULT_QUERY_TIMEOUT)
+        return QueryWorkflowResponse(query_result=result)
+
+    async def rpc_get_workflow_execution_history(
+        self, req: GetWorkflowExecutionHistoryRequest, timeout: float | None
+    ) -> GetWorkflowExecutionHistoryResponse:
+        engine = self.engine
+        exe = engine.execution(req.namespace, req.execution.workflow_id, req.execution.run_id)
+        close_only = (
+            req.history_event_filter_type
+            == HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT
+        )
+        first = 1
+        if req.next_page_token and not close_only:
+            first = int(req.next_page_token.decode())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout or _LONG_POLL)
+        while True:
+            state = engine.state_of(exe.run_id)
+            if close_only:
+                if state.close_event is not None:
+                    return GetWorkflowExecutionHistoryResponse(
+                        history=History(events=[state.close_event])
+                    )
+            elif not req.wait_new_event or state.exe.next_event_id > first or not state.running:
+                events = engine.history(exe.run_id)[first - 1 :]
+                token = b""
+                if req.wait_new_event and state.running:
+                    token = str(state.exe.next_event_id).encode()
+                return GetWorkflowExecutionHistoryResponse(
+                    history=History(events=events), next_page_token=token
+                )
+            if not req.wait_new_event:
+                return GetWorkflowExecutionHistoryResponse(history=History())
+            left = deadline - loop.time()
+            if left <= 0:
+                # Temporal answers an empty page with the same token; the SDK asks again.
+                return GetWorkflowExecutionHistoryResponse(
+                    history=History(), next_page_token=str(first).encode()
+                )
+            await engine.wait_run_change(exe.run_id, min(left, 1.0))
+
+    async def rpc_describe_workflow_execution(
+        self, req: DescribeWorkflowExecutionRequest, timeout: float | None
+    ) -> DescribeWorkflowExecutionResponse:
+        engine = self.engine
+        exe = engine.execution(req.namespace, req.execution.workflow_id, req.execution.run_id)
+        state = engine.state_of(exe.run_id)
+        started = state.started
+        info = WorkflowExecutionInfo(
+            execution=WorkflowExecution(workflow_id=exe.workflow_id, run_id=exe.run_id),
+            type=WorkflowType(name=exe.workflow_type),
+            status=exe.status,  # type: ignore[arg-type]
+            history_length=exe.next_event_id - 1,
+            history_size_bytes=exe.history_size,
+            task_queue=exe.task_queue,
+            first_run_id=started.first_execution_run_id,
+            memo=started.memo,
+            search_attributes=started.search_attributes,
+        )
+        info.start_time.FromNanoseconds(int(exe.start_time * 1e9))
+        info.execution_time.FromNanoseconds(int(exe.start_time * 1e9))
+        if exe.close_time is not None:
+            info.close_time.FromNanoseconds(int(exe.close_time * 1e9))
+            info.execution_duration.FromNanoseconds(int((exe.close_time - exe.start_time) * 1e9))
+        config = WorkflowExecutionConfig(
+            task_queue=TaskQueue(name=exe.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+            workflow_execution_timeout=started.workflow_execution_timeout,
+            workflow_run_timeout=started.workflow_run_timeout,
+            default_workflow_task_timeout=started.workflow_task_timeout,
+        )
+        resp = DescribeWorkflowExecutionResponse(
+            execution_config=config, workflow_execution_info=info
+        )
+        for pending in state.activities.values():
+            task = pending.task
+            if task is None:
+                continue
+            pa = PendingActivityInfo(
+                activity_id=pending.attrs.activity_id,
+                activity_type=pending.attrs.activity_type,
+                state=PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                if task.lease_owner
+                else PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED,
+                attempt=task.attempt,
+                maximum_attempts=pending.attrs.retry_policy.maximum_attempts,
+            )
+            if pending.cancel_requested_event_id:
+                pa.state = PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED
+            pa.scheduled_time.FromNanoseconds(int(task.attempt_scheduled_at * 1e9))
+            if task.started_at:
+                pa.last_started_time.FromNanoseconds(int(task.started_at * 1e9))
+            if task.heartbeat_details:
+                details = Payloads()
+                details.ParseFromString(task.heartbeat_details)
+                pa.heartbeat_details.CopyFrom(details)
+            if task.heartbeat_at:
+                pa.last_heartbeat_time.FromNanoseconds(int(task.heartbeat_at * 1e9))
+            if task.last_failure:
+                pa.last_failure.ParseFromString(task.last_failure)
+            resp.pending_activities.append(pa)
+        wft = state.wft
+        if wft is not None and state.running:
+            pw = PendingWorkflowTaskInfo(
+                state=PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED
+                if wft.lease_owner
+                else PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED,
+                attempt=wft.attempt,
+            )
+            pw.scheduled_time.FromNanoseconds(int(wft.attempt_scheduled_at * 1e9))
+            pw.original_scheduled_time.FromNanoseconds(int(wft.scheduled_at * 1e9))
+            resp.pending_workflow_task.CopyFrom(pw)
+        return resp

@@ -1,0 +1,197 @@
+"""The engine's background work: fire due timers, pick up tasks and queries that
+other processes left in the store, and free the leases of processes that died."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import weakref
+from typing import TYPE_CHECKING
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import TimerFiredEventAttributes
+
+from ablauf.engine import activities
+from ablauf.engine.errors import NotFoundError
+from ablauf.engine.timers import TimerKind
+from ablauf.engine.transition import Transition
+from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK, TaskRecord, TimerRecord
+
+if TYPE_CHECKING:
+    from ablauf.engine.engine import Engine
+
+__all__ = ["Service", "owner_alive"]
+
+logger = logging.getLogger(__name__)
+
+# Another process's commits are seen by polling SQLite's data_version, which
+# costs a few microseconds; work inside this process never waits for it.
+POLL_INTERVAL = 0.02
+SCAN_INTERVAL = 1.0
+BATCH = 256
+
+_live_owner_ids: weakref.WeakValueDictionary[str, Engine] = weakref.WeakValueDictionary()
+
+
+def owner_alive(owner_id: str, pid: int) -> bool:
+    """Whether the process (or, in this process, the engine) holding leases still runs."""
+    if pid == os.getpid():
+        return owner_id in _live_owner_ids
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Service:
+    """Runs as one asyncio task per engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._task: asyncio.Task[None] | None = None
+        self._last_version: int | None = None
+        self._next_scan = 0.0
+        _live_owner_ids[engine.owner_id] = engine
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="ablauf-engine")
+
+    def request_scan(self) -> None:
+        """Looks for tasks in the store at the next step (e.g. when a worker starts)."""
+        self._next_scan = 0.0
+        self.engine.wake.set()
+
+    async def stop(self) -> None:
+        _live_owner_ids.pop(self.engine.owner_id, None)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        engine = self.engine
+        while True:
+            engine.wake.clear()
+            try:
+                self.tick()
+            except Exception:
+                logger.exception("ablauf engine background step failed; retrying")
+                await asyncio.sleep(POLL_INTERVAL)
+            now = engine.clock.now()
+            next_timer = engine.store.next_timer_at()
+            deadline = now + POLL_INTERVAL
+            if next_timer is not None and next_timer < deadline:
+                deadline = next_timer
+            await engine.clock.sleep_until(deadline, engine.wake)
+
+    def tick(self) -> None:
+        """One round of background work."""
+        engine = self.engine
+        now = engine.clock.now()
+        for timer in engine.store.due_timers(now, BATCH):
+            self.fire(timer)
+        version = engine.store.data_version()
+        if version != self._last_version or now >= self._next_scan:
+            self._last_version = version
+            self._next_scan = now + SCAN_INTERVAL
+            self.scan(now)
+            engine.dispatch_queries()
+            engine.notify_external_change()
+
+    def fire(self, timer: TimerRecord) -> None:
+        engine = self.engine
+
+        def change(tx: Transition) -> None:
+            if not engine.store.delete_timer(timer.id) or not tx.state.running:
+                return
+            state = tx.state
+            if timer.kind == TimerKind.USER_TIMER:
+                started_id = state.timers.get(timer.ref)
+                if started_id is not None:
+                    tx.add_external(
+                        EventType.EVENT_TYPE_TIMER_FIRED,
+                        TimerFiredEventAttributes(timer_id=timer.ref, started_event_id=started_id),
+                    )
+            elif timer.kind == TimerKind.WORKFLOW_TASK_RETRY:
+                wft = state.wft
+                if wft is not None and wft.attempt == timer.attempt and wft.lease_owner is None:
+                    engine.offer_workflow_task(tx)
+            else:
+                activities.fire_timer(tx, timer.kind, timer.ref, timer.attempt)
+
+        try:
+            engine.transition(timer.run_id, change)
+        except NotFoundError:
+            with engine.store.transaction():
+                engine.store.delete_timer(timer.id)
+
+    def scan(self, now: float) -> None:
+        """Leases tasks in the store that local workers can take."""
+        engine = self.engine
+        store = engine.store
+        dead = [
+            o.owner_id
+            for o in store.owners()
+            if o.owner_id != engine.owner_id and not owner_alive(o.owner_id, o.pid)
+        ]
+        if dead:
+            with store.transaction():
+                freed = store.release_leases(dead, WORKFLOW_TASK)
+                for owner_id in dead:
+                    store.remove_owner(owner_id)
+            if freed:
+                logger.info("freed %d workflow task(s) held by stopped processes", freed)
+        wf_queues = engine.matching.task_queues(WORKFLOW_TASK)
+        if wf_queues:
+            for task in store.ready_tasks(WORKFLOW_TASK, wf_queues, now, BATCH):
+                self._take_workflow_task(task)
+        act_queues = engine.matching.task_queues(ACTIVITY_TASK)
+        if act_queues:
+            for task in store.ready_tasks(ACTIVITY_TASK, act_queues, now, BATCH):
+                self._take_activity(task)
+
+    def _take_workflow_task(self, task: TaskRecord) -> None:
+        engine = self.engine
+
+        def change(tx: Transition) -> None:
+            wft = tx.state.wft
+            if wft is None or wft.id != task.id or not tx.state.running:
+                return
+            if wft.lease_owner is not None and (wft.lease_until or 0) >= tx.now:
+                return
+            if wft.visible_at > tx.now:
+                return
+            # Events that waited for a lost lease join the history before the new start.
+            wft.lease_owner = None
+            tx.flush_buffered()
+            tx.needs_workflow_task = False
+            engine.offer_workflow_task(tx)
+
+        try:
+            engine.transition(task.run_id, change)
+        except NotFoundError:
+            pass
+
+    def _take_activity(self, task: TaskRecord) -> None:
+        engine = self.engine
+
+        def change(tx: Transition) -> None:
+            pending = tx.state.activities.get(task.ref)
+            if pending is None or pending.task is None or pending.task.id != task.id:
+                return
+            if pending.task.lease_owner is not None or pending.task.visible_at > tx.now:
+                return
+            activities.offer(tx, pending)
+
+        try:
+            engine.transition(task.run_id, change)
+        except NotFoundError:
+            pass

@@ -1,0 +1,118 @@
+"""A run's mutable state: the fold of its history plus its task rows.
+
+Temporal's history service keeps the same picture ("mutable state"); ablauf
+rebuilds it from the store whenever its cached copy is out of date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import (
+    ActivityTaskScheduledEventAttributes,
+    HistoryEvent,
+    WorkflowExecutionStartedEventAttributes,
+)
+
+from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK, ExecutionRecord, TaskRecord
+
+__all__ = ["PendingActivity", "RunState"]
+
+E = EventType
+
+_ACTIVITY_CLOSED = {
+    E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+    E.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
+    E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
+    E.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
+}
+CLOSE_EVENTS = frozenset(
+    {
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+    }
+)
+
+
+@dataclass(slots=True)
+class PendingActivity:
+    """An activity between its ActivityTaskScheduled and its closing event."""
+
+    scheduled_event_id: int
+    attrs: ActivityTaskScheduledEventAttributes
+    cancel_requested_event_id: int = 0
+    task: TaskRecord | None = None
+
+
+@dataclass(slots=True)
+class RunState:
+    """Everything the engine needs to apply a transition to one run."""
+
+    exe: ExecutionRecord
+    started: WorkflowExecutionStartedEventAttributes
+    activities: dict[int, PendingActivity] = field(default_factory=dict)
+    timers: dict[str, int] = field(default_factory=dict)
+    wft: TaskRecord | None = None
+    close_event: HistoryEvent | None = None
+    cancel_requested: bool = False
+    # Events from ``recent_from`` on, kept so a sticky worker gets only what it
+    # has not seen without a read from the store.
+    recent: list[HistoryEvent] = field(default_factory=list)
+    recent_from: int = 1
+
+    @property
+    def running(self) -> bool:
+        return self.close_event is None
+
+    def apply(self, event: HistoryEvent) -> None:
+        """Folds one event into the state."""
+        t = event.event_type
+        if t == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            self.activities[event.event_id] = PendingActivity(
+                event.event_id, event.activity_task_scheduled_event_attributes
+            )
+        elif t in _ACTIVITY_CLOSED:
+            attrs = getattr(event, _ACTIVITY_CLOSED[t])
+            self.activities.pop(attrs.scheduled_event_id, None)
+        elif t == E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
+            pending = self.activities.get(
+                event.activity_task_cancel_requested_event_attributes.scheduled_event_id
+            )
+            if pending is not None:
+                pending.cancel_requested_event_id = event.event_id
+        elif t == E.EVENT_TYPE_TIMER_STARTED:
+            self.timers[event.timer_started_event_attributes.timer_id] = event.event_id
+        elif t == E.EVENT_TYPE_TIMER_FIRED:
+            self.timers.pop(event.timer_fired_event_attributes.timer_id, None)
+        elif t == E.EVENT_TYPE_TIMER_CANCELED:
+            self.timers.pop(event.timer_canceled_event_attributes.timer_id, None)
+        elif t == E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+            self.cancel_requested = True
+        elif t in CLOSE_EVENTS:
+            self.close_event = event
+
+    def attach_tasks(self, tasks: Iterable[TaskRecord]) -> None:
+        """Links the task rows of the run to the folded state."""
+        for task in tasks:
+            if task.kind == WORKFLOW_TASK:
+                self.wft = task
+            elif task.kind == ACTIVITY_TASK and task.ref in self.activities:
+                self.activities[task.ref].task = task
+
+    @classmethod
+    def fold(
+        cls, exe: ExecutionRecord, events: list[HistoryEvent], tasks: Iterable[TaskRecord]
+    ) -> RunState:
+        """Rebuilds the state of a run from its stored history and tasks."""
+        state = cls(exe=exe, started=events[0].workflow_execution_started_event_attributes)
+        for event in events:
+            state.apply(event)
+        state.attach_tasks(tasks)
+        state.recent_from = exe.next_event_id
+        return state

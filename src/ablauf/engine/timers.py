@@ -1,0 +1,65 @@
+"""Kinds of durable timers and the retry arithmetic the engine applies."""
+
+from __future__ import annotations
+
+import math
+from enum import IntEnum
+
+from temporalio.api.common.v1 import RetryPolicy
+from temporalio.api.enums.v1 import RetryState
+from temporalio.api.failure.v1 import Failure
+
+__all__ = ["TimerKind", "activity_retry", "workflow_task_backoff"]
+
+
+class TimerKind(IntEnum):
+    """What a row of the timers table stands for."""
+
+    USER_TIMER = 1
+    ACTIVITY_SCHEDULE_TO_CLOSE = 2
+    ACTIVITY_SCHEDULE_TO_START = 3
+    ACTIVITY_START_TO_CLOSE = 4
+    ACTIVITY_HEARTBEAT = 5
+    ACTIVITY_RETRY = 6
+    WORKFLOW_TASK_RETRY = 7
+
+
+def _seconds(duration: object) -> float:
+    return duration.ToTimedelta().total_seconds()  # type: ignore[attr-defined, no-any-return]
+
+
+def activity_retry(
+    policy: RetryPolicy,
+    attempt: int,
+    failure: Failure | None,
+    now: float,
+    deadline: float | None,
+) -> tuple[float | None, RetryState.ValueType]:
+    """Decides whether a failed attempt is retried.
+
+    Returns ``(delay, retry_state)``: a delay in seconds to the next attempt, or
+    ``None`` with the retry state that ends the activity.
+    """
+    info = failure.application_failure_info if failure is not None else None
+    if info is not None and failure is not None and failure.HasField("application_failure_info"):
+        if info.non_retryable or info.type in policy.non_retryable_error_types:
+            return None, RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE
+    if policy.maximum_attempts and attempt >= policy.maximum_attempts:
+        return None, RetryState.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED
+    if info is not None and info.HasField("next_retry_delay"):
+        delay = _seconds(info.next_retry_delay)
+    else:
+        initial = _seconds(policy.initial_interval) or 1.0
+        coefficient = policy.backoff_coefficient or 2.0
+        maximum = _seconds(policy.maximum_interval) or 100 * initial
+        delay = min(initial * coefficient ** (attempt - 1), maximum)
+    # Temporal's server schedules retries on whole seconds.
+    delay = float(max(1, math.ceil(delay - 1e-9)))
+    if deadline is not None and now + delay > deadline:
+        return None, RetryState.RETRY_STATE_TIMEOUT
+    return delay, RetryState.RETRY_STATE_IN_PROGRESS
+
+
+def workflow_task_backoff(attempt: int) -> float:
+    """Delay before workflow task attempt ``attempt`` (2, 3, ...) after failures."""
+    return float(min(10, 2 ** max(0, attempt - 2)))

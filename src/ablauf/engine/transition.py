@@ -1,0 +1,106 @@
+"""One atomic change to one run: the events it appends and what follows its commit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from google.protobuf.message import Message
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+
+from ablauf.engine.state import RunState
+from ablauf.history.events import attributes_of, make_event, parse_event
+
+if TYPE_CHECKING:
+    from ablauf.engine.engine import Engine
+
+__all__ = ["Transition"]
+
+E = EventType
+
+_ACTIVITY_OUTCOMES = frozenset(
+    {
+        E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+        E.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+        E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+        E.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
+    }
+)
+
+
+class Transition:
+    """Collects the effects of one change to a run inside a store transaction.
+
+    Events that arrive from outside (activity results, fired timers, signals)
+    while a workflow task is running are buffered and enter the history after
+    that task's commands, as Temporal does; :meth:`add_external` decides.
+    """
+
+    def __init__(self, engine: Engine, state: RunState, now: float) -> None:
+        self.engine = engine
+        self.state = state
+        self.now = now
+        self.events: list[HistoryEvent] = []
+        self.encoded: list[tuple[int, bytes]] = []
+        self.after_commit: list[Callable[[], None]] = []
+        self.needs_workflow_task = False
+        self._started_ids: dict[int, int] = {}
+
+    @property
+    def workflow_task_running(self) -> bool:
+        wft = self.state.wft
+        return (
+            wft is not None
+            and wft.lease_owner is not None
+            and wft.lease_until is not None
+            and wft.lease_until > self.now
+        )
+
+    def add(self, event_type: int, attrs: Message | None = None) -> HistoryEvent:
+        """Appends an event to the history now."""
+        exe = self.state.exe
+        event = make_event(exe.next_event_id, self.now, event_type, attrs)
+        self._append(event)
+        return event
+
+    def _append(self, event: HistoryEvent) -> None:
+        exe = self.state.exe
+        event.event_id = exe.next_event_id
+        # An activity's closing event names its started event, whose id is only
+        # known once both are placed (they may have waited in the buffer).
+        if event.event_type == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            self._started_ids[event.activity_task_started_event_attributes.scheduled_event_id] = (
+                event.event_id
+            )
+        elif event.event_type in _ACTIVITY_OUTCOMES:
+            attrs = attributes_of(event)
+            if not attrs.started_event_id:
+                attrs.started_event_id = self._started_ids.get(attrs.scheduled_event_id, 0)
+        data = event.SerializeToString()
+        exe.next_event_id += 1
+        exe.history_size += len(data)
+        self.encoded.append((event.event_id, data))
+        self.events.append(event)
+        self.state.apply(event)
+        self.state.recent.append(event)
+
+    def add_external(self, event_type: int, attrs: Message | None = None) -> None:
+        """Adds an event that asks for a workflow task, buffering it if one is running."""
+        if self.workflow_task_running:
+            event = make_event(0, self.now, event_type, attrs)
+            self.engine.store.add_buffered_event(self.state.exe.run_id, event.SerializeToString())
+        else:
+            self.add(event_type, attrs)
+            self.needs_workflow_task = True
+
+    def flush_buffered(self) -> bool:
+        """Moves buffered events into the history; True if there were any."""
+        buffered = self.engine.store.take_buffered_events(self.state.exe.run_id)
+        for data in buffered:
+            event = parse_event(data)
+            event.event_time.CopyFrom(event.event_time)
+            self._append(event)
+        if buffered:
+            self.needs_workflow_task = True
+        return bool(buffered)

@@ -1,0 +1,57 @@
+"""Building and reading Temporal history events.
+
+A history is a list of ``temporalio.api.history.v1.HistoryEvent`` protos, stored
+serialized; their types and attributes mean what they mean in Temporal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.message import Message
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+
+__all__ = ["ATTRIBUTE_FIELDS", "attributes_of", "make_event", "parse_event", "set_time"]
+
+# Attribute field name for each event type, derived from the proto itself.
+ATTRIBUTE_FIELDS: dict[int, str] = {}
+for _field in HistoryEvent.DESCRIPTOR.oneofs_by_name["attributes"].fields:
+    _name = _field.name.removesuffix("_event_attributes").upper()
+    _type = EventType.Value(f"EVENT_TYPE_{_name}") if _name else None
+    if _type is not None:
+        ATTRIBUTE_FIELDS[_type] = _field.name
+
+
+def set_time(event: HistoryEvent, at: float) -> None:
+    """Sets ``event_time`` from epoch seconds."""
+    seconds = int(at)
+    event.event_time.seconds = seconds
+    event.event_time.nanos = int(round((at - seconds) * 1e9)) % 1_000_000_000
+
+
+def make_event(
+    event_id: int, at: float, event_type: int, attrs: Message | None = None
+) -> HistoryEvent:
+    """Creates an event; ``attrs`` is copied into the type's attribute field."""
+    event = HistoryEvent(event_id=event_id, event_type=event_type)  # type: ignore[arg-type]
+    set_time(event, at)
+    field = ATTRIBUTE_FIELDS[event_type]
+    target: Message = getattr(event, field)
+    if attrs is None:
+        target.SetInParent()
+    else:
+        target.CopyFrom(attrs)
+    return event
+
+
+def attributes_of(event: HistoryEvent) -> Any:
+    """The event's attributes message."""
+    return getattr(event, ATTRIBUTE_FIELDS[event.event_type])
+
+
+def parse_event(data: bytes) -> HistoryEvent:
+    """Parses one stored event."""
+    event = HistoryEvent()
+    event.ParseFromString(data)
+    return event

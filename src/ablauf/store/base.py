@@ -1,0 +1,169 @@
+"""The store seam: records and the verbs the engine uses.
+
+Only a store writes SQL. Every verb runs inside :meth:`Store.transaction`, so
+one engine transition (events, tasks, timers, execution row) commits at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "ACTIVITY_TASK",
+    "WORKFLOW_TASK",
+    "ExecutionRecord",
+    "OwnerRecord",
+    "QueryRecord",
+    "Store",
+    "TaskRecord",
+    "TimerRecord",
+]
+
+WORKFLOW_TASK = 0
+ACTIVITY_TASK = 1
+
+
+@dataclass(slots=True)
+class ExecutionRecord:
+    """One run of a workflow."""
+
+    run_id: str
+    namespace: str
+    workflow_id: str
+    workflow_type: str
+    task_queue: str
+    status: int
+    start_time: float
+    close_time: float | None
+    next_event_id: int
+    history_size: int
+    version: int
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """A workflow task or an activity (across its attempts).
+
+    ``ref`` is the scheduled event id (for an activity, the one in its
+    ActivityTaskScheduled event; for a workflow task, its WorkflowTaskScheduled).
+    """
+
+    id: int
+    kind: int
+    run_id: str
+    namespace: str
+    task_queue: str
+    ref: int
+    attempt: int
+    visible_at: float
+    lease_owner: str | None
+    lease_until: float | None
+    lease_nonce: int
+    started_at: float | None
+    scheduled_at: float
+    attempt_scheduled_at: float
+    cancel_requested: bool
+    heartbeat_at: float | None
+    heartbeat_details: bytes | None
+    last_failure: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRecord:
+    """A durable timer: a user timer, an activity timeout or a workflow timeout."""
+
+    id: int
+    run_id: str
+    kind: int
+    ref: str
+    attempt: int
+    fire_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerRecord:
+    """A process that may hold leases."""
+
+    owner_id: str
+    pid: int
+    started_at: float
+    task_queues: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRecord:
+    """A query waiting for (or answered by) a worker in another process."""
+
+    id: int
+    run_id: str
+    task_queue: str
+    request: bytes
+    taken_by: str | None
+    answered: bool
+    response: bytes | None
+    error: str | None
+
+
+class Store(Protocol):
+    """What the engine needs from a backend."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def close(self) -> None: ...
+    def data_version(self) -> int: ...
+
+    # executions
+    def insert_execution(self, rec: ExecutionRecord) -> None: ...
+    def get_execution(self, run_id: str) -> ExecutionRecord | None: ...
+    def update_execution(self, rec: ExecutionRecord) -> None: ...
+    def execution_version(self, run_id: str) -> int | None: ...
+    def current_run_id(self, namespace: str, workflow_id: str) -> str | None: ...
+    def set_current_run(self, namespace: str, workflow_id: str, run_id: str) -> None: ...
+
+    # history
+    def append_events(self, run_id: str, events: Sequence[tuple[int, bytes]]) -> None: ...
+    def read_events(self, run_id: str, first_event_id: int = 1) -> list[bytes]: ...
+    def add_buffered_event(self, run_id: str, data: bytes) -> None: ...
+    def take_buffered_events(self, run_id: str) -> list[bytes]: ...
+    def has_buffered_events(self, run_id: str) -> bool: ...
+
+    # tasks
+    def insert_task(self, rec: TaskRecord) -> int: ...
+    def update_task(self, rec: TaskRecord) -> None: ...
+    def delete_task(self, task_id: int) -> None: ...
+    def get_task(self, task_id: int) -> TaskRecord | None: ...
+    def tasks_of_run(self, run_id: str) -> list[TaskRecord]: ...
+    def ready_tasks(
+        self, kind: int, task_queues: Sequence[str], now: float, limit: int
+    ) -> list[TaskRecord]: ...
+    def next_task_visible_at(self, kind: int, task_queues: Sequence[str]) -> float | None: ...
+    def release_leases(
+        self, owner_ids: Sequence[str], kind: int, task_queue: str | None = None
+    ) -> int: ...
+
+    # timers
+    def insert_timer(
+        self, run_id: str, kind: int, ref: str, attempt: int, fire_at: float
+    ) -> int: ...
+    def delete_timer(self, timer_id: int) -> bool: ...
+    def delete_timers(
+        self, run_id: str, kind: int | None = None, ref: str | None = None
+    ) -> None: ...
+    def due_timers(self, now: float, limit: int) -> list[TimerRecord]: ...
+    def next_timer_at(self) -> float | None: ...
+
+    # owners
+    def register_owner(self, rec: OwnerRecord) -> None: ...
+    def remove_owner(self, owner_id: str) -> None: ...
+    def owners(self) -> list[OwnerRecord]: ...
+
+    # cross-process queries
+    def insert_query(self, run_id: str, task_queue: str, request: bytes, now: float) -> int: ...
+    def take_queries(self, task_queues: Sequence[str], owner_id: str) -> list[QueryRecord]: ...
+    def answer_query(self, query_id: int, response: bytes | None, error: str | None) -> None: ...
+    def get_query(self, query_id: int) -> QueryRecord | None: ...
+    def delete_query(self, query_id: int) -> None: ...
+
+    def iter_run_ids(self) -> Iterator[str]: ...

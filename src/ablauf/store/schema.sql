@@ -1,0 +1,105 @@
+-- ablauf store schema, version 1.
+-- Histories are Temporal HistoryEvent protos; everything else is the engine's
+-- bookkeeping (the "mutable state" of Temporal's history service).
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS executions (
+    run_id        TEXT PRIMARY KEY,
+    namespace     TEXT NOT NULL,
+    workflow_id   TEXT NOT NULL,
+    workflow_type TEXT NOT NULL,
+    task_queue    TEXT NOT NULL,
+    status        INTEGER NOT NULL,
+    start_time    REAL NOT NULL,
+    close_time    REAL,
+    next_event_id INTEGER NOT NULL,
+    history_size  INTEGER NOT NULL,
+    version       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_by_id ON executions (namespace, workflow_id, start_time);
+
+CREATE TABLE IF NOT EXISTS current_runs (
+    namespace   TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    PRIMARY KEY (namespace, workflow_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+    run_id   TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    data     BLOB NOT NULL,
+    PRIMARY KEY (run_id, event_id)
+) WITHOUT ROWID;
+
+-- Events that arrived while a workflow task was running; they enter the
+-- history after that task's commands, as in Temporal.
+CREATE TABLE IF NOT EXISTS buffered_events (
+    id     INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    data   BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS buffered_by_run ON buffered_events (run_id);
+
+-- kind 0: workflow task (at most one per run), kind 1: activity (one per
+-- pending activity, kept across its retries).
+CREATE TABLE IF NOT EXISTS tasks (
+    id                INTEGER PRIMARY KEY,
+    kind              INTEGER NOT NULL,
+    run_id            TEXT NOT NULL,
+    namespace         TEXT NOT NULL,
+    task_queue        TEXT NOT NULL,
+    ref               INTEGER NOT NULL,
+    attempt           INTEGER NOT NULL,
+    visible_at        REAL NOT NULL,
+    lease_owner       TEXT,
+    lease_until       REAL,
+    lease_nonce       INTEGER NOT NULL DEFAULT 0,
+    started_at        REAL,
+    scheduled_at      REAL NOT NULL,
+    attempt_scheduled_at REAL NOT NULL,
+    cancel_requested  INTEGER NOT NULL DEFAULT 0,
+    heartbeat_at      REAL,
+    heartbeat_details BLOB,
+    last_failure      BLOB
+);
+CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (kind, task_queue, visible_at);
+CREATE INDEX IF NOT EXISTS tasks_by_run ON tasks (run_id);
+
+-- kinds: see ablauf.engine.timers.TimerKind
+CREATE TABLE IF NOT EXISTS timers (
+    id      INTEGER PRIMARY KEY,
+    run_id  TEXT NOT NULL,
+    kind    INTEGER NOT NULL,
+    ref     TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    fire_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (fire_at);
+CREATE INDEX IF NOT EXISTS timers_by_run ON timers (run_id, kind, ref);
+
+-- Processes that hold leases; a lease of a process that is gone is free.
+CREATE TABLE IF NOT EXISTS owners (
+    owner_id   TEXT PRIMARY KEY,
+    pid        INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    task_queues TEXT NOT NULL DEFAULT ''
+);
+
+-- Queries handed to a worker in another process.
+CREATE TABLE IF NOT EXISTS queries (
+    id         INTEGER PRIMARY KEY,
+    run_id     TEXT NOT NULL,
+    task_queue TEXT NOT NULL,
+    request    BLOB NOT NULL,
+    taken_by   TEXT,
+    answered   INTEGER NOT NULL DEFAULT 0,
+    response   BLOB,
+    error      TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queries_open ON queries (task_queue, answered);

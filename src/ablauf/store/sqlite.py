@@ -1,0 +1,452 @@
+"""SQLite backend: one file, WAL mode, one transaction per engine transition."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from ablauf.errors import StoreError
+from ablauf.store.base import (
+    ExecutionRecord,
+    OwnerRecord,
+    QueryRecord,
+    TaskRecord,
+    TimerRecord,
+)
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+SCHEMA_VERSION = "1"
+_MARKER = "ablauf_schema"
+
+_TASK_COLUMNS = (
+    "id, kind, run_id, namespace, task_queue, ref, attempt, visible_at, lease_owner, "
+    "lease_until, lease_nonce, started_at, scheduled_at, attempt_scheduled_at, "
+    "cancel_requested, heartbeat_at, heartbeat_details, last_failure"
+)
+_EXEC_COLUMNS = (
+    "run_id, namespace, workflow_id, workflow_type, task_queue, status, start_time, "
+    "close_time, next_event_id, history_size, version"
+)
+
+
+def _task(row: sqlite3.Row | tuple[object, ...]) -> TaskRecord:
+    r = tuple(row)
+    return TaskRecord(
+        id=r[0],
+        kind=r[1],
+        run_id=r[2],
+        namespace=r[3],
+        task_queue=r[4],
+        ref=r[5],
+        attempt=r[6],
+        visible_at=r[7],
+        lease_owner=r[8],
+        lease_until=r[9],
+        lease_nonce=r[10],
+        started_at=r[11],
+        scheduled_at=r[12],
+        attempt_scheduled_at=r[13],
+        cancel_requested=bool(r[14]),
+        heartbeat_at=r[15],
+        heartbeat_details=r[16],
+        last_failure=r[17],
+    )
+
+
+class SqliteStore:
+    """The store in one SQLite file.
+
+    ``synchronous`` is SQLite's pragma: ``NORMAL`` (default) survives a killed
+    process; ``FULL`` also survives power loss, at the cost of an fsync per commit.
+    """
+
+    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        if path != ":memory:" and not Path(path).parent.exists():
+            raise StoreError(f"cannot open store {path!r}: directory does not exist")
+        try:
+            self._db = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            self._init_schema()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{path!r} is not a usable ablauf store: {err}") from err
+        self._depth = 0
+
+    def _init_schema(self) -> None:
+        tables = {
+            r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if tables:
+            marker = None
+            if "meta" in tables:
+                row = self._db.execute("SELECT value FROM meta WHERE key=?", (_MARKER,)).fetchone()
+                marker = row[0] if row else None
+            if marker is None:
+                raise StoreError(
+                    f"{self.path!r} is an SQLite database but not an ablauf store "
+                    f"(tables: {', '.join(sorted(tables))})"
+                )
+            if marker != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path!r} has ablauf schema version {marker}, "
+                    f"this ablauf reads version {SCHEMA_VERSION}"
+                )
+            return
+        sql = resources.files("ablauf.store").joinpath("schema.sql").read_text()
+        code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+        # Created in one transaction so another process never sees half a schema.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in code.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (_MARKER, SCHEMA_VERSION)
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic write; nested uses join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits to the file."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    # executions
+
+    def insert_execution(self, rec: ExecutionRecord) -> None:
+        self._db.execute(
+            f"INSERT INTO executions ({_EXEC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                rec.run_id,
+                rec.namespace,
+                rec.workflow_id,
+                rec.workflow_type,
+                rec.task_queue,
+                rec.status,
+                rec.start_time,
+                rec.close_time,
+                rec.next_event_id,
+                rec.history_size,
+                rec.version,
+            ),
+        )
+
+    def get_execution(self, run_id: str) -> ExecutionRecord | None:
+        row = self._db.execute(
+            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE run_id=?", (run_id,)
+        ).fetchone()
+        return ExecutionRecord(*row) if row else None
+
+    def update_execution(self, rec: ExecutionRecord) -> None:
+        self._db.execute(
+            "UPDATE executions SET status=?, close_time=?, next_event_id=?, history_size=?, "
+            "version=? WHERE run_id=?",
+            (
+                rec.status,
+                rec.close_time,
+                rec.next_event_id,
+                rec.history_size,
+                rec.version,
+                rec.run_id,
+            ),
+        )
+
+    def execution_version(self, run_id: str) -> int | None:
+        row = self._db.execute(
+            "SELECT version FROM executions WHERE run_id=?", (run_id,)
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def current_run_id(self, namespace: str, workflow_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT run_id FROM current_runs WHERE namespace=? AND workflow_id=?",
+            (namespace, workflow_id),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def set_current_run(self, namespace: str, workflow_id: str, run_id: str) -> None:
+        self._db.execute(
+            "INSERT INTO current_runs (namespace, workflow_id, run_id) VALUES (?,?,?) "
+            "ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id=excluded.run_id",
+            (namespace, workflow_id, run_id),
+        )
+
+    def iter_run_ids(self) -> Iterator[str]:
+        for row in self._db.execute("SELECT run_id FROM executions ORDER BY start_time"):
+            yield str(row[0])
+
+    # history
+
+    def append_events(self, run_id: str, events: Sequence[tuple[int, bytes]]) -> None:
+        self._db.executemany(
+            "INSERT INTO events (run_id, event_id, data) VALUES (?,?,?)",
+            [(run_id, eid, data) for eid, data in events],
+        )
+
+    def read_events(self, run_id: str, first_event_id: int = 1) -> list[bytes]:
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT data FROM events WHERE run_id=? AND event_id>=? ORDER BY event_id",
+                (run_id, first_event_id),
+            )
+        ]
+
+    def add_buffered_event(self, run_id: str, data: bytes) -> None:
+        self._db.execute("INSERT INTO buffered_events (run_id, data) VALUES (?,?)", (run_id, data))
+
+    def take_buffered_events(self, run_id: str) -> list[bytes]:
+        rows = self._db.execute(
+            "SELECT data FROM buffered_events WHERE run_id=? ORDER BY id", (run_id,)
+        ).fetchall()
+        if rows:
+            self._db.execute("DELETE FROM buffered_events WHERE run_id=?", (run_id,))
+        return [r[0] for r in rows]
+
+    def has_buffered_events(self, run_id: str) -> bool:
+        return (
+            self._db.execute(
+                "SELECT 1 FROM buffered_events WHERE run_id=? LIMIT 1", (run_id,)
+            ).fetchone()
+            is not None
+        )
+
+    # tasks
+
+    def insert_task(self, rec: TaskRecord) -> int:
+        cur = self._db.execute(
+            f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                rec.kind,
+                rec.run_id,
+                rec.namespace,
+                rec.task_queue,
+                rec.ref,
+                rec.attempt,
+                rec.visible_at,
+                rec.lease_owner,
+                rec.lease_until,
+                rec.lease_nonce,
+                rec.started_at,
+                rec.scheduled_at,
+                rec.attempt_scheduled_at,
+                int(rec.cancel_requested),
+                rec.heartbeat_at,
+                rec.heartbeat_details,
+                rec.last_failure,
+            ),
+        )
+        assert cur.lastrowid is not None
+        rec.id = cur.lastrowid
+        return cur.lastrowid
+
+    def update_task(self, rec: TaskRecord) -> None:
+        self._db.execute(
+            "UPDATE tasks SET attempt=?, visible_at=?, lease_owner=?, lease_until=?, "
+            "lease_nonce=?, started_at=?, attempt_scheduled_at=?, cancel_requested=?, "
+            "heartbeat_at=?, heartbeat_details=?, last_failure=?, task_queue=?, ref=? "
+            "WHERE id=?",
+            (
+                rec.attempt,
+                rec.visible_at,
+                rec.lease_owner,
+                rec.lease_until,
+                rec.lease_nonce,
+                rec.started_at,
+                rec.attempt_scheduled_at,
+                int(rec.cancel_requested),
+                rec.heartbeat_at,
+                rec.heartbeat_details,
+                rec.last_failure,
+                rec.task_queue,
+                rec.ref,
+                rec.id,
+            ),
+        )
+
+    def delete_task(self, task_id: int) -> None:
+        self._db.execute("DELETE FROM tasks WHERE id=?", (task_id,))
+
+    def get_task(self, task_id: int) -> TaskRecord | None:
+        row = self._db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id=?", (task_id,)
+        ).fetchone()
+        return _task(row) if row else None
+
+    def tasks_of_run(self, run_id: str) -> list[TaskRecord]:
+        return [
+            _task(r)
+            for r in self._db.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE run_id=? ORDER BY id", (run_id,)
+            )
+        ]
+
+    def ready_tasks(
+        self, kind: int, task_queues: Sequence[str], now: float, limit: int
+    ) -> list[TaskRecord]:
+        marks = ",".join("?" * len(task_queues))
+        return [
+            _task(r)
+            for r in self._db.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE kind=? AND task_queue IN ({marks}) "
+                "AND visible_at<=? AND (lease_owner IS NULL OR lease_until<?) "
+                "ORDER BY visible_at LIMIT ?",
+                (kind, *task_queues, now, now, limit),
+            )
+        ]
+
+    def next_task_visible_at(self, kind: int, task_queues: Sequence[str]) -> float | None:
+        marks = ",".join("?" * len(task_queues))
+        row = self._db.execute(
+            f"SELECT min(CASE WHEN lease_owner IS NULL THEN visible_at "
+            f"ELSE max(visible_at, lease_until) END) FROM tasks "
+            f"WHERE kind=? AND task_queue IN ({marks})",
+            (kind, *task_queues),
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def release_leases(
+        self, owner_ids: Sequence[str], kind: int, task_queue: str | None = None
+    ) -> int:
+        if not owner_ids:
+            return 0
+        marks = ",".join("?" * len(owner_ids))
+        sql = f"UPDATE tasks SET lease_owner=NULL, lease_until=NULL WHERE kind=? AND lease_owner IN ({marks})"
+        args: list[object] = [kind, *owner_ids]
+        if task_queue is not None:
+            sql += " AND task_queue=?"
+            args.append(task_queue)
+        # Cached run states of every process must notice the freed lease.
+        self._db.execute(
+            "UPDATE executions SET version=version+1 WHERE run_id IN "
+            f"(SELECT run_id FROM tasks WHERE {sql.split(' WHERE ', 1)[1]})",
+            args,
+        )
+        cur = self._db.execute(sql, args)
+        return cur.rowcount
+
+    # timers
+
+    def insert_timer(self, run_id: str, kind: int, ref: str, attempt: int, fire_at: float) -> int:
+        cur = self._db.execute(
+            "INSERT INTO timers (run_id, kind, ref, attempt, fire_at) VALUES (?,?,?,?,?)",
+            (run_id, kind, ref, attempt, fire_at),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def delete_timer(self, timer_id: int) -> bool:
+        return self._db.execute("DELETE FROM timers WHERE id=?", (timer_id,)).rowcount > 0
+
+    def delete_timers(self, run_id: str, kind: int | None = None, ref: str | None = None) -> None:
+        sql, args = "DELETE FROM timers WHERE run_id=?", [run_id]
+        if kind is not None:
+            sql += " AND kind=?"
+            args.append(kind)  # type: ignore[arg-type]
+        if ref is not None:
+            sql += " AND ref=?"
+            args.append(ref)
+        self._db.execute(sql, args)
+
+    def due_timers(self, now: float, limit: int) -> list[TimerRecord]:
+        return [
+            TimerRecord(*r)
+            for r in self._db.execute(
+                "SELECT id, run_id, kind, ref, attempt, fire_at FROM timers "
+                "WHERE fire_at<=? ORDER BY fire_at, id LIMIT ?",
+                (now, limit),
+            )
+        ]
+
+    def next_timer_at(self) -> float | None:
+        row = self._db.execute("SELECT min(fire_at) FROM timers").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    # owners
+
+    def register_owner(self, rec: OwnerRecord) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO owners (owner_id, pid, started_at, task_queues) "
+            "VALUES (?,?,?,?)",
+            (rec.owner_id, rec.pid, rec.started_at, "\n".join(rec.task_queues)),
+        )
+
+    def remove_owner(self, owner_id: str) -> None:
+        self._db.execute("DELETE FROM owners WHERE owner_id=?", (owner_id,))
+
+    def owners(self) -> list[OwnerRecord]:
+        return [
+            OwnerRecord(r[0], r[1], r[2], tuple(q for q in r[3].split("\n") if q))
+            for r in self._db.execute("SELECT owner_id, pid, started_at, task_queues FROM owners")
+        ]
+
+    # cross-process queries
+
+    def insert_query(self, run_id: str, task_queue: str, request: bytes, now: float) -> int:
+        cur = self._db.execute(
+            "INSERT INTO queries (run_id, task_queue, request, created_at) VALUES (?,?,?,?)",
+            (run_id, task_queue, request, now),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def take_queries(self, task_queues: Sequence[str], owner_id: str) -> list[QueryRecord]:
+        marks = ",".join("?" * len(task_queues))
+        rows = self._db.execute(
+            "SELECT id, run_id, task_queue, request, taken_by, answered, response, error "
+            f"FROM queries WHERE answered=0 AND taken_by IS NULL AND task_queue IN ({marks})",
+            tuple(task_queues),
+        ).fetchall()
+        for r in rows:
+            self._db.execute("UPDATE queries SET taken_by=? WHERE id=?", (owner_id, r[0]))
+        return [QueryRecord(r[0], r[1], r[2], r[3], owner_id, False, None, None) for r in rows]
+
+    def answer_query(self, query_id: int, response: bytes | None, error: str | None) -> None:
+        self._db.execute(
+            "UPDATE queries SET answered=1, response=?, error=? WHERE id=?",
+            (response, error, query_id),
+        )
+
+    def get_query(self, query_id: int) -> QueryRecord | None:
+        r = self._db.execute(
+            "SELECT id, run_id, task_queue, request, taken_by, answered, response, error "
+            "FROM queries WHERE id=?",
+            (query_id,),
+        ).fetchone()
+        return QueryRecord(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7]) if r else None
+
+    def delete_query(self, query_id: int) -> None:
+        self._db.execute("DELETE FROM queries WHERE id=?", (query_id,))

@@ -1,0 +1,286 @@
+"""The engine's state machine: commands and results become Temporal events."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.api.command.v1 import (
+    Command,
+    CompleteWorkflowExecutionCommandAttributes,
+    ScheduleActivityTaskCommandAttributes,
+    StartTimerCommandAttributes,
+)
+from temporalio.api.common.v1 import ActivityType, Payload, Payloads, RetryPolicy
+from temporalio.api.enums.v1 import CommandType, EventType, RetryState, WorkflowTaskFailedCause
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+
+from ablauf.engine import activities
+from ablauf.engine.engine import Engine
+from ablauf.engine.errors import AlreadyStartedError
+from ablauf.engine.matching import TaskRef
+from ablauf.history.tasks import ActivityCompleted, ActivityFailed
+from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
+
+from .conftest import ManualClock, start_request
+
+E = EventType
+
+
+def types(engine: Engine, run_id: str) -> list[str]:
+    return [
+        EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in engine.history(run_id)
+    ]
+
+
+def schedule_activity(activity_id: str = "1", attempts: int = 0) -> Command:
+    attrs = ScheduleActivityTaskCommandAttributes(
+        activity_id=activity_id, activity_type=ActivityType(name="act")
+    )
+    attrs.start_to_close_timeout.FromSeconds(30)
+    if attempts:
+        attrs.retry_policy.CopyFrom(RetryPolicy(maximum_attempts=attempts))
+    return Command(
+        command_type=CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+        schedule_activity_task_command_attributes=attrs,
+    )
+
+
+def complete(value: bytes = b"1") -> Command:
+    return Command(
+        command_type=CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
+        complete_workflow_execution_command_attributes=CompleteWorkflowExecutionCommandAttributes(
+            result=Payloads(payloads=[Payload(data=value)])
+        ),
+    )
+
+
+async def take(engine: Engine, kind: int) -> TaskRef:
+    queue = engine.matching.local(kind, "q")
+    assert queue is not None and len(queue) > 0, "no task was handed to the local queue"
+    return await queue.get()
+
+
+@pytest.fixture
+def local(engine: Engine) -> Engine:
+    engine.matching.register(WORKFLOW_TASK, "q")
+    engine.matching.register(ACTIVITY_TASK, "q")
+    return engine
+
+
+async def test_start_hands_first_workflow_task_to_local_worker(local: Engine) -> None:
+    run_id = local.start_workflow(start_request())
+    ref = await take(local, WORKFLOW_TASK)
+    task = local.workflow_task(ref, 0)
+    assert task is not None
+    assert [e.event_type for e in task.events] == [
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    ]
+    # The started event is stored only with the completion.
+    assert types(local, run_id) == ["WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED"]
+
+
+async def test_second_start_of_running_id_is_refused(local: Engine) -> None:
+    run_id = local.start_workflow(start_request())
+    with pytest.raises(AlreadyStartedError) as info:
+        local.start_workflow(start_request())
+    assert info.value.run_id == run_id
+
+
+async def test_activity_round_trip(local: Engine) -> None:
+    run_id = local.start_workflow(start_request())
+    ref = await take(local, WORKFLOW_TASK)
+    assert local.workflow_task(ref, 0) is not None
+    assert local.complete_workflow_task(ref, [schedule_activity()])
+    act_ref = await take(local, ACTIVITY_TASK)
+    task = activities.activity_task(local, act_ref)
+    assert task is not None and task.activity_type == "act" and task.attempt == 1
+    activities.record_outcome(local, act_ref, ActivityCompleted(Payload(data=b"42")), None)
+    assert types(local, run_id)[-5:] == [
+        "WORKFLOW_TASK_COMPLETED",
+        "ACTIVITY_TASK_SCHEDULED",
+        "ACTIVITY_TASK_STARTED",
+        "ACTIVITY_TASK_COMPLETED",
+        "WORKFLOW_TASK_SCHEDULED",
+    ]
+    events = local.history(run_id)
+    completed = events[-2].activity_task_completed_event_attributes
+    assert completed.started_event_id == events[-3].event_id
+    assert completed.result.payloads[0].data == b"42"
+
+
+async def test_failed_attempt_is_retried_without_events(local: Engine, clock: ManualClock) -> None:
+    run_id = local.start_workflow(start_request())
+    ref = await take(local, WORKFLOW_TASK)
+    local.workflow_task(ref, 0)
+    local.complete_workflow_task(ref, [schedule_activity(attempts=2)])
+    act_ref = await take(local, ACTIVITY_TASK)
+    boom = Failure(message="boom", application_failure_info=ApplicationFailureInfo(type="Boom"))
+    before = types(local, run_id)
+    activities.record_outcome(local, act_ref, ActivityFailed(boom), None)
+    assert types(local, run_id) == before
+    # The retry is due after the default 1 s initial interval.
+    local.service.tick()
+    assert len(local.matching.local(ACTIVITY_TASK, "q") or []) == 0
+    clock.advance(1.0)
+    local.service.tick()
+    retry_ref = await take(local, ACTIVITY_TASK)
+    assert retry_ref.attempt == 2
+    activities.record_outcome(local, retry_ref, ActivityFailed(boom), None)
+    events = local.history(run_id)
+    failed = events[-2].activity_task_failed_event_attributes
+    assert events[-2].event_type == E.EVENT_TYPE_ACTIVITY_TASK_FAILED
+    assert failed.retry_state == RetryState.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED
+    assert failed.failure.message == "boom"
+    assert events[-3].activity_task_started_event_attributes.attempt == 2
+
+
+async def test_non_retryable_failure_ends_at_first_attempt(local: Engine) -> None:
+    run_id = local.start_workflow(start_request())
+    ref = await take(local, WORKFLOW_TASK)
+    local.workflow_task(ref, 0)
+    local.complete_workflow_task(ref, [schedule_activity()])
+    act_ref = await take(local, ACTIVITY_TASK)
+    bad = Failure(
+        message="bad", application_failure_info=ApplicationFailureInfo(non_retryable=True)
+    )
+    activities.record_outcome(local, act_ref, ActivityFailed(bad), None)
+    failed = local.history(run_id)[-2].activity_task_failed_event_attributes
+    assert failed.retry_state == RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE
+
+
+async def test_start_to_close_timeout_is_retried_then_times_out(
+    local: Engine, clock: ManualClock
+) -> None:
+    run_id = local.start_workflow(start_request())
+    ref = await take(local, WORKFLOW_TASK)
+    local.workflow_task(ref, 0)
+    local.complete_workflow_task(ref, [schedule_activity(attempts=1)])
+    act_ref = await take(local, ACTIVITY_TASK)
+    clock.advance(30.0)
+    local.service.tick()
+    event = local.history(run_id)[-2]
+    assert event.event_type == E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT
+    timed_out = event.activity_task_timed_out_event_attributes
+    assert timed_out.failure.timeout_failure_info.timeout_type == 1  # START_TO_CLOSE
+    # The attempt's late result is dropped.
+    activities.record_outcome(local, act_ref, ActivityCompleted(None), None)
+    assert local.history(run_id)[-2].event_type == E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT
+
+
+async def test_events_during_a_running_task_are_buffered(local: Engine) -> None:
+    run_id = local.start_workflow(start_request())
+    ref = await take(local, WORKFLOW_TASK)
+    local.workflow_task(ref, 0)
+    local.complete_workflow_task(ref, [schedule_activity()])
+    act_ref = await take(local, ACTIVITY_TASK)
+    # A signal starts the next workflow task ...
+    local.signal(run_id, "sig", Payloads(), "me", None)
+    ref2 = await take(local, WORKFLOW_TASK)
+    task2 = local.workflow_task(ref2, 0)
+    assert task2 is not None
+    # ... and the activity result arriving meanwhile waits for it to finish.
+    activities.record_outcome(local, act_ref, ActivityCompleted(None), None)
+    assert types(local, run_id)[-1] == "WORKFLOW_TASK_SCHEDULED"
+    local.complete_workflow_task(ref2, [])
+    assert types(local, run_id)[-5:] == [
+        "WORKFLOW_TASK_STARTED",
+        "WORKFLOW_TASK_COMPLETED",
+        "ACTIVITY_TASK_STARTED",
+        "ACTIVITY_TASK_COMPLETED",
+        "WORKFLOW_TASK_SCHEDULED",
+    ]
+
+
+async def test_completing_with_unseen_signal_is_refused(local: Engine) -> None:
+    run_id = local.start_workflow(start_request())
+    ref = await take(local, WORKFLOW_TASK)
+    local.workflow_task(ref, 0)
+    local.signal(run_id, "late", Payloads(), "me", None)
+    assert not local.complete_workflow_task(ref, [complete()])
+    events = local.history(run_id)
+    names = types(local, run_id)
+    assert "WORKFLOW_EXECUTION_COMPLETED" not in names
+    failed = next(e for e in events if e.event_type == E.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+    assert failed.workflow_task_failed_event_attributes.cause == (
+        WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
+    )
+    assert names[-2:] == ["WORKFLOW_EXECUTION_SIGNALED", "WORKFLOW_TASK_SCHEDULED"]
+
+
+async def test_timer_fires_when_due(local: Engine, clock: ManualClock) -> None:
+    run_id = local.start_workflow(start_request())
+    ref = await take(local, WORKFLOW_TASK)
+    local.workflow_task(ref, 0)
+    attrs = StartTimerCommandAttributes(timer_id="1")
+    attrs.start_to_fire_timeout.FromSeconds(60)
+    local.complete_workflow_task(
+        ref,
+        [
+            Command(
+                command_type=CommandType.COMMAND_TYPE_START_TIMER,
+                start_timer_command_attributes=attrs,
+            )
+        ],
+    )
+    clock.advance(59)
+    local.service.tick()
+    assert types(local, run_id)[-1] == "TIMER_STARTED"
+    clock.advance(1)
+    local.service.tick()
+    assert types(local, run_id)[-2:] == ["TIMER_FIRED", "WORKFLOW_TASK_SCHEDULED"]
+
+
+async def test_failed_workflow_task_is_recorded_once_and_retried(
+    local: Engine, clock: ManualClock
+) -> None:
+    run_id = local.start_workflow(start_request())
+    cause = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE
+    ref = await take(local, WORKFLOW_TASK)
+    local.workflow_task(ref, 0)
+    local.fail_workflow_task(ref, Failure(message="bug"), cause)
+    assert types(local, run_id)[-3:] == [
+        "WORKFLOW_TASK_STARTED",
+        "WORKFLOW_TASK_FAILED",
+        "WORKFLOW_TASK_SCHEDULED",
+    ]
+    clock.advance(1)
+    local.service.tick()
+    ref2 = await take(local, WORKFLOW_TASK)
+    assert ref2.attempt == 2
+    local.workflow_task(ref2, 0)
+    local.fail_workflow_task(ref2, Failure(message="bug"), cause)
+    # Later attempts leave the history as it is.
+    assert types(local, run_id)[-1] == "WORKFLOW_TASK_SCHEDULED"
+    clock.advance(2)
+    local.service.tick()
+    ref3 = await take(local, WORKFLOW_TASK)
+    local.workflow_task(ref3, 0)
+    assert local.complete_workflow_task(ref3, [complete()])
+    assert types(local, run_id)[-3:] == [
+        "WORKFLOW_TASK_STARTED",
+        "WORKFLOW_TASK_COMPLETED",
+        "WORKFLOW_EXECUTION_COMPLETED",
+    ]
+
+
+async def test_lease_of_a_dead_process_is_freed(
+    engine: Engine, tmp_path, clock: ManualClock
+) -> None:
+    from ablauf.store.base import OwnerRecord
+    from ablauf.store.sqlite import SqliteStore
+
+    run_id = engine.start_workflow(start_request())
+    # Another "process" leased the task and died: pid 1 is never ours, so fake a dead pid.
+    with engine.store.transaction():
+        engine.store.register_owner(OwnerRecord("ghost", 2**22 + 12345, clock.now(), ("q",)))
+        task = engine.store.tasks_of_run(run_id)[0]
+        task.lease_owner = "ghost"
+        task.lease_until = clock.now() + 10
+        engine.store.update_task(task)
+    other = Engine(SqliteStore(str(tmp_path / "engine.db")), clock=clock)
+    other.matching.register(WORKFLOW_TASK, "q")
+    other.service.tick()
+    queue = other.matching.local(WORKFLOW_TASK, "q")
+    assert queue is not None and len(queue) == 1
+    other.store.close()
