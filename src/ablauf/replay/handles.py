@@ -1,0 +1,158 @@
+"""Objects workflow code holds: activity handles and the continue-as-new request.
+
+They only talk to the runtime through the small :class:`ActivityOwner`
+protocol, so the handle logic (cancellation rules, the Python SDK's
+cancel-after-completion flag) stays readable on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import temporalio.common
+import temporalio.converter
+import temporalio.workflow
+
+if TYPE_CHECKING:
+    from ablauf.replay.loop import WorkflowEventLoop
+    from ablauf.replay.machines import ActivityMachine
+
+__all__ = ["ActivityHandle", "ActivityOwner", "ContinueAsNewRequest", "EvictedError"]
+
+RAISE_ON_CANCELLING_COMPLETED_ACTIVITY = 1
+"""temporal-python's lang flag: cancelling a task whose activity already finished raises."""
+
+
+class EvictedError(BaseException):
+    """Raised into workflow code that tries to act while its instance is torn down."""
+
+
+class ActivityOwner(Protocol):
+    """What an activity handle needs from the runtime."""
+
+    loop: WorkflowEventLoop
+    evicting: bool
+    replaying: bool
+
+    def check_may_schedule(self, action: str, *, during_eviction: bool = False) -> None:
+        """Raise if workflow code may not act now."""
+
+    def request_cancel_activity(self, handle: ActivityHandle) -> None:
+        """Cancel the activity's command or the activity itself."""
+
+    def lang_flag_in_history(self, flag: int) -> bool:
+        """Whether the replayed task recorded a temporal-python flag."""
+
+    def use_lang_flag(self, flag: int) -> None:
+        """Record that a new task relied on a temporal-python flag."""
+
+
+class ActivityHandle(temporalio.workflow.ActivityHandle[Any]):
+    """The task ``workflow.start_activity`` returns; it resolves with the activity."""
+
+    def __init__(
+        self,
+        owner: ActivityOwner,
+        seq: int,
+        activity_type: str,
+        result_type: type | None,
+        context: temporalio.converter.ActivitySerializationContext,
+        payload_converter: temporalio.converter.PayloadConverter,
+    ) -> None:
+        self._owner = owner
+        self.seq = seq
+        self.activity_type = activity_type
+        self.result_type = result_type
+        self.context = context
+        self.payload_converter = payload_converter
+        self.machine: ActivityMachine | None = None
+        self._activity_result: asyncio.Future[Any] = owner.loop.create_future()
+        self._started = False
+        self._cancel_requested = False
+        super().__init__(self._run(), loop=owner.loop)
+        owner.loop.register_task(self)
+
+    async def _run(self) -> Any:
+        self._started = True
+        result = self._activity_result
+        while True:
+            try:
+                # Wait without letting a task cancel touch the result: whether the
+                # activity really ends cancelled is decided by its cancellation type.
+                await asyncio.wait([result])
+                return result.result()
+            except asyncio.CancelledError:
+                if result.done():
+                    owner = self._owner
+                    flag = RAISE_ON_CANCELLING_COMPLETED_ACTIVITY
+                    if not owner.replaying or owner.lang_flag_in_history(flag):
+                        owner.use_lang_flag(flag)
+                        raise
+                self._request_cancel()
+                # Clear the cancel request so the next wait does not raise at once.
+                self.uncancel()
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        """Cancel the activity; unstarted handles still send the cancel request."""
+        if not self._owner.evicting:
+            self._owner.check_may_schedule("cancel activity handle")
+            # A handle cancelled before its coroutine ran would never see the
+            # CancelledError, so the request goes out here.
+            if not self._started and not self.done():
+                self._request_cancel()
+        return super().cancel(msg)
+
+    def _request_cancel(self) -> None:
+        if self._cancel_requested and not self._owner.evicting:
+            return
+        self._cancel_requested = True
+        self._owner.request_cancel_activity(self)
+
+    def resolve_success(self, value: Any) -> None:
+        """The activity completed with ``value``."""
+        self._activity_result.set_result(value)
+
+    def resolve_failure(self, error: BaseException) -> None:
+        """The activity failed, timed out or was cancelled."""
+        # An unstarted handle was cancelled before it could wait; nobody will read this.
+        if self._started:
+            self._activity_result.set_exception(error)
+
+
+@dataclass
+class ContinueAsNewRequest:
+    """What ``workflow.continue_as_new`` asked for."""
+
+    workflow: str | None
+    args: Sequence[Any]
+    arg_types: list[type] | None
+    task_queue: str | None
+    run_timeout: timedelta | None
+    task_timeout: timedelta | None
+    backoff_start_interval: timedelta | None
+    retry_policy: temporalio.common.RetryPolicy | None
+    memo: Mapping[str, Any] | None
+    search_attributes: (
+        temporalio.common.SearchAttributes | temporalio.common.TypedSearchAttributes | None
+    )
+    initial_versioning_behavior: int | None
+    markers: list[Any]
+
+
+class ContinueAsNew(temporalio.workflow.ContinueAsNewError):
+    """Raised by ``workflow.continue_as_new``; the top-level coroutine turns it into a command."""
+
+    def __init__(self, request: ContinueAsNewRequest) -> None:
+        super().__init__("Continue as new")
+        self.request = request
+
+
+def close_coroutine(coro: Coroutine[Any, Any, Any]) -> None:
+    """Close a coroutine that will never be resumed, ignoring what it raises."""
+    with contextlib.suppress(BaseException):
+        coro.close()

@@ -1,0 +1,385 @@
+"""A workflow run driven by its history: the worker side of a workflow task.
+
+:class:`WorkflowInstance` takes Temporal history events and answers each new
+workflow task with Temporal commands, replaying every earlier task first and
+checking that it produces the commands history recorded. It is what sdk-core
+and ``temporalio``'s workflow instance are together, with no server involved.
+
+Example::
+
+    instance = WorkflowInstance(defn, namespace="default", workflow_id="wf", run_id=run_id,
+                                data_converter=DataConverter.default)
+    outcome = instance.activate(events)   # events 1..N, ending with WorkflowTaskStarted
+    # write WorkflowTaskCompleted + events for outcome.commands, then later:
+    outcome = instance.activate(new_events)  # events N+1.., starting with WorkflowTaskCompleted
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import temporalio.converter
+import temporalio.workflow
+from temporalio.api.command.v1 import Command
+from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
+
+from ablauf.errors import UnsupportedFeatureError
+from ablauf.replay import history
+from ablauf.replay.activation import QueryFailed, WorkflowDriver
+from ablauf.replay.machines import (
+    CancelWorkflow,
+    CommandMachines,
+    InitializeWorkflow,
+    InternalFlags,
+    Job,
+    Nondeterminism,
+    SignalWorkflow,
+    UpdateRandomSeed,
+)
+
+__all__ = ["QueryFailed", "WorkflowInstance", "WorkflowTaskOutcome"]
+
+logger = logging.getLogger(__name__)
+
+# temporal-python's flag for applying all jobs of an activation before running code.
+_SINGLE_BATCH_FLAG: Final = 2
+
+_RESULT_EVENTS: Final = frozenset(
+    {
+        EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
+        EventType.EVENT_TYPE_TIMER_FIRED,
+    }
+)
+_IGNORED_EVENTS: Final = frozenset(
+    {
+        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+        EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED_EXTERNALLY,
+        EventType.EVENT_TYPE_ACTIVITY_PROPERTIES_MODIFIED_EXTERNALLY,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_PAUSED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UNPAUSED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIME_SKIPPING_TRANSITIONED,
+    }
+)
+
+
+@dataclass
+class WorkflowTaskOutcome:
+    """The answer to a workflow task.
+
+    Attributes:
+        commands: Commands for the server, in order; empty if ``failure`` is set.
+        failure: Set if the workflow *task* failed: workflow code raised an error
+            that does not fail the workflow, or replay was nondeterministic.
+        nondeterminism: True if ``failure`` is a nondeterminism error.
+        sdk_metadata: For ``WorkflowTaskCompletedEventAttributes.sdk_metadata`` of the
+            completed task: the sdk-core and temporal-python flags this task used
+            (sdk-core records them so later replays take the same code paths).
+    """
+
+    commands: list[Command]
+    failure: Failure | None = None
+    nondeterminism: bool = False
+    sdk_metadata: WorkflowTaskCompletedMetadata | None = None
+
+
+class WorkflowInstance:
+    """One workflow run, replayed from its history and answering its workflow tasks."""
+
+    def __init__(
+        self,
+        defn: temporalio.workflow._Definition,
+        *,
+        namespace: str,
+        workflow_id: str,
+        run_id: str,
+        data_converter: temporalio.converter.DataConverter,
+        failure_exception_types: Sequence[type[BaseException]] = (),
+    ) -> None:
+        """Create the instance; nothing runs until :meth:`activate`.
+
+        Args:
+            defn: The workflow definition (``temporalio.workflow._Definition.must_from_class``).
+            namespace: The run's namespace.
+            workflow_id: The workflow id.
+            run_id: The run id.
+            data_converter: Converts payloads and failures; payloads in events must
+                already be decoded (no codec is applied here).
+            failure_exception_types: Exception types that fail the workflow instead
+                of the workflow task, in addition to the definition's.
+        """
+        self._jobs: list[Job] = []
+        self._flags = InternalFlags()
+        self._machines = CommandMachines(self._jobs, self._flags)
+        self._driver = WorkflowDriver(
+            defn,
+            workflow_id=workflow_id,
+            namespace=namespace,
+            data_converter=data_converter,
+            failure_exception_types=failure_exception_types,
+            machines=self._machines,
+            flags=self._flags,
+            run_id=run_id,
+        )
+        self._last_event_id = 0
+        self._answered = False  # a new task was answered; its WorkflowTaskCompleted comes next
+        self._broken: str | None = None
+        self._closed = False
+
+    @property
+    def last_event_id(self) -> int:
+        """Id of the last event fed in."""
+        return self._last_event_id
+
+    def activate(self, events: Sequence[HistoryEvent]) -> WorkflowTaskOutcome:
+        """Feed the events since the last call and answer the new workflow task, if any.
+
+        The first call gets the history from event 1. Each recorded workflow task is
+        replayed and its commands matched against the command events that follow
+        its WorkflowTaskCompleted. If ``events`` ends with a WorkflowTaskStarted, that
+        task is run for real and its commands returned; otherwise the outcome is
+        empty. After a task this instance answered, the next call must start with
+        its WorkflowTaskCompleted and the events of the returned commands.
+
+        Args:
+            events: Events continuing from :attr:`last_event_id`.
+
+        Returns:
+            The commands for the new task, or the failure of the task.
+
+        Raises:
+            ValueError: The event ids are not contiguous, or the answered task did not
+                complete (evict this instance and replay the history in a new one).
+            RuntimeError: The instance was closed or failed a task before.
+        """
+        if self._closed:
+            raise RuntimeError("The workflow instance is closed")
+        if self._broken is not None:
+            raise RuntimeError(self._broken)
+        expected = self._last_event_id + 1
+        for offset, event in enumerate(events):
+            if event.event_id != expected + offset:
+                raise ValueError(
+                    f"Event ids must continue from {expected - 1} without gaps; "
+                    f"got event {event.event_id} at position {offset}"
+                )
+        try:
+            return self._process(events)
+        except UnsupportedFeatureError as err:
+            return self._task_failed(err)
+        except Nondeterminism as err:
+            self._broken = "The workflow instance failed a task on nondeterminism; evict it"
+            logger.warning(
+                "Nondeterminism in workflow %s (run %s): %s",
+                self._driver.workflow_id,
+                self._driver.run_id,
+                err,
+            )
+            return WorkflowTaskOutcome(
+                commands=[], failure=history.nondeterminism_failure(str(err)), nondeterminism=True
+            )
+
+    def query(self, name: str, args: Sequence[Payload]) -> Payload:
+        """Run a query handler against the state after the last processed task.
+
+        Raises:
+            QueryFailed: No handler for ``name`` (worded like Temporal), or it raised.
+        """
+        if self._closed:
+            raise RuntimeError("The workflow instance is closed")
+        return self._driver.query(name, args)
+
+    def close(self) -> None:
+        """Evict: cancel every coroutine of the run without producing commands."""
+        if not self._closed:
+            self._closed = True
+            self._driver.evict()
+
+    # -- processing -------------------------------------------------------------------------------
+
+    def _process(self, events: Sequence[HistoryEvent]) -> WorkflowTaskOutcome:
+        machines = self._machines
+        count = len(events)
+        index = 0
+        while index < count:
+            event = events[index]
+            event_type = event.event_type
+            if self._answered:
+                if event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                    self._broken = "The workflow task this instance answered did not complete"
+                    raise ValueError(
+                        f"Expected WorkflowTaskCompleted for the answered task, got "
+                        f"{history.describe_event(event)}; evict this instance and replay"
+                    )
+                self._answered = False
+            elif event_type in history.COMMAND_EVENT_TYPES:
+                following = events[index + 1] if index + 1 < count else None
+                if machines.handle_command_event(event, following):
+                    self._last_event_id = event.event_id
+                    index += 1
+                    event = events[index]
+            elif event_type in _RESULT_EVENTS:
+                machines.handle_event(event)
+            elif event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                self._last_event_id = event.event_id
+                following = events[index + 1] if index + 1 < count else None
+                if following is None:
+                    return self._answer(event)
+                if following.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                    outcome = self._replay(event, following, events, index)
+                    if outcome is not None:
+                        return outcome
+                # Otherwise the task failed or timed out: it produced nothing and its
+                # jobs go to the next task.
+            else:
+                self._apply_event(event)
+            self._last_event_id = event.event_id
+            index += 1
+        return WorkflowTaskOutcome(commands=[])
+
+    def _apply_event(self, event: HistoryEvent) -> None:
+        event_type = event.event_type
+        jobs = self._jobs
+        if event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            attrs = event.workflow_execution_signaled_event_attributes
+            jobs.append(
+                SignalWorkflow(
+                    name=attrs.signal_name,
+                    input=list(attrs.input.payloads),
+                    headers=dict(attrs.header.fields),
+                    event_id=event.event_id,
+                )
+            )
+        elif event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+            jobs.append(
+                CancelWorkflow(event.workflow_execution_cancel_requested_event_attributes.cause)
+            )
+        elif event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            # Workflow time starts at the start event, so early queries see a time.
+            self._driver.loop.time_ns = event.event_time.ToNanoseconds()
+            jobs.append(
+                InitializeWorkflow(
+                    event.workflow_execution_started_event_attributes,
+                    history.event_datetime(event),
+                )
+            )
+        elif event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            self._flags.add_from_completed(event.workflow_task_completed_event_attributes)
+        elif event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            failed = event.workflow_task_failed_event_attributes
+            if (
+                failed.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW
+                and failed.new_run_id
+            ):
+                # A reset run draws its random numbers from the new run id, like sdk-core.
+                jobs.append(UpdateRandomSeed(history.randomness_seed(failed.new_run_id)))
+        elif event_type in _IGNORED_EVENTS or event.worker_may_ignore:
+            pass
+        else:
+            raise UnsupportedFeatureError(f"{history.describe_event(event)} is not supported yet")
+
+    def _replay(
+        self,
+        started: HistoryEvent,
+        completed: HistoryEvent,
+        events: Sequence[HistoryEvent],
+        index: int,
+    ) -> WorkflowTaskOutcome | None:
+        """Re-run a recorded task; its command events are matched as they come next."""
+        self._flags.add_from_completed(completed.workflow_task_completed_event_attributes)
+        # sdk-core looks ahead at the task's command events so patched() answers as
+        # it did when the task ran.
+        machines = self._machines
+        for later in events[index + 2 :]:
+            if later.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                break
+            if later.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+                details = history.patch_marker_details(later)
+                if details is not None:
+                    machines.note_patch_marker(details[0])
+        error = self._run_task(
+            started, replaying=True, single_batch=_SINGLE_BATCH_FLAG in self._flags.lang
+        )
+        if error is None:
+            return None
+        return self._task_failed(error)
+
+    def _answer(self, started: HistoryEvent) -> WorkflowTaskOutcome:
+        """Run the new task and return its commands."""
+        error = self._run_task(started, replaying=False, single_batch=False)
+        if error is not None:
+            return self._task_failed(error)
+        commands = self._machines.outgoing()
+        if commands and _is_terminal(commands[-1]):
+            self._driver.warn_unfinished_handlers()
+        self._answered = True
+        return WorkflowTaskOutcome(commands=commands, sdk_metadata=self._flags.gather())
+
+    def _run_task(
+        self, started: HistoryEvent, *, replaying: bool, single_batch: bool
+    ) -> BaseException | None:
+        driver = self._driver
+        attrs = started.workflow_task_started_event_attributes
+        time_ns = started.event_time.ToNanoseconds()
+        if time_ns > driver.loop.time_ns:
+            driver.loop.time_ns = time_ns
+        driver.history_length = started.event_id
+        driver.history_size = attrs.history_size_bytes
+        driver.continue_as_new_suggested = attrs.suggest_continue_as_new
+        machines = self._machines
+        machines.replaying = replaying
+        jobs = self._jobs
+        # Cancelling an activity can resolve it at once; sdk-core then runs another
+        # activation within the same task, and so do we.
+        while jobs:
+            batch = list(jobs)
+            jobs.clear()
+            error = driver.activate(batch, replaying=replaying, single_batch=single_batch)
+            if error is not None:
+                machines.discard_current()
+                return error
+            machines.prepare()
+        return None
+
+    def _task_failed(self, error: BaseException) -> WorkflowTaskOutcome:
+        driver = self._driver
+        logger.warning(
+            "Failed activation on workflow %s with ID %s and run ID %s",
+            driver.defn.name,
+            driver.workflow_id,
+            driver.run_id,
+            exc_info=error,
+        )
+        self._broken = "The workflow instance failed a workflow task; evict it"
+        failure = Failure()
+        try:
+            driver.failure_converter.to_failure(error, driver.payload_converter, failure)
+        except Exception as inner:
+            failure = Failure(
+                message=f"Failed converting activation exception: {inner}",
+                application_failure_info=ApplicationFailureInfo(),
+            )
+        return WorkflowTaskOutcome(commands=[], failure=failure)
+
+
+def _is_terminal(command: Command) -> bool:
+    return command.WhichOneof("attributes") in (
+        "complete_workflow_execution_command_attributes",
+        "fail_workflow_execution_command_attributes",
+        "cancel_workflow_execution_command_attributes",
+        "continue_as_new_workflow_execution_command_attributes",
+    )
