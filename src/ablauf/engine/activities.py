@@ -38,7 +38,7 @@ from ablauf.history.tasks import (
     ActivityOutcome,
     ActivityTask,
 )
-from ablauf.store.base import ACTIVITY_TASK, TaskRecord
+from ablauf.store.base import ACTIVITY_TASK, Store, TaskRecord
 
 if TYPE_CHECKING:
     from ablauf.engine.engine import Engine
@@ -57,6 +57,13 @@ __all__ = [
 E = EventType
 # Activities have no lease expiry of their own: their timeouts end an attempt.
 _NO_EXPIRY = 1e18
+_ALL_TIMERS = (
+    TimerKind.ACTIVITY_SCHEDULE_TO_CLOSE,
+    TimerKind.ACTIVITY_SCHEDULE_TO_START,
+    TimerKind.ACTIVITY_START_TO_CLOSE,
+    TimerKind.ACTIVITY_HEARTBEAT,
+    TimerKind.ACTIVITY_RETRY,
+)
 _ATTEMPT_TIMERS = (
     TimerKind.ACTIVITY_START_TO_CLOSE,
     TimerKind.ACTIVITY_HEARTBEAT,
@@ -91,7 +98,8 @@ def _normalize(
     )
     if s2c <= 0 and stc <= 0:
         raise InvalidArgumentError(
-            "A valid StartToClose or ScheduleToCloseTimeout is not set on ScheduleActivityTaskCommand"
+            "A valid StartToClose or ScheduleToCloseTimeout is not set on "
+            "ScheduleActivityTaskCommand"
         )
     # Temporal's server fills the missing timeouts from the given ones.
     if stc <= 0:
@@ -322,9 +330,14 @@ def _close(tx: Transition, pending: PendingActivity, event_type: int, attrs: obj
     tx.add_external(event_type, attrs)  # type: ignore[arg-type]
     store = tx.engine.store
     store.delete_task(task.id)
-    store.delete_timers(task.run_id, None, str(task.ref))
+    _drop_timers(store, task)
     # The closing event may wait in the buffer; the activity is done either way.
     tx.state.activities.pop(pending.scheduled_event_id, None)
+
+
+def _drop_timers(store: Store, task: TaskRecord) -> None:
+    for kind in _ALL_TIMERS:
+        store.delete_timers(task.run_id, kind, str(task.ref))
 
 
 def _timeout_failure(
@@ -440,7 +453,7 @@ def request_cancel(tx: Transition, scheduled_event_id: int, wft_id: int) -> None
         )
         tx.needs_workflow_task = True
         store.delete_task(task.id)
-        store.delete_timers(task.run_id, None, str(task.ref))
+        _drop_timers(store, task)
     elif task.lease_owner == tx.engine.owner_id:
         tx.after_commit.append(lambda: cancel_local(tx.engine, task, "CANCELLED"))
 

@@ -19,7 +19,12 @@ from typing import TypeVar
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.command.v1 import Command
 from temporalio.api.common.v1 import Payloads
-from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus, WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import (
+    EventType,
+    TaskQueueKind,
+    WorkflowExecutionStatus,
+    WorkflowTaskFailedCause,
+)
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import (
     HistoryEvent,
@@ -31,7 +36,6 @@ from temporalio.api.history.v1 import (
     WorkflowTaskStartedEventAttributes,
 )
 from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
-from temporalio.api.enums.v1 import TaskQueueKind
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import QueryWorkflowRequest, StartWorkflowExecutionRequest
 
@@ -72,7 +76,7 @@ CACHED_RUNS = 2000
 
 def _duration(seconds: float) -> Duration:
     d = Duration()
-    d.FromNanoseconds(int(round(seconds * 1e9)))
+    d.FromNanoseconds(round(seconds * 1e9))
     return d
 
 
@@ -237,7 +241,7 @@ class Engine:
         now: float,
         run_id: str | None = None,
     ) -> Transition:
-        """Writes a new run inside the caller's transaction; commit, then :meth:`after_create_run`."""
+        """Writes a new run in the caller's transaction; after commit, :meth:`after_create_run`."""
         run_id = run_id or str(uuid.uuid4())
         attrs.original_execution_run_id = run_id
         if not attrs.first_execution_run_id:
@@ -356,7 +360,9 @@ class Engine:
             or task.id != ref.task_id
             or task.lease_nonce != ref.nonce
             or task.lease_owner != self.owner_id
+            or (task.lease_until or 0) < tx.now
         ):
+            # A task whose lease ran out (Temporal: timed out) may already be elsewhere.
             return None
         return task
 
@@ -509,6 +515,8 @@ class Engine:
                 tx, attempt, workflow_task_backoff(attempt) if attempt > 1 else 0
             )
             return
+        # The task is no longer running: what waited for it joins the history now.
+        tx.flush_buffered()
         delay = workflow_task_backoff(attempt)
         task.attempt = attempt
         task.lease_owner = None
@@ -592,6 +600,16 @@ class Engine:
         self, exe: ExecutionRecord, request: QueryWorkflowRequest, timeout: float
     ) -> Payloads:
         """Answers a query through a worker of the run's task queue, here or in another process."""
+        deadline = self.clock.now() + timeout
+        # Like Temporal, a query waits for the first workflow task to complete.
+        while True:
+            state = self._load(exe.run_id)
+            if state.completed_workflow_tasks or not state.running:
+                break
+            left = deadline - self.clock.now()
+            if left <= 0:
+                raise QueryFailedError("query timed out: the workflow has not started yet")
+            await self.wait_run_change(exe.run_id, min(left, 0.05))
         handler = self.matching.query_handlers.get(exe.task_queue)
         if handler is not None:
             return await handler(exe, request.query)

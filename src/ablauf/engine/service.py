@@ -4,6 +4,7 @@ other processes left in the store, and free the leases of processes that died.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import weakref
@@ -70,10 +71,8 @@ class Service:
         _live_owner_ids.pop(self.engine.owner_id, None)
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
@@ -175,10 +174,8 @@ class Service:
             tx.needs_workflow_task = False
             engine.offer_workflow_task(tx)
 
-        try:
+        with contextlib.suppress(NotFoundError):
             engine.transition(task.run_id, change)
-        except NotFoundError:
-            pass
 
     def _take_activity(self, task: TaskRecord) -> None:
         engine = self.engine
@@ -191,7 +188,5 @@ class Service:
                 return
             activities.offer(tx, pending)
 
-        try:
+        with contextlib.suppress(NotFoundError):
             engine.transition(task.run_id, change)
-        except NotFoundError:
-            pass

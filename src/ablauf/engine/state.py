@@ -61,6 +61,7 @@ class RunState:
     wft: TaskRecord | None = None
     close_event: HistoryEvent | None = None
     cancel_requested: bool = False
+    completed_workflow_tasks: int = 0
     # Events from ``recent_from`` on, kept so a sticky worker gets only what it
     # has not seen without a read from the store.
     recent: list[HistoryEvent] = field(default_factory=list)
@@ -92,6 +93,8 @@ class RunState:
             self.timers.pop(event.timer_fired_event_attributes.timer_id, None)
         elif t == E.EVENT_TYPE_TIMER_CANCELED:
             self.timers.pop(event.timer_canceled_event_attributes.timer_id, None)
+        elif t == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            self.completed_workflow_tasks += 1
         elif t == E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
             self.cancel_requested = True
         elif t in CLOSE_EVENTS:

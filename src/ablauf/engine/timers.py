@@ -40,8 +40,9 @@ def activity_retry(
     Returns ``(delay, retry_state)``: a delay in seconds to the next attempt, or
     ``None`` with the retry state that ends the activity.
     """
-    info = failure.application_failure_info if failure is not None else None
-    if info is not None and failure is not None and failure.HasField("application_failure_info"):
+    info = None
+    if failure is not None and failure.HasField("application_failure_info"):
+        info = failure.application_failure_info
         if info.non_retryable or info.type in policy.non_retryable_error_types:
             return None, RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE
     if policy.maximum_attempts and attempt >= policy.maximum_attempts:

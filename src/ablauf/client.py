@@ -1,0 +1,197 @@
+"""ablauf's ``Client``: ``temporalio.client.Client`` with an embedded engine behind it.
+
+``Client.connect("sqlite:///orders.db")`` opens (or creates) the store file and
+answers Temporal's WorkflowService in-process, so every method, handle, data
+class and error is the SDK's own. A ``host:port`` target connects to a Temporal
+server through the official SDK instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+import google.protobuf.message
+import temporalio.client
+import temporalio.service
+from temporalio.converter import DataConverter
+from temporalio.service import ConnectConfig, ServiceClient, ServiceResponse
+
+from ablauf.clock import Clock
+from ablauf.engine.engine import Engine
+from ablauf.engine.frontend import Frontend
+from ablauf.errors import InvalidTargetError
+from ablauf.store.sqlite import SqliteStore
+
+__all__ = ["Client", "StoreTarget", "parse_target"]
+
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
+
+
+@dataclass(frozen=True)
+class StoreTarget:
+    """A parsed ``sqlite:///path`` target."""
+
+    path: str
+    synchronous: str = "NORMAL"
+
+
+def parse_target(target: str) -> StoreTarget | str:
+    """A store target, or the ``host:port`` of a Temporal server.
+
+    Raises:
+        InvalidTargetError: The string is neither.
+    """
+    if not isinstance(target, str) or not target.strip():
+        raise InvalidTargetError(f"empty target {target!r}: use 'sqlite:///file.db' or 'host:port'")
+    if "://" not in target:
+        if _HOST_PORT.match(target):
+            return target
+        raise InvalidTargetError(
+            f"cannot parse target {target!r}: use 'sqlite:///file.db' or 'host:port'"
+        )
+    parts = urlsplit(target)
+    if parts.scheme != "sqlite":
+        raise InvalidTargetError(
+            f"unsupported store {parts.scheme!r} in target {target!r}: ablauf stores in 'sqlite:///file.db'"
+        )
+    if parts.netloc:
+        raise InvalidTargetError(
+            f"cannot parse target {target!r}: a store URL has three slashes, 'sqlite:///file.db' "
+            "(four for an absolute path)"
+        )
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise InvalidTargetError(f"target {target!r} names no file")
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    sync = options.pop("synchronous", "normal").upper()
+    if sync not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise InvalidTargetError(
+            f"synchronous={sync.lower()} is not one of off, normal, full, extra"
+        )
+    if options:
+        raise InvalidTargetError(
+            f"unknown store option(s) {', '.join(sorted(options))} in {target!r}"
+        )
+    return StoreTarget(os.path.abspath(path), sync)
+
+
+# One engine per store file and event loop: clients of one process share it.
+_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Engine]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _engine_for(target: StoreTarget, clock: Clock | None) -> Engine:
+    loop = asyncio.get_running_loop()
+    engines = _engines.setdefault(loop, {})
+    engine = engines.get(target.path)
+    if engine is None:
+        engine = Engine(SqliteStore(target.path, synchronous=target.synchronous), clock=clock)
+        engine.start()
+        engines[target.path] = engine
+    return engine
+
+
+class EmbeddedServiceClient(ServiceClient):
+    """Answers the SDK's service calls with the in-process engine."""
+
+    def __init__(self, target: str, engine: Engine) -> None:
+        super().__init__(ConnectConfig(target_host=target))
+        self.engine = engine
+        self.frontend = Frontend(engine)
+
+    @property
+    def worker_service_client(self) -> Any:
+        raise RuntimeError("an ablauf store client has no Temporal bridge; use ablauf.Worker")
+
+    def update_rpc_metadata(self, metadata: Mapping[str, str | bytes]) -> None:
+        """RPC metadata has no meaning for the embedded engine."""
+
+    def update_api_key(self, api_key: str | None) -> None:
+        """API keys have no meaning for the embedded engine."""
+
+    async def _rpc_call(
+        self,
+        rpc: str,
+        req: google.protobuf.message.Message,
+        resp_type: type[ServiceResponse],
+        *,
+        service: str,
+        retry: bool,
+        metadata: Mapping[str, str | bytes],
+        timeout: timedelta | None,
+    ) -> ServiceResponse:
+        resp = await self.frontend.call(rpc, req, timeout.total_seconds() if timeout else None)
+        assert isinstance(resp, resp_type)
+        return resp
+
+
+class Client(temporalio.client.Client):
+    """A Temporal client; for an ablauf store the engine runs in this process."""
+
+    @classmethod
+    async def connect(
+        cls,
+        target_host: str,
+        *,
+        namespace: str = "default",
+        data_converter: DataConverter = DataConverter.default,
+        interceptors: Sequence[temporalio.client.Interceptor] = (),
+        clock: Clock | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Connects to an ablauf store (``sqlite:///file.db``) or a Temporal server (``host:port``).
+
+        Args:
+            target_host: ``sqlite:///relative.db``, ``sqlite:////absolute.db``
+                (``?synchronous=full`` for an fsync per commit), or ``host:port``.
+            namespace: Namespace for all calls.
+            data_converter: Converter for every payload, as in temporalio.
+            interceptors: Client interceptors, as in temporalio.
+            clock: For tests: the engine's clock.
+            kwargs: Further options of ``temporalio.client.Client.connect`` for a server target.
+
+        Raises:
+            InvalidTargetError: The target cannot be parsed.
+            StoreError: The file is not an ablauf store.
+        """
+        target = parse_target(target_host)
+        if isinstance(target, str):
+            return await super().connect(
+                target,
+                namespace=namespace,
+                data_converter=data_converter,
+                interceptors=interceptors,
+                **kwargs,
+            )
+        if kwargs:
+            raise TypeError(f"options not used by an ablauf store: {', '.join(sorted(kwargs))}")
+        service = EmbeddedServiceClient(target_host, _engine_for(target, clock))
+        return cls(
+            service, namespace=namespace, data_converter=data_converter, interceptors=interceptors
+        )
+
+    @property
+    def engine(self) -> Engine | None:
+        """The embedded engine, or None for a Temporal server."""
+        service = self.service_client
+        return service.engine if isinstance(service, EmbeddedServiceClient) else None
+
+    async def close(self) -> None:
+        """Stops the embedded engine of this client's store in this process."""
+        engine = self.engine
+        if engine is None:
+            return
+        for engines in _engines.values():
+            for path, candidate in list(engines.items()):
+                if candidate is engine:
+                    del engines[path]
+        await engine.close()

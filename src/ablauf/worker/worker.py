@@ -1,0 +1,276 @@
+"""ablauf's ``Worker``, shaped like ``temporalio.worker.Worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import temporalio.client
+from temporalio.api.common.v1 import Payload, Payloads
+
+from ablauf.engine import activities as engine_activities
+from ablauf.engine.engine import Engine
+from ablauf.engine.matching import LocalQueue, TaskRef
+from ablauf.history.tasks import ActivityCompleted, ActivityFailed, ActivityOutcome
+from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
+from ablauf.worker.activities import ActivityRunner
+from ablauf.worker.codec import Codec
+from ablauf.worker.workflows import WorkflowRunner
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger(__name__)
+
+# Temporal's heartbeat throttling: at most every 80 % of the heartbeat
+# timeout, and every 30 s when the activity has none.
+_DEFAULT_HEARTBEAT_THROTTLE = 30.0
+
+
+class Worker:
+    """Runs workflows and activities of one task queue against an ablauf client."""
+
+    def __init__(
+        self,
+        client: temporalio.client.Client,
+        *,
+        task_queue: str,
+        activities: Sequence[Callable[..., Any]] = (),
+        workflows: Sequence[type] = (),
+        activity_executor: concurrent.futures.Executor | None = None,
+        max_cached_workflows: int = 1000,
+        max_concurrent_activities: int = 1000,
+        workflow_failure_exception_types: Sequence[type[BaseException]] = (),
+        graceful_shutdown_timeout: timedelta = timedelta(),
+        **options: Any,
+    ) -> None:
+        """Creates a worker; it polls once :meth:`run` runs or it is entered.
+
+        Args:
+            client: An ``ablauf.Client`` connected to a store.
+            task_queue: The task queue to poll.
+            activities: Activity callables (``@activity.defn``).
+            workflows: Workflow classes (``@workflow.defn``).
+            activity_executor: Executor for non-async activities (a ThreadPoolExecutor).
+            max_cached_workflows: Size of the sticky cache of live workflow instances.
+            max_concurrent_activities: Activity attempts that may run at once.
+            workflow_failure_exception_types: Exception types that fail the workflow
+                instead of the workflow task, as in temporalio.
+            graceful_shutdown_timeout: How long running activities may finish on shutdown.
+            options: Other ``temporalio.worker.Worker`` options; ablauf accepts
+                and ignores those that tune a server connection.
+        """
+        engine = getattr(client.service_client, "engine", None)
+        if not isinstance(engine, Engine):
+            raise TypeError("ablauf.Worker needs a client connected to an ablauf store")
+        if not activities and not workflows:
+            raise ValueError("At least one activity, Nexus service, or workflow must be specified")
+        if not task_queue:
+            raise ValueError("task_queue is required")
+        self.client = client
+        self.engine = engine
+        self.task_queue = task_queue
+        self._codec = Codec(client.data_converter)
+        self._workflows = (
+            WorkflowRunner(
+                engine,
+                workflows,
+                data_converter=client.data_converter,
+                failure_exception_types=workflow_failure_exception_types,
+                max_cached_workflows=max_cached_workflows,
+            )
+            if workflows
+            else None
+        )
+        self._activities = (
+            ActivityRunner(
+                activities,
+                data_converter=client.data_converter,
+                executor=activity_executor,
+                client=client,
+            )
+            if activities
+            else None
+        )
+        self._slots = asyncio.Semaphore(max_concurrent_activities)
+        self._graceful = graceful_shutdown_timeout
+        self._running: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+        self._started = False
+
+    # lifecycle
+
+    async def __aenter__(self) -> Self:
+        self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    async def run(self) -> None:
+        """Polls until :meth:`shutdown` is called."""
+        self._start()
+        await self._stopped.wait()
+
+    def _start(self) -> None:
+        if self._started:
+            raise RuntimeError("Already started")
+        self._started = True
+        engine = self.engine
+        loop = asyncio.get_running_loop()
+        if self._workflows is not None:
+            queue = engine.matching.register(WORKFLOW_TASK, self.task_queue)
+            engine.matching.query_handlers[self.task_queue] = self._workflows.query
+            self._loops.append(loop.create_task(self._poll_workflow_tasks(queue)))
+        if self._activities is not None:
+            queue = engine.matching.register(ACTIVITY_TASK, self.task_queue)
+            engine.matching.activity_cancellers[self.task_queue] = self._activities.cancel
+            self._loops.append(loop.create_task(self._poll_activities(queue)))
+        engine.update_owner()
+        engine.service.request_scan()
+
+    async def shutdown(self) -> None:
+        """Stops polling, lets running activities finish, and frees this worker's queues."""
+        if not self._started or self._stopped.is_set():
+            return
+        engine = self.engine
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        if self._activities is not None:
+            timeout = self._graceful if self._graceful > timedelta() else None
+            await self._activities.shutdown(graceful_timeout=timeout or timedelta(seconds=0.001))
+            await asyncio.gather(*self._running, return_exceptions=True)
+            engine.matching.unregister(ACTIVITY_TASK, self.task_queue)
+            engine.matching.activity_cancellers.pop(self.task_queue, None)
+        if self._workflows is not None:
+            engine.matching.unregister(WORKFLOW_TASK, self.task_queue)
+            engine.matching.query_handlers.pop(self.task_queue, None)
+            for run_id in list(self._workflows.cache):
+                self._workflows.evict(run_id)
+        engine.release_local_leases(self.task_queue)
+        engine.update_owner()
+        self._stopped.set()
+
+    # workflow tasks
+
+    async def _poll_workflow_tasks(self, queue: LocalQueue) -> None:
+        runner = self._workflows
+        assert runner is not None
+        while True:
+            ref = await queue.get()
+            try:
+                await runner.process(ref)
+            except Exception:
+                logger.exception("processing a workflow task failed")
+                runner.evict(ref.run_id)
+
+    # activities
+
+    async def _poll_activities(self, queue: LocalQueue) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            ref = await queue.get()
+            await self._slots.acquire()
+            task = loop.create_task(self._run_activity(ref))
+            self._running.add(task)
+            task.add_done_callback(self._activity_done)
+
+    def _activity_done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("activity attempt crashed in ablauf", exc_info=task.exception())
+
+    async def _run_activity(self, ref: TaskRef) -> None:
+        runner = self._activities
+        assert runner is not None
+        engine = self.engine
+        task = engine_activities.activity_task(engine, ref)
+        if task is None:
+            return
+        if self._codec.codec is not None:
+            decoded = await self._codec.decode([*task.input, *task.heartbeat_details])
+            from dataclasses import replace
+
+            task = replace(
+                task, input=decoded[: len(task.input)], heartbeat_details=decoded[len(task.input) :]
+            )
+        beat = _Heartbeats(self, ref, task.heartbeat_timeout)
+        outcome = await runner.execute(task, beat.record)
+        outcome = await self._encode_outcome(outcome)
+        engine_activities.record_outcome(engine, ref, outcome, await beat.pending())
+
+    async def _encode_outcome(self, outcome: ActivityOutcome) -> ActivityOutcome:
+        if self._codec.codec is None:
+            return outcome
+        if isinstance(outcome, ActivityCompleted) and outcome.result is not None:
+            return ActivityCompleted((await self._codec.encode([outcome.result]))[0])
+        if isinstance(outcome, ActivityFailed):
+            return ActivityFailed(await self._codec.encode_message(outcome.failure))
+        return outcome
+
+
+class _Heartbeats:
+    """Throttles one attempt's heartbeats to the store, as Temporal's SDK does."""
+
+    def __init__(self, worker: Worker, ref: TaskRef, timeout: timedelta | None) -> None:
+        self.worker = worker
+        self.ref = ref
+        self.interval = timeout.total_seconds() * 0.8 if timeout else _DEFAULT_HEARTBEAT_THROTTLE
+        self.last_sent = 0.0
+        self.latest: list[Payload] | None = None
+        self.flush_handle: asyncio.TimerHandle | None = None
+        self.sending: set[asyncio.Task[None]] = set()
+
+    def record(self, details: Sequence[Payload]) -> None:
+        self.latest = list(details)
+        now = time.monotonic()
+        if now - self.last_sent >= self.interval:
+            self._send()
+        elif self.flush_handle is None:
+            loop = asyncio.get_running_loop()
+            self.flush_handle = loop.call_later(self.last_sent + self.interval - now, self._send)
+
+    def _send(self) -> None:
+        self.flush_handle = None
+        if self.latest is None:
+            return
+        details, self.latest = self.latest, None
+        self.last_sent = time.monotonic()
+        if self.worker._codec.codec is None:
+            self._store(details)
+        else:
+            task = asyncio.get_running_loop().create_task(self._encode_and_store(details))
+            self.sending.add(task)
+            task.add_done_callback(self.sending.discard)
+
+    async def _encode_and_store(self, details: list[Payload]) -> None:
+        self._store(await self.worker._codec.encode(details))
+
+    def _store(self, encoded: list[Payload]) -> None:
+        worker = self.worker
+        cancel = engine_activities.heartbeat(worker.engine, self.ref, Payloads(payloads=encoded))
+        if cancel and worker._activities is not None:
+            worker._activities.cancel(self.ref.token(), "CANCELLED")
+
+    async def pending(self) -> Payloads | None:
+        """Details not yet stored; they go with the attempt's outcome."""
+        if self.flush_handle is not None:
+            self.flush_handle.cancel()
+            self.flush_handle = None
+        if self.latest is None:
+            return None
+        encoded = await self.worker._codec.encode(self.latest)
+        return Payloads(payloads=encoded)

@@ -1,0 +1,235 @@
+"""Workflow tasks in a worker: the sticky cache of live instances, replay on a
+miss, and answers to queries."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import temporalio.converter
+import temporalio.workflow
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.api.query.v1 import WorkflowQuery
+
+from ablauf.engine.engine import Engine
+from ablauf.engine.errors import EngineError, QueryFailedError
+from ablauf.engine.matching import TaskRef
+from ablauf.replay.instance import QueryFailed, WorkflowInstance
+from ablauf.store.base import ExecutionRecord
+from ablauf.worker.codec import Codec
+
+__all__ = ["WorkflowRunner"]
+
+logger = logging.getLogger(__name__)
+
+_UNHANDLED = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE
+_NONDETERMINISM = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR
+_BAD_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
+
+
+def _definitions(
+    workflows: Sequence[type],
+) -> tuple[dict[str, temporalio.workflow._Definition], temporalio.workflow._Definition | None]:
+    by_name: dict[str, temporalio.workflow._Definition] = {}
+    dynamic: temporalio.workflow._Definition | None = None
+    for cls in workflows:
+        defn = temporalio.workflow._Definition.must_from_class(cls)
+        if defn.name is None:
+            if dynamic is not None:
+                raise ValueError("More than one dynamic workflow")
+            dynamic = defn
+        elif defn.name in by_name:
+            raise ValueError(f"More than one workflow named {defn.name}")
+        else:
+            by_name[defn.name] = defn
+    return by_name, dynamic
+
+
+class WorkflowRunner:
+    """Runs the workflow tasks of one task queue for one worker."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        workflows: Sequence[type],
+        *,
+        data_converter: temporalio.converter.DataConverter,
+        failure_exception_types: Sequence[type[BaseException]],
+        max_cached_workflows: int,
+    ) -> None:
+        self.engine = engine
+        self.data_converter = data_converter
+        self.codec = Codec(data_converter)
+        self.failure_exception_types = tuple(failure_exception_types)
+        self.max_cached = max(0, max_cached_workflows)
+        self.definitions, self.dynamic = _definitions(workflows)
+        self.cache: OrderedDict[str, WorkflowInstance] = OrderedDict()
+
+    def _definition(self, workflow_type: str) -> temporalio.workflow._Definition | None:
+        return self.definitions.get(workflow_type, self.dynamic)
+
+    def _new_instance(
+        self, exe_type: str, namespace: str, workflow_id: str, run_id: str
+    ) -> WorkflowInstance:
+        defn = self._definition(exe_type)
+        if defn is None:
+            known = ", ".join(sorted(self.definitions))
+            raise _NotRegistered(
+                f"Workflow class {exe_type} is not registered on this worker, "
+                f"available workflows: {known}"
+            )
+        return WorkflowInstance(
+            defn,
+            namespace=namespace,
+            workflow_id=workflow_id,
+            run_id=run_id,
+            data_converter=self.data_converter,
+            failure_exception_types=self.failure_exception_types,
+        )
+
+    def evict(self, run_id: str) -> None:
+        instance = self.cache.pop(run_id, None)
+        if instance is not None:
+            instance.close()
+
+    async def process(self, ref: TaskRef) -> None:
+        """Runs one workflow task to completion or failure."""
+        engine = self.engine
+        instance = self.cache.pop(ref.run_id, None)
+        known = instance.last_event_id if instance is not None else 0
+        task = engine.workflow_task(ref, known)
+        if task is None:
+            if instance is not None:
+                instance.close()
+            return
+        try:
+            if instance is None:
+                instance = self._new_instance(
+                    task.workflow_type, task.namespace, task.workflow_id, task.run_id
+                )
+            events = await self.codec.decode_events(task.events)
+            outcome = instance.activate(events)
+        except _NotRegistered as err:
+            self._fail(ref, task.workflow_id, _failure(str(err), "NotFoundError"), _UNHANDLED)
+            return
+        except Exception as err:
+            logger.exception("workflow task of %s failed inside ablauf", task.workflow_id)
+            if instance is not None:
+                instance.close()
+            self._fail(
+                ref,
+                task.workflow_id,
+                _failure(f"{type(err).__name__}: {err}", type(err).__name__),
+                _UNHANDLED,
+            )
+            return
+        if outcome.failure is not None:
+            instance.close()
+            cause = _NONDETERMINISM if outcome.nondeterminism else _UNHANDLED
+            self._fail(ref, task.workflow_id, outcome.failure, cause)
+            return
+        commands = await self.codec.encode_commands(outcome.commands)
+        try:
+            kept = engine.complete_workflow_task(ref, commands)
+        except EngineError as err:
+            instance.close()
+            self._fail(ref, task.workflow_id, _failure(str(err), type(err).__name__), _BAD_COMMAND)
+            return
+        if kept and engine.state_of(ref.run_id).running and self.max_cached:
+            self.cache[ref.run_id] = instance
+            while len(self.cache) > self.max_cached:
+                _, old = self.cache.popitem(last=False)
+                old.close()
+        else:
+            instance.close()
+
+    def _fail(self, ref: TaskRef, workflow_id: str, failure: Failure, cause: int) -> None:
+        if ref.attempt == 1:
+            logger.warning(
+                "workflow task of %s failed (will retry): %s", workflow_id, failure.message
+            )
+        self.engine.fail_workflow_task(ref, failure, cause)
+
+    async def query(self, exe: ExecutionRecord, query: WorkflowQuery) -> Payloads:
+        """Answers a query from the cached instance, or from a replay of the history."""
+        args = list(query.query_args.payloads)
+        args = await self.codec.decode(args)
+        instance = self.cache.get(exe.run_id)
+        fresh = instance is None
+        try:
+            if instance is None:
+                try:
+                    instance = self._new_instance(
+                        exe.workflow_type, exe.namespace, exe.workflow_id, exe.run_id
+                    )
+                except _NotRegistered as err:
+                    raise QueryFailedError(str(err)) from None
+                events = await self.codec.decode_events(self.engine.history(exe.run_id))
+                outcome = instance.activate(_completed_tasks_only(events))
+                if outcome.failure is not None:
+                    raise QueryFailedError(outcome.failure.message)
+            try:
+                result = instance.query(query.query_type, args)
+            except QueryFailed as err:
+                raise QueryFailedError(str(err)) from None
+        finally:
+            if fresh and instance is not None:
+                instance.close()
+        return Payloads(payloads=await self.codec.encode([result]))
+
+
+def _completed_tasks_only(events: list[Any]) -> list[Any]:
+    # A query sees the state after the last completed workflow task, so the
+    # history is cut after the events that task produced.
+    from temporalio.api.enums.v1 import EventType
+
+    last_complete = 0
+    for i, event in enumerate(events):
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            last_complete = i
+    end = last_complete + 1
+    while end < len(events) and events[end].event_type in _COMMAND_EVENTS:
+        end += 1
+    return events[:end] if last_complete else events[:1]
+
+
+def _command_events() -> frozenset[int]:
+    from temporalio.api.enums.v1 import EventType as E
+
+    return frozenset(
+        {
+            E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+            E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
+            E.EVENT_TYPE_TIMER_STARTED,
+            E.EVENT_TYPE_TIMER_CANCELED,
+            E.EVENT_TYPE_MARKER_RECORDED,
+            E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+            E.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+            E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+            E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+            E.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+        }
+    )
+
+
+_COMMAND_EVENTS = _command_events()
+
+
+class _NotRegistered(Exception):
+    pass
+
+
+def _failure(message: str, type_name: str) -> Failure:
+    return Failure(
+        message=message,
+        source="ablauf",
+        application_failure_info=ApplicationFailureInfo(type=type_name),
+    )

@@ -1,0 +1,75 @@
+"""Bad input gets a clear error and leaves nothing half-stored."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from temporalio import activity, workflow
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from ablauf import Client, Worker
+
+
+@activity.defn
+async def shout(text: str) -> str:
+    return text.upper()
+
+
+@workflow.defn
+class Shouter:
+    @workflow.run
+    async def run(self, text: str) -> str:
+        return await workflow.execute_activity(
+            shout, text, start_to_close_timeout=timedelta(seconds=5)
+        )
+
+
+@workflow.defn
+class Other:
+    @workflow.run
+    async def run(self) -> None:
+        return None
+
+
+class NotSerializable:
+    pass
+
+
+async def test_unknown_workflow_type_waits_for_a_worker_that_knows_it(
+    client: Client, task_queue: str
+) -> None:
+    handle = await client.start_workflow(Shouter.run, "hi", id="shout-1", task_queue=task_queue)
+    async with Worker(client, task_queue=task_queue, workflows=[Other]):
+        await asyncio.sleep(0.3)
+        desc = await handle.describe()
+        assert desc.status == WorkflowExecutionStatus.RUNNING
+    history = [e async for e in handle.fetch_history_events()]
+    failed = [e for e in history if e.HasField("workflow_task_failed_event_attributes")]
+    assert failed, "the workflow task of an unknown type fails and is retried"
+    assert (
+        "Shouter is not registered"
+        in failed[0].workflow_task_failed_event_attributes.failure.message
+    )
+    async with Worker(client, task_queue=task_queue, workflows=[Shouter], activities=[shout]):
+        assert await asyncio.wait_for(handle.result(), 15) == "HI"
+
+
+async def test_arguments_the_converter_cannot_encode(client: Client, task_queue: str) -> None:
+    with pytest.raises(TypeError):
+        await client.start_workflow(
+            "Shouter", NotSerializable(), id="shout-2", task_queue=task_queue
+        )
+    with pytest.raises(RPCError, match="not found"):
+        await client.get_workflow_handle("shout-2").describe()
+
+
+async def test_payload_over_the_size_limit(client: Client, task_queue: str) -> None:
+    with pytest.raises(RPCError, match="Blob data size exceeds limit"):
+        await client.start_workflow(
+            Shouter.run, "x" * (3 * 1024 * 1024), id="shout-3", task_queue=task_queue
+        )
+    with pytest.raises(RPCError, match="not found"):
+        await client.get_workflow_handle("shout-3").describe()
