@@ -1,0 +1,78 @@
+"""ablauf demo: the patterns of chapter 5, one after another, in one store.
+
+Each section runs one example module (``s5_*.py``); read those for the code.
+Workflows are written with the official ``temporalio`` SDK; only ``Client`` and
+``Worker`` come from ablauf, and the target decides where the workflows live:
+
+    python examples/demo.py                              # a SQLite file in a temp directory
+    python examples/demo.py --target sqlite:///demo.db   # a SQLite file of your choice
+    python examples/demo.py --target localhost:7233      # a Temporal server
+
+The whole demo takes about 20 seconds, most of it the 10-second timer of 5.3.1 and
+the retries of 5.5.
+"""
+
+import asyncio
+import time
+
+import s5_1_2_order
+import s5_2_1_parallel
+import s5_2_2_fan_out_fan_in
+import s5_3_1_delay
+import s5_3_2_timeout
+import s5_3_4_cancellable_timer
+import s5_4_1_stateful_order
+import s5_4_2_progress
+import s5_5_1_error_handling
+import s5_5_2_saga
+from _cli import parse_target, show_workflow_logs
+
+from ablauf import Client
+
+
+def heading(section: str, title: str) -> None:
+    print(f"\n=== {section}  {title}")
+
+
+async def demo(target: str) -> None:
+    started = time.monotonic()
+    print(f"target: {target}")
+    client = await Client.connect(target)
+
+    heading("5.1.2", "Activities: an order charges a card and sends an e-mail")
+    await s5_1_2_order.main(client)
+
+    heading("5.2.1", "asyncio.gather: scrape three pages in parallel")
+    await s5_2_1_parallel.main(client)
+
+    heading("5.2.2", "Fan-out/fan-in: scrape in parallel, aggregate once")
+    await s5_2_2_fan_out_fan_in.main(client)
+
+    heading("5.3.1", "Durable timers: 10 seconds, then 30 days")
+    await s5_3_1_delay.main(client)
+
+    heading("5.3.2", "Timeouts: wait up to 24 hours for an approval signal")
+    await s5_3_2_timeout.main(client)
+
+    heading("5.3.4", "Timer cancellation: a signal cancels a one-hour timer")
+    await s5_3_4_cancellable_timer.main(client)
+
+    heading("5.4.1", "State, queries and signals: orders over 1000 need a manager")
+    await s5_4_1_stateful_order.main(client)
+
+    heading("5.4.2", "Progress queries, watched by a monitor in another process")
+    await s5_4_2_progress.main(client, target)
+
+    heading("5.5.1", "Error handling: failed items are counted, the workflow goes on")
+    await s5_5_1_error_handling.main(client)
+
+    heading("5.5.2", "SAGA: book car, hotel and flight, or roll back")
+    await s5_5_2_saga.main(client)
+
+    print(f"\nall sections done in {time.monotonic() - started:.1f} s; the runs stay in {target}")
+
+
+if __name__ == "__main__":
+    demo_target = parse_target(__doc__, default_name="demo")
+    show_workflow_logs()
+    asyncio.run(demo(demo_target))
