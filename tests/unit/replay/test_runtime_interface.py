@@ -1,0 +1,113 @@
+"""ablauf's runtime must implement all of temporalio's ``_Runtime`` and be a usable asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from datetime import timedelta
+
+import pytest
+import temporalio.workflow
+from temporalio import workflow
+
+from ablauf.replay.activation import WorkflowDriver
+from ablauf.replay.loop import WorkflowEventLoop
+
+from .helpers import Run, kinds, value
+
+
+def test_every_abstract_runtime_method_is_implemented() -> None:
+    abstract = sorted(getattr(temporalio.workflow._Runtime, "__abstractmethods__", ()))
+    assert abstract, "temporalio.workflow._Runtime has no abstract methods any more?"
+    missing = [name for name in abstract if name in WorkflowDriver.__abstractmethods__]
+    assert not missing, f"ablauf's runtime does not implement _Runtime methods: {missing}"
+    assert not WorkflowDriver.__abstractmethods__, (
+        f"WorkflowDriver is abstract: {sorted(WorkflowDriver.__abstractmethods__)}"
+    )
+
+
+def test_runtime_method_signatures_accept_what_temporalio_passes() -> None:
+    for name in sorted(temporalio.workflow._Runtime.__abstractmethods__):
+        ours = inspect.signature(getattr(WorkflowDriver, name))
+        theirs = inspect.signature(getattr(temporalio.workflow._Runtime, name))
+        assert list(ours.parameters) == list(theirs.parameters), f"signature of {name} differs"
+
+
+def test_loop_provides_what_asyncio_uses() -> None:
+    for name in (
+        "call_soon",
+        "call_later",
+        "call_at",
+        "time",
+        "create_future",
+        "create_task",
+        "get_debug",
+        "is_running",
+        "call_exception_handler",
+        "_timer_handle_cancelled",
+    ):
+        assert name in WorkflowEventLoop.__dict__, f"the workflow loop lacks {name}"
+
+
+@workflow.defn
+class AsyncioPrimitives:
+    @workflow.run
+    async def run(self) -> list[str]:
+        out: list[str] = []
+        event = asyncio.Event()
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        lock = asyncio.Lock()
+        semaphore = asyncio.Semaphore(1)
+        condition = asyncio.Condition()
+
+        async def producer() -> None:
+            for i in range(3):
+                await queue.put(i)
+            async with lock, semaphore:
+                event.set()
+            async with condition:
+                condition.notify_all()
+
+        async def consumer() -> int:
+            total = 0
+            for _ in range(3):
+                total += await queue.get()
+            return total
+
+        async with condition:
+            task = asyncio.create_task(producer())
+            total = await asyncio.shield(asyncio.ensure_future(consumer()))
+            await condition.wait()
+        await event.wait()
+        await task
+        out.append(f"total={total}")
+        out.append(f"running={asyncio.get_running_loop().is_running()}")
+        out.append(f"current={asyncio.current_task() is not None}")
+        results = await asyncio.gather(asyncio.sleep(0, "a"), asyncio.sleep(0, "b"))
+        out.append("".join(results))
+        try:
+            await asyncio.wait_for(asyncio.Event().wait(), timeout=timedelta(seconds=5).seconds)
+        except TimeoutError:
+            out.append("wait_for timed out")
+        return out
+
+
+def test_asyncio_primitives_run_on_the_workflow_loop() -> None:
+    run = Run(AsyncioPrimitives)
+    first = run.task()
+    assert first.failure is None
+    assert kinds(first.commands) == ["START_TIMER"]
+    run.fire_timer("1")
+    second = run.task()
+    assert kinds(second.commands) == ["COMPLETE_WORKFLOW_EXECUTION"]
+    result = value(
+        second.commands[0].complete_workflow_execution_command_attributes.result.payloads[0]
+    )
+    assert result == ["total=3", "running=True", "current=True", "ab", "wait_for timed out"]
+    assert run.replay().failure is None
+    run.close()
+
+
+def test_workflow_apis_refuse_to_run_outside_a_workflow() -> None:
+    with pytest.raises(temporalio.workflow._NotInWorkflowEventLoopError):
+        workflow.info()
