@@ -18,7 +18,7 @@ import traceback
 import warnings
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import temporalio.api.sdk.v1
 import temporalio.common
@@ -26,13 +26,14 @@ import temporalio.converter
 import temporalio.exceptions
 import temporalio.workflow
 from temporalio.api.common.v1 import Payload
-from temporalio.api.enums.v1 import CommandType
+from temporalio.api.enums.v1 import ContinueAsNewVersioningBehavior
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import WorkflowExecutionStartedEventAttributes
 from temporalio.workflow._event_groups import _inbound_event_group
 
 from ablauf.replay import history
 from ablauf.replay.handles import ContinueAsNew, ContinueAsNewRequest, close_coroutine
+from ablauf.replay.history import C
 from ablauf.replay.machines import (
     CancelWorkflow,
     FireTimer,
@@ -43,7 +44,8 @@ from ablauf.replay.machines import (
     SignalWorkflow,
     UpdateRandomSeed,
 )
-from ablauf.replay.runtime import WorkflowRuntime, with_context
+from ablauf.replay.operations import WorkflowOperations
+from ablauf.replay.runtime import with_context
 
 __all__ = ["QueryFailed", "WorkflowDriver"]
 
@@ -59,7 +61,7 @@ class QueryFailed(Exception):
         self.failure = failure
 
 
-class WorkflowDriver(WorkflowRuntime):
+class WorkflowDriver(WorkflowOperations):
     """The runtime plus what the instance needs to drive it."""
 
     def __init__(self, *args: Any, run_id: str, **kwargs: Any) -> None:
@@ -202,9 +204,7 @@ class WorkflowDriver(WorkflowRuntime):
                 if len(payloads) != 1:
                     raise ValueError(f"Expected 1 result payload, got {len(payloads)}")
                 self.check_may_schedule("add command")
-                command = self.machines.close_workflow(
-                    CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION
-                )
+                command = self.machines.close_workflow(C.COMPLETE_WORKFLOW_EXECUTION)
                 command.complete_workflow_execution_command_attributes.result.payloads.extend(
                     payloads
                 )
@@ -236,9 +236,7 @@ class WorkflowDriver(WorkflowRuntime):
                 error
             ):
                 self.check_may_schedule("add command")
-                command = self.machines.close_workflow(
-                    CommandType.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION
-                )
+                command = self.machines.close_workflow(C.CANCEL_WORKFLOW_EXECUTION)
                 command.cancel_workflow_execution_command_attributes.SetInParent()
             elif self.workflow_is_failure_exception(error):
                 try:
@@ -255,7 +253,7 @@ class WorkflowDriver(WorkflowRuntime):
         except Exception as inner:
             raise ValueError("Failed converting workflow exception") from inner
         self.check_may_schedule("add command")
-        command = self.machines.close_workflow(CommandType.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION)
+        command = self.machines.close_workflow(C.FAIL_WORKFLOW_EXECUTION)
         command.fail_workflow_execution_command_attributes.failure.CopyFrom(failure)
 
     def _continue_as_new(self, request: ContinueAsNewRequest) -> None:
@@ -267,9 +265,7 @@ class WorkflowDriver(WorkflowRuntime):
             else None
         )
         self.check_may_schedule("add command")
-        command = self.machines.close_workflow(
-            CommandType.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION
-        )
+        command = self.machines.close_workflow(C.CONTINUE_AS_NEW_WORKFLOW_EXECUTION)
         attrs = command.continue_as_new_workflow_execution_command_attributes
         info = self._info()
         # Explicit values where Temporal would inherit them, so the engine need not guess.
@@ -302,7 +298,9 @@ class WorkflowDriver(WorkflowRuntime):
             for key, payload in self.search_attributes.items():
                 attrs.search_attributes.indexed_fields[key].CopyFrom(payload)
         if request.initial_versioning_behavior:
-            attrs.initial_versioning_behavior = request.initial_versioning_behavior  # type: ignore[assignment]
+            attrs.initial_versioning_behavior = cast(
+                ContinueAsNewVersioningBehavior.ValueType, request.initial_versioning_behavior
+            )
         command.event_group_markers.extend(request.markers)
 
     def _cancel(self, reason: str) -> None:

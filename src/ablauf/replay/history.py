@@ -1,22 +1,26 @@
-"""Reading Temporal history events the way sdk-core does.
+"""Reading and writing Temporal history the way sdk-core does.
 
 Classifies events, extracts what the runtime needs from them (workflow info,
-patch markers, the randomness seed) and builds the failures sdk-core hands to
-workflow code, so workflows see exactly what they would see on Temporal.
+patch markers, the randomness seed, the ``sdk_metadata`` flags of completed
+tasks) and builds the failures sdk-core hands to workflow code, so workflows
+see exactly what they would see on Temporal.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import IntEnum
 from typing import Final
 
+import temporalio
 import temporalio.common
 import temporalio.converter
 import temporalio.workflow
 from temporalio.api.common.v1 import Payload, Payloads
-from temporalio.api.enums.v1 import EventType, RetryState
+from temporalio.api.enums.v1 import CommandType, EventType, RetryState
 from temporalio.api.failure.v1 import (
     ActivityFailureInfo,
     ApplicationFailureInfo,
@@ -26,12 +30,18 @@ from temporalio.api.failure.v1 import (
 from temporalio.api.history.v1 import (
     HistoryEvent,
     WorkflowExecutionStartedEventAttributes,
+    WorkflowTaskCompletedEventAttributes,
 )
+from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 
 __all__ = [
     "COMMAND_EVENT_TYPES",
     "PATCH_MARKER_NAME",
     "VERSION_SEARCH_ATTRIBUTE",
+    "C",
+    "CoreFlag",
+    "E",
+    "InternalFlags",
     "activity_cancelled_failure",
     "activity_failed_failure",
     "activity_timed_out_failure",
@@ -51,30 +61,192 @@ VERSION_SEARCH_ATTRIBUTE: Final = "TemporalChangeVersion"
 
 _PATCH_DETAILS_KEY: Final = "patch-data"
 
+
+class E:
+    """Event types as plain ints; protobuf enum attribute lookups are slow in hot loops."""
+
+    ACTIVITY_PROPERTIES_MODIFIED_EXTERNALLY = int(
+        EventType.EVENT_TYPE_ACTIVITY_PROPERTIES_MODIFIED_EXTERNALLY
+    )
+    ACTIVITY_TASK_CANCELED = int(EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED)
+    ACTIVITY_TASK_CANCEL_REQUESTED = int(EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED)
+    ACTIVITY_TASK_COMPLETED = int(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+    ACTIVITY_TASK_FAILED = int(EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED)
+    ACTIVITY_TASK_SCHEDULED = int(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+    ACTIVITY_TASK_STARTED = int(EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+    ACTIVITY_TASK_TIMED_OUT = int(EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT)
+    MARKER_RECORDED = int(EventType.EVENT_TYPE_MARKER_RECORDED)
+    NEXUS_OPERATION_CANCEL_REQUESTED = int(EventType.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUESTED)
+    NEXUS_OPERATION_SCHEDULED = int(EventType.EVENT_TYPE_NEXUS_OPERATION_SCHEDULED)
+    REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED = int(
+        EventType.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
+    )
+    SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED = int(
+        EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
+    )
+    START_CHILD_WORKFLOW_EXECUTION_INITIATED = int(
+        EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    )
+    TIMER_CANCELED = int(EventType.EVENT_TYPE_TIMER_CANCELED)
+    TIMER_FIRED = int(EventType.EVENT_TYPE_TIMER_FIRED)
+    TIMER_STARTED = int(EventType.EVENT_TYPE_TIMER_STARTED)
+    UPSERT_WORKFLOW_SEARCH_ATTRIBUTES = int(EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES)
+    WORKFLOW_EXECUTION_CANCELED = int(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED)
+    WORKFLOW_EXECUTION_CANCEL_REQUESTED = int(
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
+    )
+    WORKFLOW_EXECUTION_COMPLETED = int(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)
+    WORKFLOW_EXECUTION_CONTINUED_AS_NEW = int(
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    )
+    WORKFLOW_EXECUTION_FAILED = int(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED)
+    WORKFLOW_EXECUTION_OPTIONS_UPDATED = int(
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED
+    )
+    WORKFLOW_EXECUTION_PAUSED = int(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_PAUSED)
+    WORKFLOW_EXECUTION_SIGNALED = int(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+    WORKFLOW_EXECUTION_STARTED = int(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)
+    WORKFLOW_EXECUTION_TERMINATED = int(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED)
+    WORKFLOW_EXECUTION_TIMED_OUT = int(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT)
+    WORKFLOW_EXECUTION_TIME_SKIPPING_TRANSITIONED = int(
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIME_SKIPPING_TRANSITIONED
+    )
+    WORKFLOW_EXECUTION_UNPAUSED = int(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UNPAUSED)
+    WORKFLOW_EXECUTION_UPDATE_ACCEPTED = int(
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    )
+    WORKFLOW_EXECUTION_UPDATE_COMPLETED = int(
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
+    )
+    WORKFLOW_EXECUTION_UPDATE_REJECTED = int(
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED
+    )
+    WORKFLOW_PROPERTIES_MODIFIED = int(EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED)
+    WORKFLOW_PROPERTIES_MODIFIED_EXTERNALLY = int(
+        EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED_EXTERNALLY
+    )
+    WORKFLOW_TASK_COMPLETED = int(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    WORKFLOW_TASK_FAILED = int(EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+    WORKFLOW_TASK_SCHEDULED = int(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)
+    WORKFLOW_TASK_STARTED = int(EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
+    WORKFLOW_TASK_TIMED_OUT = int(EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)
+
+
+class C:
+    """Command types as plain ints, for the same reason as :class:`E`."""
+
+    CANCEL_TIMER = int(CommandType.COMMAND_TYPE_CANCEL_TIMER)
+    CANCEL_WORKFLOW_EXECUTION = int(CommandType.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION)
+    COMPLETE_WORKFLOW_EXECUTION = int(CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION)
+    CONTINUE_AS_NEW_WORKFLOW_EXECUTION = int(
+        CommandType.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION
+    )
+    FAIL_WORKFLOW_EXECUTION = int(CommandType.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION)
+    MODIFY_WORKFLOW_PROPERTIES = int(CommandType.COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES)
+    RECORD_MARKER = int(CommandType.COMMAND_TYPE_RECORD_MARKER)
+    REQUEST_CANCEL_ACTIVITY_TASK = int(CommandType.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK)
+    SCHEDULE_ACTIVITY_TASK = int(CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK)
+    START_TIMER = int(CommandType.COMMAND_TYPE_START_TIMER)
+    UPSERT_WORKFLOW_SEARCH_ATTRIBUTES = int(
+        CommandType.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    )
+
+
 COMMAND_EVENT_TYPES: Final = frozenset(
     {
-        EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
-        EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
-        EventType.EVENT_TYPE_TIMER_STARTED,
-        EventType.EVENT_TYPE_TIMER_CANCELED,
-        EventType.EVENT_TYPE_MARKER_RECORDED,
-        EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
-        EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
-        EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
-        EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-        EventType.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-        EventType.EVENT_TYPE_NEXUS_OPERATION_SCHEDULED,
-        EventType.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUESTED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+        E.ACTIVITY_TASK_SCHEDULED,
+        E.ACTIVITY_TASK_CANCEL_REQUESTED,
+        E.TIMER_STARTED,
+        E.TIMER_CANCELED,
+        E.MARKER_RECORDED,
+        E.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+        E.WORKFLOW_PROPERTIES_MODIFIED,
+        E.WORKFLOW_EXECUTION_COMPLETED,
+        E.WORKFLOW_EXECUTION_FAILED,
+        E.WORKFLOW_EXECUTION_CANCELED,
+        E.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+        E.START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+        E.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+        E.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+        E.NEXUS_OPERATION_SCHEDULED,
+        E.NEXUS_OPERATION_CANCEL_REQUESTED,
+        E.WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+        E.WORKFLOW_EXECUTION_UPDATE_REJECTED,
+        E.WORKFLOW_EXECUTION_UPDATE_COMPLETED,
     }
 )
 """Events the server writes for commands of a completed workflow task."""
+
+
+# --- sdk_metadata flags ------------------------------------------------------------------------
+
+
+class CoreFlag(IntEnum):
+    """sdk-core's internal flags; ablauf follows all of them on new workflow tasks."""
+
+    ID_AND_TYPE_DETERMINISM_CHECKS = 1
+    UPSERT_SEARCH_ATTRIBUTE_ON_PATCH = 2
+    MOVE_TERMINAL_COMMANDS = 3
+    IMPROVED_HEARTBEAT_HEURISTIC = 4
+
+
+SDK_NAME: Final = "temporal-python"
+# Lang flag numbers are temporal-python's, so ablauf histories name that SDK.
+SDK_VERSION: Final = temporalio.__version__
+
+
+@dataclass(slots=True)
+class InternalFlags:
+    """Flags recorded in WorkflowTaskCompleted ``sdk_metadata``, as sdk-core keeps them.
+
+    A flag changes how commands are produced; replaying, a flag applies only if
+    the history says the original task used it.
+    """
+
+    core: set[int] = field(default_factory=set)
+    lang: set[int] = field(default_factory=set)
+    core_used: set[int] = field(default_factory=set)
+    lang_used: set[int] = field(default_factory=set)
+    sdk_name: str = ""
+    sdk_version: str = ""
+
+    def add_from_completed(self, attrs: WorkflowTaskCompletedEventAttributes) -> None:
+        """Learn the flags a recorded workflow task used."""
+        metadata = attrs.sdk_metadata
+        self.core.update(metadata.core_used_flags)
+        self.lang.update(metadata.lang_used_flags)
+        if metadata.sdk_name:
+            self.sdk_name = metadata.sdk_name
+        if metadata.sdk_version:
+            self.sdk_version = metadata.sdk_version
+
+    def try_use_core(self, flag: CoreFlag, record: bool) -> bool:
+        """Whether ``flag`` applies; ``record`` (on new tasks) means yes and note it."""
+        if record:
+            self.core_used.add(flag)
+            return True
+        return flag in self.core
+
+    def use_lang(self, flag: int) -> None:
+        """Note that workflow code relied on a temporal-python flag in a new task."""
+        self.lang_used.add(flag)
+
+    def gather(self) -> WorkflowTaskCompletedMetadata:
+        """Metadata for the completion of a new task: newly used flags and SDK identity."""
+        self.core_used.update(CoreFlag)
+        metadata = WorkflowTaskCompletedMetadata(
+            core_used_flags=sorted(self.core_used - self.core),
+            lang_used_flags=sorted(self.lang_used - self.lang),
+        )
+        if self.sdk_name != SDK_NAME:
+            metadata.sdk_name = self.sdk_name = SDK_NAME
+        if self.sdk_version != SDK_VERSION:
+            metadata.sdk_version = self.sdk_version = SDK_VERSION
+        self.core |= self.core_used
+        self.lang |= self.lang_used
+        self.core_used.clear()
+        self.lang_used.clear()
+        return metadata
 
 
 def event_type_name(event_type: int) -> str:
@@ -148,7 +320,7 @@ def _siphash13(data: bytes) -> int:
 
 def patch_marker_details(event: HistoryEvent) -> tuple[str, bool] | None:
     """``(patch_id, deprecated)`` if ``event`` is a patch marker, else None."""
-    if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+    if event.event_type != E.MARKER_RECORDED:
         return None
     attrs = event.marker_recorded_event_attributes
     if attrs.marker_name != PATCH_MARKER_NAME:

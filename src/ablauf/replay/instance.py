@@ -25,7 +25,7 @@ import temporalio.converter
 import temporalio.workflow
 from temporalio.api.command.v1 import Command
 from temporalio.api.common.v1 import Payload
-from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
@@ -33,11 +33,11 @@ from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 from ablauf.errors import UnsupportedFeatureError
 from ablauf.replay import history
 from ablauf.replay.activation import QueryFailed, WorkflowDriver
+from ablauf.replay.commands import CommandMachines
+from ablauf.replay.history import E, InternalFlags
 from ablauf.replay.machines import (
     CancelWorkflow,
-    CommandMachines,
     InitializeWorkflow,
-    InternalFlags,
     Job,
     Nondeterminism,
     SignalWorkflow,
@@ -53,26 +53,26 @@ _SINGLE_BATCH_FLAG: Final = 2
 
 _RESULT_EVENTS: Final = frozenset(
     {
-        EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
-        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
-        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
-        EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
-        EventType.EVENT_TYPE_TIMER_FIRED,
+        E.ACTIVITY_TASK_STARTED,
+        E.ACTIVITY_TASK_COMPLETED,
+        E.ACTIVITY_TASK_FAILED,
+        E.ACTIVITY_TASK_TIMED_OUT,
+        E.ACTIVITY_TASK_CANCELED,
+        E.TIMER_FIRED,
     }
 )
 _IGNORED_EVENTS: Final = frozenset(
     {
-        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
-        EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED_EXTERNALLY,
-        EventType.EVENT_TYPE_ACTIVITY_PROPERTIES_MODIFIED_EXTERNALLY,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_PAUSED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UNPAUSED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIME_SKIPPING_TRANSITIONED,
+        E.WORKFLOW_TASK_SCHEDULED,
+        E.WORKFLOW_TASK_TIMED_OUT,
+        E.WORKFLOW_EXECUTION_TERMINATED,
+        E.WORKFLOW_EXECUTION_TIMED_OUT,
+        E.WORKFLOW_PROPERTIES_MODIFIED_EXTERNALLY,
+        E.ACTIVITY_PROPERTIES_MODIFIED_EXTERNALLY,
+        E.WORKFLOW_EXECUTION_OPTIONS_UPDATED,
+        E.WORKFLOW_EXECUTION_PAUSED,
+        E.WORKFLOW_EXECUTION_UNPAUSED,
+        E.WORKFLOW_EXECUTION_TIME_SKIPPING_TRANSITIONED,
     }
 )
 
@@ -219,7 +219,7 @@ class WorkflowInstance:
             event = events[index]
             event_type = event.event_type
             if self._answered:
-                if event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                if event_type != E.WORKFLOW_TASK_COMPLETED:
                     self._broken = "The workflow task this instance answered did not complete"
                     raise ValueError(
                         f"Expected WorkflowTaskCompleted for the answered task, got "
@@ -234,12 +234,12 @@ class WorkflowInstance:
                     event = events[index]
             elif event_type in _RESULT_EVENTS:
                 machines.handle_event(event)
-            elif event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            elif event_type == E.WORKFLOW_TASK_STARTED:
                 self._last_event_id = event.event_id
                 following = events[index + 1] if index + 1 < count else None
                 if following is None:
                     return self._answer(event)
-                if following.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                if following.event_type == E.WORKFLOW_TASK_COMPLETED:
                     outcome = self._replay(event, following, events, index)
                     if outcome is not None:
                         return outcome
@@ -254,7 +254,7 @@ class WorkflowInstance:
     def _apply_event(self, event: HistoryEvent) -> None:
         event_type = event.event_type
         jobs = self._jobs
-        if event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+        if event_type == E.WORKFLOW_EXECUTION_SIGNALED:
             attrs = event.workflow_execution_signaled_event_attributes
             jobs.append(
                 SignalWorkflow(
@@ -264,11 +264,11 @@ class WorkflowInstance:
                     event_id=event.event_id,
                 )
             )
-        elif event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+        elif event_type == E.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
             jobs.append(
                 CancelWorkflow(event.workflow_execution_cancel_requested_event_attributes.cause)
             )
-        elif event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        elif event_type == E.WORKFLOW_EXECUTION_STARTED:
             # Workflow time starts at the start event, so early queries see a time.
             self._driver.loop.time_ns = event.event_time.ToNanoseconds()
             jobs.append(
@@ -277,9 +277,9 @@ class WorkflowInstance:
                     history.event_datetime(event),
                 )
             )
-        elif event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+        elif event_type == E.WORKFLOW_TASK_COMPLETED:
             self._flags.add_from_completed(event.workflow_task_completed_event_attributes)
-        elif event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+        elif event_type == E.WORKFLOW_TASK_FAILED:
             failed = event.workflow_task_failed_event_attributes
             if (
                 failed.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW
@@ -305,9 +305,9 @@ class WorkflowInstance:
         # it did when the task ran.
         machines = self._machines
         for later in events[index + 2 :]:
-            if later.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            if later.event_type == E.WORKFLOW_TASK_STARTED:
                 break
-            if later.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            if later.event_type == E.MARKER_RECORDED:
                 details = history.patch_marker_details(later)
                 if details is not None:
                     machines.note_patch_marker(details[0])

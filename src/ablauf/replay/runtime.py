@@ -1,74 +1,49 @@
 """ablauf's ``temporalio.workflow._Runtime``: where ``workflow.*`` calls land.
 
 Every public ``temporalio.workflow`` function calls ``_Runtime.current()``,
-which finds this object on the running :class:`WorkflowEventLoop`. The
-methods here turn those calls into command machines (see ``machines.py``).
-Applying activation jobs and running the loop is the subclass in
-``activation.py``: this module is what workflow code sees, that one is how the
-instance drives it.
+which finds the runtime on the running :class:`WorkflowEventLoop`. The class
+is built in three layers, one module each:
+
+- ``runtime.py``: the run's state and what workflow code reads or registers
+  (info, time, memo, handlers, randomness);
+- ``operations.py``: what workflow code asks for, turned into command machines
+  (timers, activities, patches, upserts, continue-as-new);
+- ``activation.py``: how the instance drives it (jobs, the loop, queries, eviction).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 import random
 import warnings
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
+from typing import Any, TypeVar, cast
 
-import nexusrpc
-import temporalio.activity
-import temporalio.api.sdk.v1
 import temporalio.common
 import temporalio.converter
 import temporalio.exceptions
 import temporalio.workflow
-from temporalio.api.common.v1 import Payload, SearchAttributes
-from temporalio.api.enums.v1 import TaskQueueKind
+from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
-from temporalio.workflow._event_groups import _capture_event_group_markers
 
-from ablauf.errors import UnsupportedFeatureError
-from ablauf.replay.handles import (
-    ActivityHandle,
-    ContinueAsNew,
-    ContinueAsNewRequest,
-    EvictedError,
-)
-from ablauf.replay.loop import DurableTimer, WorkflowEventLoop
-from ablauf.replay.machines import CommandMachines, InternalFlags, TimerMachine
-
-if TYPE_CHECKING:
-    from temporalio.workflow import (
-        ActivityCancellationType,
-        ChildWorkflowCancellationType,
-        ChildWorkflowHandle,
-        ContinueAsNewVersioningBehavior,
-        EventGroup,
-        ExternalWorkflowHandle,
-        NexusOperationCancellationType,
-        NexusOperationHandle,
-        ParentClosePolicy,
-        VersioningIntent,
-    )
+from ablauf.replay.commands import CommandMachines
+from ablauf.replay.handles import EvictedError
+from ablauf.replay.history import InternalFlags
+from ablauf.replay.loop import WorkflowEventLoop
 
 __all__ = ["WorkflowRuntime", "with_context"]
 
 _C = TypeVar("_C")
 
-# Summary of the timer a wait_condition timeout starts (set around asyncio.wait_for).
-_timer_summary: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "ablauf_timer_summary", default=None
-)
-
 
 class WorkflowRuntime(temporalio.workflow._Runtime):
     """The runtime of one workflow run; its state is what workflow code can observe."""
+
+    loop: WorkflowEventLoop
+    """The run's event loop, created by the operations layer that owns its timers."""
 
     def __init__(
         self,
@@ -85,8 +60,6 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         self.defn = defn
         self.machines = machines
         self.flags = flags
-        # AbstractEventLoop's I/O methods stay unimplemented on purpose (see loop.py).
-        self.loop = WorkflowEventLoop(self)  # type: ignore[abstract]
         context = temporalio.converter.WorkflowSerializationContext(
             namespace=namespace, workflow_id=workflow_id
         )
@@ -120,19 +93,11 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         self.signals: dict[str | None, temporalio.workflow._SignalDefinition] = dict(defn.signals)
         self.queries: dict[str | None, temporalio.workflow._QueryDefinition] = dict(defn.queries)
         self.updates: dict[str | None, temporalio.workflow._UpdateDefinition] = dict(defn.updates)
-        # Pending operations, by sequence number.
-        self.timers: dict[int, tuple[DurableTimer, TimerMachine]] = {}
-        self.activities: dict[int, ActivityHandle] = {}
-        self._seqs = {"activity": 0, "timer": 0}
-        self.conditions: list[tuple[Callable[[], bool], asyncio.Future[Any]]] = []
-        self.patches_notified: set[str] = set()
-        self._patches_memoized: dict[str, bool] = {}
         self.seed = 0
         self.random = random.Random(0)
         self._seed_callbacks: list[Callable[[int], None]] = []
         self._memo: dict[str, Any] | None = None
         self.in_progress_signals: dict[int, tuple[str, Any]] = {}
-        temporalio.workflow._Runtime.set_on_loop(self.loop, self)
 
     # -- guards ----------------------------------------------------------------------------------
 
@@ -154,385 +119,6 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
             yield
         finally:
             self.read_only, self.in_query = previous
-
-    def next_seq(self, kind: str) -> int:
-        """The next sequence number of a command kind, starting at 1 like sdk-core."""
-        seq = self._seqs[kind] + 1
-        self._seqs[kind] = seq
-        return seq
-
-    def _markers(
-        self, event_groups: Sequence[EventGroup] | None
-    ) -> list[temporalio.api.sdk.v1.EventGroupMarker]:
-        return _capture_event_group_markers(event_groups)
-
-    def _summary(self, summary: str | None) -> Payload | None:
-        return self.payload_converter.to_payload(summary) if summary else None
-
-    # -- timers ----------------------------------------------------------------------------------
-
-    def new_timer(
-        self,
-        delay: float,
-        callback: Callable[..., object],
-        args: tuple[Any, ...],
-        context: contextvars.Context | None,
-        *,
-        summary: str | None = None,
-        event_groups: Sequence[EventGroup] | None = None,
-    ) -> DurableTimer:
-        """Start a durable timer (``call_later``, ``workflow.sleep``, timeouts)."""
-        self.check_may_schedule("schedule timer")
-        if delay < 0:
-            raise RuntimeError("Attempting to schedule timer with negative delay")
-        markers = self._markers(event_groups)
-        if summary is None:
-            summary = _timer_summary.get()
-        seq = self.next_seq("timer")
-        timer = DurableTimer(self.loop.time() + delay, callback, args, self.loop, context, seq)
-        machine, command = self.machines.start_timer(seq)
-        command.start_timer_command_attributes.start_to_fire_timeout.FromNanoseconds(
-            int(delay * 1e9)
-        )
-        summary_payload = self._summary(summary)
-        if summary_payload is not None:
-            command.user_metadata.summary.CopyFrom(summary_payload)
-        command.event_group_markers.extend(markers)
-        self.timers[seq] = (timer, machine)
-        return timer
-
-    def cancel_timer(self, timer: DurableTimer) -> None:
-        """A timer handle was cancelled: cancel its command (unless it already fired)."""
-        pending = self.timers.pop(timer.seq, None)
-        if pending is None or self.evicting:
-            return
-        self.check_may_schedule("add command")
-        self.machines.cancel_timer(pending[1])
-
-    def fire_timer(self, seq: int) -> None:
-        """Run the callback of a fired timer (cancelled timers are gone already)."""
-        pending = self.timers.pop(seq, None)
-        if pending is not None:
-            self.loop.schedule(pending[0])
-
-    async def workflow_sleep(
-        self,
-        duration: float,
-        *,
-        summary: str | None = None,
-        event_groups: Sequence[EventGroup] | None = None,
-    ) -> None:
-        fut = self.loop.create_future()
-
-        def fire() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        timer = self.new_timer(duration, fire, (), None, summary=summary, event_groups=event_groups)
-        fut.add_done_callback(lambda f: timer.cancel() if f.cancelled() else None)
-        await fut
-
-    async def workflow_wait_condition(
-        self,
-        fn: Callable[[], bool],
-        *,
-        timeout: float | None = None,
-        timeout_summary: str | None = None,
-        event_groups: Sequence[EventGroup] | None = None,
-    ) -> None:
-        self.check_may_schedule("wait condition")
-        cancel_before = self.cancel_reason is not None
-
-        def cancellation_arrived() -> bool:
-            # With single-batch activations a cancel and a ready condition can arrive
-            # together; the cancel must win, as on Temporal.
-            return self.single_batch and not cancel_before and self.cancel_reason is not None
-
-        fut = self.loop.create_future()
-        self.conditions.append((fn, fut))
-        # The timeout timer is created synchronously inside wait_for, where it reads this.
-        previous = _timer_summary.get()
-        _timer_summary.set(timeout_summary)
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            if cancellation_arrived():
-                raise asyncio.CancelledError() from None
-            raise
-        finally:
-            # Not reset(): a coroutine closed at eviction may finish in another context.
-            _timer_summary.set(previous)
-        if cancellation_arrived():
-            raise asyncio.CancelledError()
-
-    # -- activities ------------------------------------------------------------------------------
-
-    def workflow_start_activity(
-        self,
-        activity: Any,
-        *args: Any,
-        task_queue: str | None,
-        result_type: type | None,
-        schedule_to_close_timeout: timedelta | None,
-        schedule_to_start_timeout: timedelta | None,
-        start_to_close_timeout: timedelta | None,
-        heartbeat_timeout: timedelta | None,
-        retry_policy: temporalio.common.RetryPolicy | None,
-        cancellation_type: ActivityCancellationType,
-        activity_id: str | None,
-        versioning_intent: VersioningIntent | None,
-        summary: str | None = None,
-        event_groups: Sequence[EventGroup] | None = None,
-        priority: temporalio.common.Priority = temporalio.common.Priority.default,
-    ) -> temporalio.workflow.ActivityHandle[Any]:
-        self.check_may_schedule("start activity")
-        if isinstance(activity, str):
-            name = activity
-        elif callable(activity):
-            defn = temporalio.activity._Definition.must_from_callable(activity)
-            if not defn.name:
-                raise ValueError("Cannot invoke dynamic activity explicitly")
-            name = defn.name
-            result_type = defn.ret_type
-        else:
-            raise TypeError("Activity must be a string or callable")
-        if not start_to_close_timeout and not schedule_to_close_timeout:
-            raise ValueError(
-                "Activity must have start_to_close_timeout or schedule_to_close_timeout"
-            )
-        markers = self._markers(event_groups)
-        info = self._info()
-        seq = self.next_seq("activity")
-        activity_id = activity_id or str(seq)
-        queue = task_queue or info.task_queue
-        context = temporalio.converter.ActivitySerializationContext(
-            namespace=info.namespace,
-            workflow_id=info.workflow_id,
-            workflow_type=info.workflow_type,
-            activity_type=name,
-            activity_id=activity_id,
-            activity_task_queue=queue,
-            is_local=False,
-        )
-        converter = with_context(self._base_payload_converter, context)
-        handle = ActivityHandle(self, seq, name, result_type, context, converter)
-        handle.set_name(f"activity: {name}")
-        # Convert before making the command so a conversion error leaves none behind.
-        payloads = converter.to_payloads(args) if args else None
-        summary_payload = converter.to_payload(summary) if summary else None
-        machine, command = self.machines.schedule_activity(
-            seq, activity_id, name, int(cancellation_type)
-        )
-        handle.machine = machine
-        attrs = command.schedule_activity_task_command_attributes
-        attrs.activity_id = activity_id
-        attrs.activity_type.name = name
-        attrs.task_queue.name = queue
-        attrs.task_queue.kind = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
-        attrs.header.SetInParent()
-        if payloads:
-            attrs.input.payloads.extend(payloads)
-        if schedule_to_close_timeout:
-            attrs.schedule_to_close_timeout.FromTimedelta(schedule_to_close_timeout)
-        if schedule_to_start_timeout:
-            attrs.schedule_to_start_timeout.FromTimedelta(schedule_to_start_timeout)
-        if start_to_close_timeout:
-            attrs.start_to_close_timeout.FromTimedelta(start_to_close_timeout)
-        if heartbeat_timeout:
-            attrs.heartbeat_timeout.FromTimedelta(heartbeat_timeout)
-        if retry_policy:
-            retry_policy.apply_to_proto(attrs.retry_policy)
-        if priority:
-            attrs.priority.CopyFrom(priority._to_proto())
-        # sdk-core asks to stay on compatible workers when the queue is the workflow's.
-        attrs.use_workflow_build_id = versioning_intent is None and queue == info.task_queue
-        if summary_payload is not None:
-            command.user_metadata.summary.CopyFrom(summary_payload)
-        command.event_group_markers.extend(markers)
-        self.activities[seq] = handle
-        return handle
-
-    def request_cancel_activity(self, handle: ActivityHandle) -> None:
-        """Send the activity's cancellation (or drop its unsent command)."""
-        self.check_may_schedule("add command")
-        if handle.machine is not None:
-            self.machines.cancel_activity(handle.machine)
-
-    def lang_flag_in_history(self, flag: int) -> bool:
-        """Whether the replayed task recorded a temporal-python flag."""
-        return flag in self.flags.lang
-
-    def use_lang_flag(self, flag: int) -> None:
-        """Record that a new task relied on a temporal-python flag."""
-        if not self.replaying:
-            self.flags.use_lang(flag)
-
-    # -- patches, memo, search attributes --------------------------------------------------------
-
-    def workflow_patch(
-        self, id: str, *, deprecated: bool, event_groups: Sequence[EventGroup] | None = None
-    ) -> bool:
-        self.check_may_schedule("patch")
-        use_patch = self._patches_memoized.get(id)
-        if use_patch is not None:
-            return use_patch
-        use_patch = not self.replaying or id in self.patches_notified
-        self._patches_memoized[id] = use_patch
-        if use_patch:
-            markers = self._markers(event_groups)
-            command = self.machines.set_patch_marker(id, deprecated)
-            if command is not None:
-                command.event_group_markers.extend(markers)
-        return use_patch
-
-    def workflow_memo(self) -> Mapping[str, Any]:
-        if self._memo is None:
-            self._memo = {
-                k: self.payload_converter.from_payload(v) for k, v in self._info().raw_memo.items()
-            }
-        return self._memo
-
-    def workflow_memo_value(self, key: str, default: Any, *, type_hint: type | None) -> Any:
-        payload = self._info().raw_memo.get(key)
-        if not payload:
-            if default is temporalio.common._arg_unset:
-                raise KeyError(f"Memo does not have a value for key {key}")
-            return default
-        return self.payload_converter.from_payload(payload, type_hint)  # type: ignore[arg-type]
-
-    def workflow_upsert_memo(
-        self, updates: Mapping[str, Any], *, event_groups: Sequence[EventGroup] | None = None
-    ) -> None:
-        upserted = {}
-        removed = []
-        for key, value in updates.items():
-            if value is None:
-                # Removing a key that is not there still shows up in history, as on Temporal.
-                removed.append(key)
-            else:
-                upserted[key] = self.payload_converter.to_payload(value)
-        if not upserted and not removed:
-            return
-        markers = self._markers(event_groups)
-        self.check_may_schedule("add command")
-        command = self.machines.modify_workflow_properties()
-        command.event_group_markers.extend(markers)
-        fields = command.modify_workflow_properties_command_attributes.upserted_memo.fields
-        raw_memo = cast(MutableMapping[str, Payload], self._info().raw_memo)
-        for key, payload in upserted.items():
-            fields[key].CopyFrom(payload)
-            raw_memo[key] = payload
-        if removed:
-            null = self.payload_converter.to_payload(None)
-            for key in removed:
-                fields[key].CopyFrom(null)
-                raw_memo.pop(key, None)
-        if self._memo is not None:
-            for key, payload in upserted.items():
-                self._memo[key] = self.payload_converter.from_payload(payload)
-            for key in removed:
-                self._memo.pop(key, None)
-
-    def workflow_upsert_search_attributes(
-        self,
-        attributes: (
-            temporalio.common.SearchAttributes
-            | Sequence[temporalio.common.SearchAttributeUpdate[Any]]
-        ),
-        *,
-        event_groups: Sequence[EventGroup] | None = None,
-    ) -> None:
-        self.check_may_schedule("add command")
-        markers = self._markers(event_groups)
-        info = self._info()
-        untyped = cast(
-            MutableMapping[str, temporalio.common.SearchAttributeValues], info.search_attributes
-        )
-        typed = cast(
-            list[temporalio.common.SearchAttributePair[Any]],
-            info.typed_search_attributes.search_attributes,
-        )
-        fields = SearchAttributes()
-        if isinstance(attributes, Mapping):
-            untyped.update(attributes)
-            for name, values in attributes.items():
-                fields.indexed_fields[name].CopyFrom(
-                    temporalio.converter.encode_search_attribute_values(values)
-                )
-                _update_typed_from_untyped(typed, name, values)
-        else:
-            for update in attributes:
-                key = update.key
-                fields.indexed_fields[key.name].CopyFrom(
-                    temporalio.converter.encode_typed_search_attribute_value(key, update.value)
-                )
-                index = next((i for i, p in enumerate(typed) if p.key.name == key.name), None)
-                if update.value is None:
-                    if index is not None:
-                        del typed[index]
-                    untyped[key.name] = cast(list[str], [])
-                    continue
-                pair = temporalio.common.SearchAttributePair(key, update.value)
-                if index is None:
-                    typed.append(pair)
-                else:
-                    typed[index] = pair
-                keyword_list = temporalio.common.SearchAttributeIndexedValueType.KEYWORD_LIST
-                untyped[key.name] = (
-                    list(update.value) if key.indexed_value_type == keyword_list else [update.value]
-                )
-        command = self.machines.upsert_search_attributes(fields)
-        command.event_group_markers.extend(markers)
-        self.search_attributes.update(fields.indexed_fields)
-
-    # -- continue-as-new -------------------------------------------------------------------------
-
-    def workflow_continue_as_new(
-        self,
-        *args: Any,
-        workflow: Callable[..., Any] | str | None,
-        task_queue: str | None,
-        run_timeout: timedelta | None,
-        task_timeout: timedelta | None,
-        backoff_start_interval: timedelta | None,
-        retry_policy: temporalio.common.RetryPolicy | None,
-        memo: Mapping[str, Any] | None,
-        search_attributes: temporalio.common.SearchAttributes
-        | temporalio.common.TypedSearchAttributes
-        | None,
-        versioning_intent: VersioningIntent | None,
-        initial_versioning_behavior: ContinueAsNewVersioningBehavior | None,
-        event_groups: Sequence[EventGroup] | None = None,
-    ) -> NoReturn:
-        self.check_may_schedule("continue as new")
-        name: str | None = None
-        arg_types: list[type] | None = None
-        if isinstance(workflow, str):
-            name = workflow
-        elif callable(workflow):
-            defn = temporalio.workflow._Definition.must_from_run_fn(workflow)
-            name = defn.name
-            arg_types = defn.arg_types
-        elif workflow is not None:
-            raise TypeError("Workflow must be None, a string, or callable")
-        raise ContinueAsNew(
-            ContinueAsNewRequest(
-                workflow=name,
-                args=args,
-                arg_types=arg_types,
-                task_queue=task_queue,
-                run_timeout=run_timeout,
-                task_timeout=task_timeout,
-                backoff_start_interval=backoff_start_interval,
-                retry_policy=retry_policy,
-                memo=memo,
-                search_attributes=search_attributes,
-                initial_versioning_behavior=(
-                    int(initial_versioning_behavior) if initial_versioning_behavior else None
-                ),
-                markers=self._markers(event_groups),
-            )
-        )
 
     # -- handlers --------------------------------------------------------------------------------
 
@@ -705,6 +291,21 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
             return None
         return self.failure_converter.from_failure(self.last_failure, self.payload_converter)
 
+    def workflow_memo(self) -> Mapping[str, Any]:
+        if self._memo is None:
+            self._memo = {
+                k: self.payload_converter.from_payload(v) for k, v in self._info().raw_memo.items()
+            }
+        return self._memo
+
+    def workflow_memo_value(self, key: str, default: Any, *, type_hint: type | None) -> Any:
+        payload = self._info().raw_memo.get(key)
+        if not payload:
+            if default is temporalio.common._arg_unset:
+                raise KeyError(f"Memo does not have a value for key {key}")
+            return default
+        return self.payload_converter.from_payload(payload, type_hint)  # type: ignore[arg-type]
+
     # -- randomness ------------------------------------------------------------------------------
 
     def workflow_random(self) -> random.Random:
@@ -728,104 +329,9 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
             except Exception:
                 continue
 
-    # -- not supported yet -----------------------------------------------------------------------
-
-    def workflow_get_external_workflow_handle(
-        self, id: str, *, run_id: str | None
-    ) -> ExternalWorkflowHandle[Any]:
-        raise UnsupportedFeatureError("External workflow handles are not supported yet")
-
-    async def workflow_start_child_workflow(
-        self,
-        workflow: Any,
-        *args: Any,
-        id: str,
-        task_queue: str | None,
-        result_type: type | None,
-        cancellation_type: ChildWorkflowCancellationType,
-        parent_close_policy: ParentClosePolicy,
-        execution_timeout: timedelta | None,
-        run_timeout: timedelta | None,
-        task_timeout: timedelta | None,
-        id_reuse_policy: temporalio.common.WorkflowIDReusePolicy,
-        retry_policy: temporalio.common.RetryPolicy | None,
-        cron_schedule: str,
-        memo: Mapping[str, Any] | None,
-        search_attributes: temporalio.common.SearchAttributes
-        | temporalio.common.TypedSearchAttributes
-        | None,
-        versioning_intent: VersioningIntent | None,
-        static_summary: str | None = None,
-        static_details: str | None = None,
-        event_groups: Sequence[EventGroup] | None = None,
-        priority: temporalio.common.Priority = temporalio.common.Priority.default,
-        versioning_override: temporalio.common.VersioningOverride | None = None,
-    ) -> ChildWorkflowHandle[Any, Any]:
-        raise UnsupportedFeatureError("Child workflows are not supported yet")
-
-    def workflow_start_local_activity(
-        self,
-        activity: Any,
-        *args: Any,
-        result_type: type | None,
-        schedule_to_close_timeout: timedelta | None,
-        schedule_to_start_timeout: timedelta | None,
-        start_to_close_timeout: timedelta | None,
-        retry_policy: temporalio.common.RetryPolicy | None,
-        local_retry_threshold: timedelta | None,
-        cancellation_type: ActivityCancellationType,
-        activity_id: str | None,
-        summary: str | None,
-        event_groups: Sequence[EventGroup] | None = None,
-    ) -> temporalio.workflow.ActivityHandle[Any]:
-        raise UnsupportedFeatureError("Local activities are not supported yet")
-
-    async def workflow_start_nexus_operation(
-        self,
-        endpoint: str,
-        service: str,
-        operation: nexusrpc.Operation[Any, Any] | str | Callable[..., Any],
-        input: Any,
-        output_type: type[Any] | None,
-        schedule_to_close_timeout: timedelta | None,
-        schedule_to_start_timeout: timedelta | None,
-        start_to_close_timeout: timedelta | None,
-        cancellation_type: NexusOperationCancellationType,
-        headers: Mapping[str, str] | None,
-        summary: str | None,
-        event_groups: Sequence[EventGroup] | None = None,
-    ) -> NexusOperationHandle[Any]:
-        raise UnsupportedFeatureError("Nexus operations are not supported yet")
-
 
 def with_context(converter: _C, context: temporalio.converter.SerializationContext) -> _C:
     """Apply a serialization context to a converter that supports one."""
     if isinstance(converter, temporalio.converter.WithSerializationContext):
         return cast(_C, converter.with_context(context))
     return converter
-
-
-def _update_typed_from_untyped(
-    typed: list[temporalio.common.SearchAttributePair[Any]],
-    name: str,
-    values: temporalio.common.SearchAttributeValues,
-) -> None:
-    """Mirror a deprecated dict-form upsert into the typed attributes, as the SDK does."""
-    index = next((i for i, p in enumerate(typed) if p.key.name == name), None)
-    if not values:
-        if index is not None:
-            del typed[index]
-        return
-    key = temporalio.common.SearchAttributeKey._guess_from_untyped_values(name, values)
-    if key is None:
-        return
-    value: Any = values
-    if key.indexed_value_type != temporalio.common.SearchAttributeIndexedValueType.KEYWORD_LIST:
-        if len(values) != 1:
-            return
-        value = values[0]
-    pair = temporalio.common.SearchAttributePair(key, value)
-    if index is None:
-        typed.append(pair)
-    else:
-        typed[index] = pair

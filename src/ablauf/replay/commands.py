@@ -1,0 +1,344 @@
+"""The queue of commands and its matching against recorded command events.
+
+As in sdk-core, commands an activation produced are "prepared" into one queue
+when the activation ends; replaying, each command event that follows a
+WorkflowTaskCompleted must match the command at the front of that queue (patch
+markers have their own rules). Commands not matched yet are what a new
+workflow task sends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Final
+
+from temporalio.api.command.v1 import Command
+from temporalio.api.common.v1 import SearchAttributes
+from temporalio.api.history.v1 import HistoryEvent
+
+from ablauf.replay import history
+from ablauf.replay.history import C, CoreFlag, E, InternalFlags
+from ablauf.replay.machines import (
+    ABANDON,
+    TRY_CANCEL,
+    ActivityMachine,
+    ActivityState,
+    CommandEntry,
+    Job,
+    Machine,
+    Nondeterminism,
+    NotifyHasPatch,
+    OneShotMachine,
+    PatchMachine,
+    TimerMachine,
+    TimerState,
+)
+
+__all__ = ["CommandMachines"]
+
+
+_TERMINAL_EVENTS: Final = {
+    C.COMPLETE_WORKFLOW_EXECUTION: (
+        E.WORKFLOW_EXECUTION_COMPLETED,
+        "Complete workflow machine",
+    ),
+    C.FAIL_WORKFLOW_EXECUTION: (
+        E.WORKFLOW_EXECUTION_FAILED,
+        "Fail workflow machine",
+    ),
+    C.CANCEL_WORKFLOW_EXECUTION: (
+        E.WORKFLOW_EXECUTION_CANCELED,
+        "Cancel workflow machine",
+    ),
+    C.CONTINUE_AS_NEW_WORKFLOW_EXECUTION: (
+        E.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+        "Continue as new workflow machine",
+    ),
+}
+
+
+class CommandMachines:
+    """All command machines of one run and the queue of unmatched commands.
+
+    ``jobs`` is shared with the caller, which applies them at the next
+    activation. ``replaying`` must be set by the caller for every task.
+    """
+
+    def __init__(self, jobs: list[Job], flags: InternalFlags) -> None:
+        self.jobs = jobs
+        self.flags = flags
+        self.replaying = False
+        # Commands of the running activation, not yet prepared.
+        self._current: list[CommandEntry] = []
+        # Prepared commands waiting for their events (sdk-core's command queue).
+        self._queue: deque[CommandEntry] = deque()
+        self._dropped_since_prepare = False
+        # Machines still expecting events, by the id of the event that started them.
+        self._by_event_id: dict[int, Machine] = {}
+        # Patch ids seen in history or used by the workflow -> whether a command was made.
+        self._patches: dict[str, bool] = {}
+
+    # -- commands from workflow code -------------------------------------------------------
+
+    def _add(
+        self, command_type: int, machine: Machine, event_type: int, terminal: bool = False
+    ) -> Command:
+        command = Command(command_type=command_type)  # type: ignore[arg-type]
+        self._current.append(CommandEntry(command, machine, event_type, terminal))
+        return command
+
+    def schedule_activity(
+        self, seq: int, activity_id: str, activity_type: str, cancellation_type: int
+    ) -> tuple[ActivityMachine, Command]:
+        """Create an activity machine; the caller fills in the returned command."""
+        machine = ActivityMachine(seq, activity_id, activity_type, cancellation_type)
+        command = self._add(
+            C.SCHEDULE_ACTIVITY_TASK,
+            machine,
+            E.ACTIVITY_TASK_SCHEDULED,
+        )
+        return machine, command
+
+    def cancel_activity(self, machine: ActivityMachine) -> None:
+        """Workflow code cancelled the activity; sdk-core's activity cancel rules."""
+        state = machine.state
+        if machine.resolved or state in (ActivityState.DONE, ActivityState.CANCEL_REQUESTED):
+            return
+        if state == ActivityState.CREATED:
+            # Never sent: drop the schedule command instead of cancelling it.
+            machine.cancelled_before_sent = True
+            self._dropped_since_prepare = True
+            machine.state = ActivityState.DONE
+            if machine.cancellation_type != ABANDON:
+                self.jobs.append(machine.cancelled_job())
+                machine.resolved = True
+            return
+        if machine.cancellation_type == ABANDON:
+            self.jobs.append(machine.cancelled_job())
+            machine.resolved = True
+            machine.state = ActivityState.DONE
+            return
+        command = self._add(
+            C.REQUEST_CANCEL_ACTIVITY_TASK,
+            machine,
+            E.ACTIVITY_TASK_CANCEL_REQUESTED,
+        )
+        attrs = command.request_cancel_activity_task_command_attributes
+        attrs.scheduled_event_id = machine.scheduled_event_id
+        machine.state = ActivityState.CANCEL_REQUESTED
+        if machine.cancellation_type == TRY_CANCEL:
+            self.jobs.append(machine.cancelled_job())
+            machine.resolved = True
+
+    def start_timer(self, seq: int) -> tuple[TimerMachine, Command]:
+        """Create a timer machine; the caller sets the duration on the command."""
+        machine = TimerMachine(seq)
+        command = self._add(C.START_TIMER, machine, E.TIMER_STARTED)
+        command.start_timer_command_attributes.timer_id = str(seq)
+        return machine, command
+
+    def cancel_timer(self, machine: TimerMachine) -> Command | None:
+        """Cancel a timer: drop its command if unsent, else issue CancelTimer."""
+        if machine.state == TimerState.CREATED:
+            machine.cancelled_before_sent = True
+            self._dropped_since_prepare = True
+            machine.state = TimerState.DONE
+            return None
+        if machine.state != TimerState.STARTED:
+            return None
+        machine.state = TimerState.CANCEL_REQUESTED
+        command = self._add(C.CANCEL_TIMER, machine, E.TIMER_CANCELED)
+        command.cancel_timer_command_attributes.timer_id = str(machine.seq)
+        return command
+
+    def note_patch_marker(self, patch_id: str) -> None:
+        """History (looking ahead) holds a marker for ``patch_id``."""
+        self._patches[patch_id] = False
+        self.jobs.append(NotifyHasPatch(patch_id))
+
+    def set_patch_marker(self, patch_id: str, deprecated: bool) -> Command | None:
+        """Record a patch marker once per patch id, plus sdk-core's version upsert."""
+        if self._patches.get(patch_id):
+            return None
+        seen_in_history = patch_id in self._patches
+        command = self._add(
+            C.RECORD_MARKER,
+            PatchMachine(patch_id),
+            E.MARKER_RECORDED,
+        )
+        attrs = command.record_marker_command_attributes
+        attrs.marker_name = history.PATCH_MARKER_NAME
+        for key, payloads in history.patch_marker_payloads(patch_id, deprecated).items():
+            attrs.details[key].CopyFrom(payloads)
+        use_flag = self.flags.try_use_core(
+            CoreFlag.UPSERT_SEARCH_ATTRIBUTE_ON_PATCH, not self.replaying
+        )
+        if use_flag and not (self.replaying and not seen_in_history):
+            ids = sorted({*self._patches, patch_id})
+            value = history.patch_search_attribute(ids)
+            if len(value.data) < 2048:  # sdk-core skips values the server would refuse
+                upsert = self._add(
+                    C.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+                    OneShotMachine("Upsert search attributes machine"),
+                    E.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+                )
+                fields = upsert.upsert_workflow_search_attributes_command_attributes
+                fields.search_attributes.indexed_fields[history.VERSION_SEARCH_ATTRIBUTE].CopyFrom(
+                    value
+                )
+        self._patches[patch_id] = True
+        return command
+
+    def upsert_search_attributes(self, attributes: SearchAttributes) -> Command:
+        """Upsert search attributes (fire and forget)."""
+        command = self._add(
+            C.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+            OneShotMachine("Upsert search attributes machine"),
+            E.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+        )
+        attrs = command.upsert_workflow_search_attributes_command_attributes
+        use_flag = self.flags.try_use_core(
+            CoreFlag.UPSERT_SEARCH_ATTRIBUTE_ON_PATCH, not self.replaying
+        )
+        if not (use_flag and history.VERSION_SEARCH_ATTRIBUTE in attributes.indexed_fields):
+            # The version attribute is sdk-core's own; the command stays, empty.
+            attrs.search_attributes.CopyFrom(attributes)
+        else:
+            attrs.search_attributes.SetInParent()
+        return command
+
+    def modify_workflow_properties(self) -> Command:
+        """Upsert memo (fire and forget); the caller fills in the memo."""
+        return self._add(
+            C.MODIFY_WORKFLOW_PROPERTIES,
+            OneShotMachine("Modify workflow properties machine"),
+            E.WORKFLOW_PROPERTIES_MODIFIED,
+        )
+
+    def close_workflow(self, command_type: int) -> Command:
+        """Complete, fail, cancel or continue the run; the caller fills in the command."""
+        event_type, label = _TERMINAL_EVENTS[command_type]
+        return self._add(command_type, OneShotMachine(label), event_type, terminal=True)
+
+    # -- end of an activation ---------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Move the activation's commands to the queue, as sdk-core does after each one."""
+        if self._dropped_since_prepare:
+            self._queue = deque(e for e in self._queue if not e.machine.cancelled_before_sent)
+            self._dropped_since_prepare = False
+        current = self._current
+        if not current:
+            return
+        self._current = []
+        terminals = [e for e in current if e.terminal]
+        if terminals:
+            if self.flags.try_use_core(CoreFlag.MOVE_TERMINAL_COMMANDS, not self.replaying):
+                # Every other command still goes out, the first terminal one last.
+                current = [e for e in current if not e.terminal] + terminals[:1]
+            else:
+                current = current[: current.index(terminals[0]) + 1]
+        queue = self._queue
+        for entry in current:
+            if not entry.machine.cancelled_before_sent:
+                queue.append(entry)
+
+    def outgoing(self) -> list[Command]:
+        """Commands to send for the task being answered."""
+        return [e.command for e in self._queue if not e.machine.cancelled_before_sent]
+
+    def discard_current(self) -> None:
+        """Forget the commands of an activation that failed."""
+        self._current.clear()
+
+    # -- events from history ----------------------------------------------------------------
+
+    def handle_command_event(self, event: HistoryEvent, next_event: HistoryEvent | None) -> bool:
+        """Match a command event against the queue; True means skip ``next_event`` too."""
+        queue = self._queue
+        while True:
+            front = queue[0].machine if queue else None
+            patch = history.patch_marker_details(event)
+            if patch is not None:
+                if isinstance(front, PatchMachine):
+                    if front.patch_id != patch[0] and patch[1]:
+                        return _skip_version_upsert(next_event)
+                elif patch[1]:
+                    # Deprecated markers may stay in history after the call is gone.
+                    return _skip_version_upsert(next_event)
+                else:
+                    raise Nondeterminism(
+                        f"Non-deprecated patch marker encountered for change {patch[0]}, "
+                        "but there is no corresponding change command!"
+                    )
+            elif isinstance(front, PatchMachine):
+                # Replaying code that now calls patched() where history has no marker.
+                queue.popleft()
+                continue
+            if not queue:
+                raise Nondeterminism(
+                    f"No command scheduled for event {history.describe_event(event)}"
+                )
+            entry = queue.popleft()
+            machine = entry.machine
+            if machine.cancelled_before_sent:
+                continue
+            if event.event_type != entry.event_type:
+                raise machine.unexpected(event)
+            if isinstance(machine, ActivityMachine) and (
+                event.event_type == E.ACTIVITY_TASK_SCHEDULED
+                and CoreFlag.ID_AND_TYPE_DETERMINISM_CHECKS in self.flags.core
+            ):
+                machine.check_scheduled(event)
+            elif event.event_type == E.ACTIVITY_TASK_CANCEL_REQUESTED and isinstance(
+                machine, ActivityMachine
+            ):
+                recorded = event.activity_task_cancel_requested_event_attributes
+                if recorded.scheduled_event_id != machine.scheduled_event_id:
+                    raise machine.unexpected(event)
+            machine.on_command_event(entry, event)
+            if event.event_type in _STARTING_EVENTS:
+                self._by_event_id[event.event_id] = machine
+            return False
+
+    def handle_event(self, event: HistoryEvent) -> None:
+        """Apply a result event (activity finished, timer fired) to its machine."""
+        event_type = event.event_type
+        if event_type == E.TIMER_FIRED:
+            initial = event.timer_fired_event_attributes.started_event_id
+        else:
+            initial = _scheduled_event_id(event)
+        machine = self._by_event_id.get(initial)
+        if machine is None:
+            raise Nondeterminism(
+                "During event handling, this event had an initial command ID but we could "
+                f"not find a matching command for it: {history.describe_event(event)}"
+            )
+        if machine.on_event(event, self.jobs):
+            del self._by_event_id[initial]
+
+
+_STARTING_EVENTS: Final = frozenset({E.ACTIVITY_TASK_SCHEDULED, E.TIMER_STARTED})
+
+
+def _scheduled_event_id(event: HistoryEvent) -> int:
+    event_type = event.event_type
+    if event_type == E.ACTIVITY_TASK_STARTED:
+        return event.activity_task_started_event_attributes.scheduled_event_id
+    if event_type == E.ACTIVITY_TASK_COMPLETED:
+        return event.activity_task_completed_event_attributes.scheduled_event_id
+    if event_type == E.ACTIVITY_TASK_FAILED:
+        return event.activity_task_failed_event_attributes.scheduled_event_id
+    if event_type == E.ACTIVITY_TASK_TIMED_OUT:
+        return event.activity_task_timed_out_event_attributes.scheduled_event_id
+    if event_type == E.ACTIVITY_TASK_CANCELED:
+        return event.activity_task_canceled_event_attributes.scheduled_event_id
+    raise Nondeterminism(f"Unexpected event {history.describe_event(event)}")
+
+
+def _skip_version_upsert(next_event: HistoryEvent | None) -> bool:
+    """Skip the TemporalChangeVersion upsert that follows a skipped patch marker."""
+    if next_event is not None and next_event.event_type == E.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+        fields = next_event.upsert_workflow_search_attributes_event_attributes
+        return history.VERSION_SEARCH_ATTRIBUTE in fields.search_attributes.indexed_fields
+    return False
