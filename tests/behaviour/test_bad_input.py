@@ -7,7 +7,10 @@ from datetime import timedelta
 
 import pytest
 from temporalio import activity, workflow
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 from temporalio.service import RPCError
 
 from ablauf import Client, Worker
@@ -73,3 +76,53 @@ async def test_payload_over_the_size_limit(client: Client, task_queue: str) -> N
         )
     with pytest.raises(RPCError, match="not found"):
         await client.get_workflow_handle("shout-3").describe()
+
+
+@activity.defn
+async def huge() -> str:
+    return "x" * (3 * 1024 * 1024)
+
+
+@workflow.defn
+class Huge:
+    @workflow.run
+    async def run(self, where: str) -> str:
+        if where == "workflow":
+            return "y" * (3 * 1024 * 1024)
+        try:
+            return await workflow.execute_activity(
+                huge,
+                start_to_close_timeout=timedelta(seconds=5),
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+        except ActivityError as err:
+            return str(err.cause)
+
+
+async def test_activity_result_over_the_limit_fails_the_attempt(
+    client: Client, task_queue: str
+) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=[Huge], activities=[huge]):
+        message = await client.execute_workflow(
+            Huge.run, "activity", id="huge-1", task_queue=task_queue
+        )
+    assert "Blob data size exceeds limit" in message
+
+
+async def test_workflow_result_over_the_limit_fails_the_task_and_stores_nothing(
+    client: Client, task_queue: str
+) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=[Huge], activities=[huge]):
+        handle = await client.start_workflow(
+            Huge.run, "workflow", id="huge-2", task_queue=task_queue
+        )
+        for _ in range(100):
+            history = [e async for e in handle.fetch_history_events()]
+            failed = [e for e in history if e.HasField("workflow_task_failed_event_attributes")]
+            if failed:
+                break
+            await asyncio.sleep(0.02)
+    attrs = failed[0].workflow_task_failed_event_attributes
+    assert attrs.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_PAYLOADS_TOO_LARGE
+    assert "Blob data size exceeds limit" in attrs.failure.message
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING

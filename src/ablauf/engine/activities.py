@@ -14,7 +14,7 @@ from google.protobuf.duration_pb2 import Duration
 from temporalio.api.command.v1 import ScheduleActivityTaskCommandAttributes
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import EventType, RetryState, TimeoutType
-from temporalio.api.failure.v1 import Failure, TimeoutFailureInfo
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure, TimeoutFailureInfo
 from temporalio.api.history.v1 import (
     ActivityTaskCanceledEventAttributes,
     ActivityTaskCancelRequestedEventAttributes,
@@ -27,6 +27,7 @@ from temporalio.api.history.v1 import (
 from temporalio.common import RetryPolicy
 
 from ablauf.engine.errors import InvalidArgumentError
+from ablauf.engine.limits import PAYLOAD_LIMIT
 from ablauf.engine.matching import TaskRef
 from ablauf.engine.state import PendingActivity
 from ablauf.engine.timers import TimerKind, activity_retry
@@ -280,6 +281,17 @@ def record_outcome(
         if details is not None:
             assert pending.task is not None
             pending.task.heartbeat_details = details.SerializeToString()
+        if isinstance(outcome, ActivityCompleted) and outcome.result is not None:
+            size = outcome.result.ByteSize()
+            if size > PAYLOAD_LIMIT:
+                too_large = Failure(
+                    message=f"Blob data size exceeds limit. (activity result is {size} bytes, "
+                    f"the limit is {PAYLOAD_LIMIT})",
+                    source="ablauf",
+                    application_failure_info=ApplicationFailureInfo(type="BlobSizeLimitError"),
+                )
+                _fail_attempt(tx, pending, too_large, None)
+                return
         if isinstance(outcome, ActivityCompleted):
             result = Payloads(payloads=[outcome.result] if outcome.result is not None else [])
             _close(

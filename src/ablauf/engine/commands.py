@@ -27,6 +27,7 @@ from temporalio.api.history.v1 import (
 
 from ablauf.engine import activities
 from ablauf.engine.errors import InvalidArgumentError
+from ablauf.engine.limits import check_payloads
 from ablauf.engine.timers import TimerKind
 from ablauf.engine.transition import Transition
 
@@ -48,6 +49,10 @@ CLOSING = frozenset(
 
 def apply(tx: Transition, commands: Sequence[Command], completed_event_id: int) -> None:
     """Applies the commands in order; a closing command ends the list."""
+    for command in commands:
+        check_payloads(
+            command, CommandType.Name(command.command_type).removeprefix("COMMAND_TYPE_")
+        )
     for command in commands:
         if not tx.state.running:
             break

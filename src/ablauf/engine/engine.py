@@ -423,12 +423,15 @@ class Engine:
 
         def change(tx: Transition) -> bool:
             task = self._leased_workflow_task(tx, ref)
-            started = self._started_events.pop(ref.task_id, None)
+            # Kept until the commit: a refused command still needs it to record the failure.
+            started = self._started_events.get(ref.task_id)
             if task is None or started is None:
+                self._started_events.pop(ref.task_id, None)
                 return False
             closing = any(c.command_type in commands.CLOSING for c in cmds)
             if closing and self.store.has_buffered_events(tx.state.exe.run_id):
                 # Temporal refuses to close a run that has unseen events.
+                self._started_events.pop(ref.task_id, None)
                 self._record_task_failure(
                     tx,
                     task,
@@ -454,6 +457,7 @@ class Engine:
             commands.apply(tx, cmds, completed.event_id)
             if tx.state.running:
                 tx.flush_buffered()
+            self._started_events.pop(ref.task_id, None)
             return True
 
         return self.transition(ref.run_id, change)

@@ -17,6 +17,7 @@ from temporalio.api.query.v1 import WorkflowQuery
 
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import EngineError, QueryFailedError
+from ablauf.engine.limits import PayloadsTooLargeError
 from ablauf.engine.matching import TaskRef
 from ablauf.replay.instance import QueryFailed, WorkflowInstance
 from ablauf.store.base import ExecutionRecord
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 _UNHANDLED = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE
 _NONDETERMINISM = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR
+_TOO_LARGE = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_PAYLOADS_TOO_LARGE
 _BAD_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
 
 
@@ -137,7 +139,8 @@ class WorkflowRunner:
             kept = engine.complete_workflow_task(ref, commands)
         except EngineError as err:
             instance.close()
-            self._fail(ref, task.workflow_id, _failure(str(err), type(err).__name__), _BAD_COMMAND)
+            cause = _TOO_LARGE if isinstance(err, PayloadsTooLargeError) else _BAD_COMMAND
+            self._fail(ref, task.workflow_id, _failure(str(err), type(err).__name__), cause)
             return
         if kept and engine.state_of(ref.run_id).running and self.max_cached:
             self.cache[ref.run_id] = instance
