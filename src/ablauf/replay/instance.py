@@ -61,6 +61,20 @@ _RESULT_EVENTS: Final = frozenset(
         E.TIMER_FIRED,
     }
 )
+# Commands ablauf cannot produce yet (children, external workflows, Nexus, updates).
+_UNSUPPORTED_COMMAND_EVENTS: Final = history.COMMAND_EVENT_TYPES - {
+    E.ACTIVITY_TASK_SCHEDULED,
+    E.ACTIVITY_TASK_CANCEL_REQUESTED,
+    E.TIMER_STARTED,
+    E.TIMER_CANCELED,
+    E.MARKER_RECORDED,
+    E.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+    E.WORKFLOW_PROPERTIES_MODIFIED,
+    E.WORKFLOW_EXECUTION_COMPLETED,
+    E.WORKFLOW_EXECUTION_FAILED,
+    E.WORKFLOW_EXECUTION_CANCELED,
+    E.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+}
 _IGNORED_EVENTS: Final = frozenset(
     {
         E.WORKFLOW_TASK_SCHEDULED,
@@ -226,6 +240,10 @@ class WorkflowInstance:
                         f"{history.describe_event(event)}; evict this instance and replay"
                     )
                 self._answered = False
+            elif event_type in _UNSUPPORTED_COMMAND_EVENTS:
+                raise UnsupportedFeatureError(
+                    f"{history.describe_event(event)} is not supported yet"
+                )
             elif event_type in history.COMMAND_EVENT_TYPES:
                 following = events[index + 1] if index + 1 < count else None
                 if machines.handle_command_event(event, following):
@@ -320,7 +338,10 @@ class WorkflowInstance:
 
     def _answer(self, started: HistoryEvent) -> WorkflowTaskOutcome:
         """Run the new task and return its commands."""
-        error = self._run_task(started, replaying=False, single_batch=False)
+        # Like temporalio, a flag the history already used keeps applying to new tasks.
+        error = self._run_task(
+            started, replaying=False, single_batch=_SINGLE_BATCH_FLAG in self._flags.lang
+        )
         if error is not None:
             return self._task_failed(error)
         commands = self._machines.outgoing()

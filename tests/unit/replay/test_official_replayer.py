@@ -10,6 +10,7 @@ from __future__ import annotations
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from . import test_activities as acts
+from . import test_flags_and_limits as flags
 from . import test_replay as rep
 from . import test_signals_queries as sig
 from . import test_timers as tim
@@ -79,5 +80,20 @@ async def test_signals_patches_and_closing_commands() -> None:
     run.request_cancel("enough")
     run.task()
     run.complete_activity("1", None)
+    run.task()
+    await _replay(run)
+
+
+async def test_logic_flags() -> None:
+    run = Run(flags.CancelAfterCompletion)
+    run.task()
+    run.fire_timer("1")
+    run.complete_activity("1", "done")
+    run.task()
+    await _replay(run)
+    run = Run(flags.SignalOrTimeout)
+    run.task()
+    run.signal("go")
+    run.fire_timer("1")
     run.task()
     await _replay(run)
