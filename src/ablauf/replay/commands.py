@@ -285,10 +285,11 @@ class CommandMachines:
                 continue
             if event.event_type != entry.event_type:
                 raise machine.unexpected(event)
-            if isinstance(machine, ActivityMachine) and (
-                event.event_type == E.ACTIVITY_TASK_SCHEDULED
-                and CoreFlag.ID_AND_TYPE_DETERMINISM_CHECKS in self.flags.core
+            if event.event_type == E.ACTIVITY_TASK_SCHEDULED and isinstance(
+                machine, ActivityMachine
             ):
+                # sdk-core checks id and type only for histories recording its flag 1;
+                # ablauf always does, so a history without sdk_metadata is checked too.
                 machine.check_scheduled(event)
             elif event.event_type == E.ACTIVITY_TASK_CANCEL_REQUESTED and isinstance(
                 machine, ActivityMachine

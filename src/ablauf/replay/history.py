@@ -433,10 +433,10 @@ def workflow_info(
         attempt=attrs.attempt or 1,
         continued_run_id=attrs.continued_execution_run_id or None,
         cron_schedule=attrs.cron_schedule or None,
+        # Like temporalio: a timeout present in the event counts, even a zero one.
         execution_timeout=(
             attrs.workflow_execution_timeout.ToTimedelta()
             if attrs.HasField("workflow_execution_timeout")
-            and attrs.workflow_execution_timeout.ToNanoseconds()
             else None
         ),
         first_execution_run_id=attrs.first_execution_run_id or run_id,
@@ -455,7 +455,7 @@ def workflow_info(
         run_id=run_id,
         run_timeout=(
             attrs.workflow_run_timeout.ToTimedelta()
-            if attrs.HasField("workflow_run_timeout") and attrs.workflow_run_timeout.ToNanoseconds()
+            if attrs.HasField("workflow_run_timeout")
             else None
         ),
         search_attributes=temporalio.converter.decode_search_attributes(attrs.search_attributes),

@@ -492,3 +492,30 @@ def test_close_tears_down_coroutines_without_commands() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         instance.activate([])
     assert payload(1).data == b"1"
+
+
+@workflow.defn(failure_exception_types=[KeyError])
+class DeclaresFailureTypes:
+    @workflow.signal
+    def described(self) -> None:
+        """Signal with a description."""
+
+    @workflow.run
+    async def run(self) -> None:
+        workflow.set_current_details("about to fail")
+        await workflow.sleep(1)
+        raise KeyError("declared on the definition")
+
+
+def test_definition_failure_exception_types_fail_the_workflow() -> None:
+    run = Run(DeclaresFailureTypes)
+    run.task()
+    metadata = run.instance.query("__temporal_workflow_metadata", [])
+    assert metadata.metadata["encoding"] == b"json/protobuf"
+    assert b"about to fail" in metadata.data and b"described" in metadata.data
+    run.fire_timer("1")
+    outcome = run.task()
+    assert kinds(outcome.commands) == ["FAIL_WORKFLOW_EXECUTION"]
+    failure = outcome.commands[0].fail_workflow_execution_command_attributes.failure
+    assert "declared on the definition" in failure.message
+    run.close()
