@@ -275,6 +275,8 @@ class CommandMachines:
                 # Replaying code that now calls patched() where history has no marker.
                 queue.popleft()
                 continue
+            elif self._unflagged_version_upsert(event, queue[0] if queue else None):
+                return False
             if not queue:
                 raise Nondeterminism(
                     f"No command scheduled for event {history.describe_event(event)}"
@@ -301,6 +303,22 @@ class CommandMachines:
             if event.event_type in _STARTING_EVENTS:
                 self._by_event_id[event.event_id] = machine
             return False
+
+    def _unflagged_version_upsert(self, event: HistoryEvent, front: CommandEntry | None) -> bool:
+        """Whether ``event`` is a patch's version upsert that replay would not produce.
+
+        Without sdk-core's flag 2 in the history, replay makes no version upsert for a
+        patch. Histories whose writer left out ``sdk_metadata`` still hold the upsert
+        ablauf made, and it is sdk-core's own bookkeeping: skip it.
+        """
+        if (
+            event.event_type != E.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+            or CoreFlag.UPSERT_SEARCH_ATTRIBUTE_ON_PATCH in self.flags.core
+            or (front is not None and front.event_type == E.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES)
+        ):
+            return False
+        fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+        return list(fields.indexed_fields) == [history.VERSION_SEARCH_ATTRIBUTE]
 
     def handle_event(self, event: HistoryEvent) -> None:
         """Apply a result event (activity finished, timer fired) to its machine."""

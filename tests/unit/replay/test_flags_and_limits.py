@@ -9,6 +9,7 @@ import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 
+from . import test_replay as rep
 from .helpers import Run, kinds, value
 
 
@@ -168,4 +169,17 @@ def test_unsupported_events_in_history_fail_the_task() -> None:
     assert outcome.failure is not None
     assert "WorkflowExecutionUpdateAdmitted" in outcome.failure.message
     assert not outcome.nondeterminism
+    run.close()
+
+
+def test_histories_without_sdk_metadata_still_replay_patches() -> None:
+    run = Run(rep.Patched)
+    run.task()
+    run.fire_timer("1")
+    run.task()
+    # An engine that does not write sdk_metadata leaves the flags out.
+    for event in run.history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            event.workflow_task_completed_event_attributes.ClearField("sdk_metadata")
+    assert run.replay().failure is None
     run.close()
