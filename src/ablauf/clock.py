@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Protocol
 
@@ -31,7 +32,5 @@ class SystemClock:
         delay = at - time.time()
         if delay <= 0:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), delay)
-        except TimeoutError:
-            pass

@@ -1,4 +1,9 @@
-"""Behaviour tests go through the public API only: ablauf.Client and ablauf.Worker."""
+"""Behaviour tests go through the public API only, on both engines.
+
+``target`` is where the test's workflows live: a fresh SQLite store for the
+embedded engine, or the session's Temporal dev server. Workflow ids and task
+queues carry a per-test suffix because the dev server is shared.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,24 @@ from ablauf import Client
 
 
 @pytest.fixture
-async def client(tmp_path) -> AsyncIterator[Client]:
-    c = await Client.connect(f"sqlite:///{tmp_path / 'behaviour.db'}")
+def target(engine_name: str, tmp_path, request: pytest.FixtureRequest) -> str:
+    if engine_name == "temporal":
+        return str(request.getfixturevalue("temporal_target"))
+    return f"sqlite:///{tmp_path / 'behaviour.db'}"
+
+
+@pytest.fixture
+async def client(target: str) -> AsyncIterator[Client]:
+    c = await Client.connect(target)
     yield c
     await c.close()
 
 
 @pytest.fixture
-def task_queue() -> str:
-    return f"tq-{uuid.uuid4().hex[:8]}"
+def suffix() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def task_queue(suffix: str) -> str:
+    return f"tq-{suffix}"

@@ -119,24 +119,27 @@ async def run(client: Client, task_queue: str, kind: str, arg: str = "") -> Any:
             activity_executor=pool,
         ):
             return await client.execute_workflow(
-                Caller.run, args=[kind, arg], id=f"caller-{kind}-{arg}", task_queue=task_queue
+                Caller.run,
+                args=[kind, arg],
+                id=f"caller-{kind}-{arg}-{task_queue}",
+                task_queue=task_queue,
             )
 
 
 async def test_retry_until_success(client: Client, task_queue: str) -> None:
-    assert await run(client, task_queue, "flaky", "a") == "ok after 3"
-    assert attempts["a"] == 3
+    assert await run(client, task_queue, "flaky", task_queue) == "ok after 3"
+    assert attempts[task_queue] == 3
 
 
 async def test_non_retryable_type_fails_at_once(client: Client, task_queue: str) -> None:
-    result = await run(client, task_queue, "invalid", "b")
+    result = await run(client, task_queue, "invalid", task_queue)
     assert result == {
         "error": "ApplicationError",
         "type": "InvalidInput",
         "retry_state": "NON_RETRYABLE_FAILURE",
         "timeout_type": None,
     }
-    assert attempts["b"] == 1
+    assert attempts[task_queue] == 1
 
 
 async def test_start_to_close_timeout_after_retries(client: Client, task_queue: str) -> None:

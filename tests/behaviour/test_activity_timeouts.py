@@ -88,7 +88,7 @@ async def run(client: Client, task_queue: str, kind: str) -> dict[str, Any]:
         activities=[always_fails, fail_then_hang, wait_for_cancel],
     ):
         return await client.execute_workflow(
-            Timeouts.run, kind, id=f"t-{kind}", task_queue=task_queue
+            Timeouts.run, kind, id=f"t-{kind}-{task_queue}", task_queue=task_queue
         )
 
 

@@ -42,9 +42,11 @@ class NotSerializable:
 
 
 async def test_unknown_workflow_type_waits_for_a_worker_that_knows_it(
-    client: Client, task_queue: str
+    client: Client, task_queue: str, suffix: str
 ) -> None:
-    handle = await client.start_workflow(Shouter.run, "hi", id="shout-1", task_queue=task_queue)
+    handle = await client.start_workflow(
+        Shouter.run, "hi", id=f"shout-1-{suffix}", task_queue=task_queue
+    )
     async with Worker(client, task_queue=task_queue, workflows=[Other]):
         await asyncio.sleep(0.3)
         desc = await handle.describe()
@@ -60,22 +62,24 @@ async def test_unknown_workflow_type_waits_for_a_worker_that_knows_it(
         assert await asyncio.wait_for(handle.result(), 15) == "HI"
 
 
-async def test_arguments_the_converter_cannot_encode(client: Client, task_queue: str) -> None:
+async def test_arguments_the_converter_cannot_encode(
+    client: Client, task_queue: str, suffix: str
+) -> None:
     with pytest.raises(TypeError):
         await client.start_workflow(
-            "Shouter", NotSerializable(), id="shout-2", task_queue=task_queue
+            "Shouter", NotSerializable(), id=f"shout-2-{suffix}", task_queue=task_queue
         )
     with pytest.raises(RPCError, match="not found"):
-        await client.get_workflow_handle("shout-2").describe()
+        await client.get_workflow_handle(f"shout-2-{suffix}").describe()
 
 
-async def test_payload_over_the_size_limit(client: Client, task_queue: str) -> None:
+async def test_payload_over_the_size_limit(client: Client, task_queue: str, suffix: str) -> None:
     with pytest.raises(RPCError, match="Blob data size exceeds limit"):
         await client.start_workflow(
-            Shouter.run, "x" * (3 * 1024 * 1024), id="shout-3", task_queue=task_queue
+            Shouter.run, "x" * (3 * 1024 * 1024), id=f"shout-3-{suffix}", task_queue=task_queue
         )
     with pytest.raises(RPCError, match="not found"):
-        await client.get_workflow_handle("shout-3").describe()
+        await client.get_workflow_handle(f"shout-3-{suffix}").describe()
 
 
 @activity.defn
@@ -100,21 +104,24 @@ class Huge:
 
 
 async def test_activity_result_over_the_limit_fails_the_attempt(
-    client: Client, task_queue: str
+    client: Client, task_queue: str, suffix: str
 ) -> None:
     async with Worker(client, task_queue=task_queue, workflows=[Huge], activities=[huge]):
         message = await client.execute_workflow(
-            Huge.run, "activity", id="huge-1", task_queue=task_queue
+            Huge.run, "activity", id=f"huge-1-{suffix}", task_queue=task_queue
         )
-    assert "Blob data size exceeds limit" in message
+    assert message == (
+        "PayloadsTooLarge: "
+        "[TMPRL1103] Attempted to upload payloads with size that exceeded the error limit."
+    )
 
 
 async def test_workflow_result_over_the_limit_fails_the_task_and_stores_nothing(
-    client: Client, task_queue: str
+    client: Client, task_queue: str, suffix: str
 ) -> None:
     async with Worker(client, task_queue=task_queue, workflows=[Huge], activities=[huge]):
         handle = await client.start_workflow(
-            Huge.run, "workflow", id="huge-2", task_queue=task_queue
+            Huge.run, "workflow", id=f"huge-2-{suffix}", task_queue=task_queue
         )
         for _ in range(100):
             history = [e async for e in handle.fetch_history_events()]
@@ -124,5 +131,8 @@ async def test_workflow_result_over_the_limit_fails_the_task_and_stores_nothing(
             await asyncio.sleep(0.02)
     attrs = failed[0].workflow_task_failed_event_attributes
     assert attrs.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_PAYLOADS_TOO_LARGE
-    assert "Blob data size exceeds limit" in attrs.failure.message
+    assert attrs.failure.message == (
+        "[TMPRL1103] Attempted to upload payloads with size that exceeded the error limit."
+    )
+    assert attrs.failure.application_failure_info.type == "PayloadsTooLarge"
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING

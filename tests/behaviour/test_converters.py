@@ -58,28 +58,26 @@ class Reverse(PayloadCodec):
         return out
 
 
-async def test_pydantic_models(tmp_path, task_queue: str) -> None:
-    client = await Client.connect(
-        f"sqlite:///{tmp_path / 'p.db'}", data_converter=pydantic_data_converter
-    )
+async def test_pydantic_models(target: str, task_queue: str, suffix: str) -> None:
+    client = await Client.connect(target, data_converter=pydantic_data_converter)
     async with Worker(client, task_queue=task_queue, workflows=[Checkout], activities=[total]):
         receipt = await client.execute_workflow(
             Checkout.run,
             [Item(name="tea", price=2.5), Item(name="cake", price=3)],
-            id="co",
+            id=f"co-{suffix}",
             task_queue=task_queue,
         )
     assert receipt == Receipt(total=5.5, names=["tea", "cake"])
     await client.close()
 
 
-async def test_codec_encodes_what_is_stored(tmp_path, task_queue: str) -> None:
+async def test_codec_encodes_what_is_stored(target: str, task_queue: str, suffix: str) -> None:
     converter = dataclasses.replace(pydantic_data_converter, payload_codec=Reverse())
     assert isinstance(converter, DataConverter)
-    client = await Client.connect(f"sqlite:///{tmp_path / 'c.db'}", data_converter=converter)
+    client = await Client.connect(target, data_converter=converter)
     async with Worker(client, task_queue=task_queue, workflows=[Checkout], activities=[total]):
         handle = await client.start_workflow(
-            Checkout.run, [Item(name="tea", price=1)], id="co", task_queue=task_queue
+            Checkout.run, [Item(name="tea", price=1)], id=f"co-{suffix}", task_queue=task_queue
         )
         assert await handle.result() == Receipt(total=1, names=["tea"])
     history = [e async for e in handle.fetch_history_events()]

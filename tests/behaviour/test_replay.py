@@ -57,9 +57,13 @@ class VersionTwo(VersionOne):
         return self.seen
 
 
-async def test_replay_after_eviction_restores_state(client: Client, task_queue: str) -> None:
+async def test_replay_after_eviction_restores_state(
+    client: Client, task_queue: str, suffix: str
+) -> None:
     async with Worker(client, task_queue=task_queue, workflows=[VersionOne], activities=[step_a]):
-        handle = await client.start_workflow(VersionOne.run, id="v-1", task_queue=task_queue)
+        handle = await client.start_workflow(
+            VersionOne.run, id=f"v-1-{suffix}", task_queue=task_queue
+        )
         while await handle.query(VersionOne.state) != ["a"]:
             await asyncio.sleep(0.01)
     # A new worker has an empty cache: it rebuilds the instance from the history.
@@ -76,9 +80,13 @@ async def test_replay_after_eviction_restores_state(client: Client, task_queue: 
     assert result[0] == "a" and result[1].isdigit()
 
 
-async def test_changed_code_is_a_nondeterminism_error(client: Client, task_queue: str) -> None:
+async def test_changed_code_is_a_nondeterminism_error(
+    client: Client, task_queue: str, suffix: str
+) -> None:
     async with Worker(client, task_queue=task_queue, workflows=[VersionOne], activities=[step_a]):
-        handle = await client.start_workflow(VersionOne.run, id="v-2", task_queue=task_queue)
+        handle = await client.start_workflow(
+            VersionOne.run, id=f"v-2-{suffix}", task_queue=task_queue
+        )
         while await handle.query(VersionOne.state) != ["a"]:
             await asyncio.sleep(0.01)
     before = [e async for e in handle.fetch_history_events()]

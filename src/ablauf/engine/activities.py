@@ -27,7 +27,7 @@ from temporalio.api.history.v1 import (
 from temporalio.common import RetryPolicy
 
 from ablauf.engine.errors import InvalidArgumentError
-from ablauf.engine.limits import PAYLOAD_LIMIT
+from ablauf.engine.limits import PAYLOAD_LIMIT, PAYLOADS_TOO_LARGE, PAYLOADS_TOO_LARGE_TYPE
 from ablauf.engine.matching import TaskRef
 from ablauf.engine.state import PendingActivity
 from ablauf.engine.timers import TimerKind, activity_retry
@@ -281,25 +281,22 @@ def record_outcome(
         if details is not None:
             assert pending.task is not None
             pending.task.heartbeat_details = details.SerializeToString()
-        if isinstance(outcome, ActivityCompleted) and outcome.result is not None:
-            size = outcome.result.ByteSize()
-            if size > PAYLOAD_LIMIT:
-                too_large = Failure(
-                    message=f"Blob data size exceeds limit. (activity result is {size} bytes, "
-                    f"the limit is {PAYLOAD_LIMIT})",
-                    source="ablauf",
-                    application_failure_info=ApplicationFailureInfo(type="BlobSizeLimitError"),
-                )
-                _fail_attempt(tx, pending, too_large, None)
-                return
+        result = outcome.result if isinstance(outcome, ActivityCompleted) else None
+        if result is not None and result.ByteSize() > PAYLOAD_LIMIT:
+            # temporalio's worker refuses to upload such a result and fails the attempt.
+            too_large = Failure(
+                message=PAYLOADS_TOO_LARGE,
+                application_failure_info=ApplicationFailureInfo(type=PAYLOADS_TOO_LARGE_TYPE),
+            )
+            _fail_attempt(tx, pending, too_large, None)
+            return
         if isinstance(outcome, ActivityCompleted):
-            result = Payloads(payloads=[outcome.result] if outcome.result is not None else [])
             _close(
                 tx,
                 pending,
                 E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
                 ActivityTaskCompletedEventAttributes(
-                    result=result,
+                    result=Payloads(payloads=[result] if result is not None else []),
                     scheduled_event_id=pending.scheduled_event_id,
                     identity=engine.identity,
                 ),

@@ -50,9 +50,7 @@ CLOSING = frozenset(
 def apply(tx: Transition, commands: Sequence[Command], completed_event_id: int) -> None:
     """Applies the commands in order; a closing command ends the list."""
     for command in commands:
-        check_payloads(
-            command, CommandType.Name(command.command_type).removeprefix("COMMAND_TYPE_")
-        )
+        check_payloads(command)
     for command in commands:
         if not tx.state.running:
             break

@@ -51,7 +51,7 @@ from ablauf.engine.errors import (
     NotFoundError,
     QueryFailedError,
 )
-from ablauf.engine.limits import check_payloads
+from ablauf.engine.limits import check_request
 
 __all__ = ["Frontend", "rpc_error"]
 
@@ -114,14 +114,14 @@ class Frontend:
             raise InvalidArgumentError("WorkflowType is not set on request.")
         if not req.task_queue.name:
             raise InvalidArgumentError("TaskQueue is not set on request.")
-        check_payloads(req.input)
+        check_request(req.input)
         run_id = self.engine.start_workflow(req)
         return StartWorkflowExecutionResponse(run_id=run_id, started=True)
 
     async def rpc_signal_workflow_execution(
         self, req: SignalWorkflowExecutionRequest, timeout: float | None
     ) -> SignalWorkflowExecutionResponse:
-        check_payloads(req.input)
+        check_request(req.input)
         exe = self.engine.execution(
             req.namespace, req.workflow_execution.workflow_id, req.workflow_execution.run_id
         )

@@ -6,20 +6,35 @@ from google.protobuf.message import Message
 
 from ablauf.engine.errors import InvalidArgumentError
 
-__all__ = ["PAYLOAD_LIMIT", "PayloadsTooLargeError", "check_payloads"]
+__all__ = [
+    "PAYLOADS_TOO_LARGE",
+    "PAYLOADS_TOO_LARGE_TYPE",
+    "PAYLOAD_LIMIT",
+    "PayloadsTooLargeError",
+    "check_payloads",
+    "check_request",
+]
 
 # Temporal's blob size error limit.
 PAYLOAD_LIMIT = 2 * 1024 * 1024
+# What temporalio's worker reports when it refuses to upload an oversized payload.
+PAYLOADS_TOO_LARGE = (
+    "[TMPRL1103] Attempted to upload payloads with size that exceeded the error limit."
+)
+PAYLOADS_TOO_LARGE_TYPE = "PayloadsTooLarge"
 
 
 class PayloadsTooLargeError(InvalidArgumentError):
     """A payload is over Temporal's 2 MiB blob limit."""
 
 
-def check_payloads(message: Message, what: str = "input") -> None:
-    """Raises if the payloads in ``message`` are over Temporal's 2 MiB blob limit."""
-    size = message.ByteSize()
-    if size > PAYLOAD_LIMIT:
-        raise PayloadsTooLargeError(
-            f"Blob data size exceeds limit. ({what} is {size} bytes, the limit is {PAYLOAD_LIMIT})"
-        )
+def check_payloads(message: Message) -> None:
+    """Raises if a worker's upload (a command) is over the limit, in temporalio's words."""
+    if message.ByteSize() > PAYLOAD_LIMIT:
+        raise PayloadsTooLargeError(PAYLOADS_TOO_LARGE)
+
+
+def check_request(message: Message) -> None:
+    """Raises if a client request's payloads are over the limit, in the server's words."""
+    if message.ByteSize() > PAYLOAD_LIMIT:
+        raise InvalidArgumentError("Blob data size exceeds limit.")

@@ -27,7 +27,7 @@ def set_time(event: HistoryEvent, at: float) -> None:
     """Sets ``event_time`` from epoch seconds."""
     seconds = int(at)
     event.event_time.seconds = seconds
-    event.event_time.nanos = int(round((at - seconds) * 1e9)) % 1_000_000_000
+    event.event_time.nanos = round((at - seconds) * 1e9) % 1_000_000_000
 
 
 def make_event(

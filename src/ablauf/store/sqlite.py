@@ -344,7 +344,10 @@ class SqliteStore:
         if not owner_ids:
             return 0
         marks = ",".join("?" * len(owner_ids))
-        sql = f"UPDATE tasks SET lease_owner=NULL, lease_until=NULL WHERE kind=? AND lease_owner IN ({marks})"
+        sql = (
+            "UPDATE tasks SET lease_owner=NULL, lease_until=NULL "
+            f"WHERE kind=? AND lease_owner IN ({marks})"
+        )
         args: list[object] = [kind, *owner_ids]
         if task_queue is not None:
             sql += " AND task_queue=?"

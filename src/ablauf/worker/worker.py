@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import temporalio.client
+import temporalio.worker
 from temporalio.api.common.v1 import Payload, Payloads
 
 from ablauf.engine import activities as engine_activities
@@ -19,6 +20,7 @@ from ablauf.engine.engine import Engine
 from ablauf.engine.matching import LocalQueue, TaskRef
 from ablauf.history.tasks import ActivityCompleted, ActivityFailed, ActivityOutcome
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
+from ablauf.temporal import server_worker
 from ablauf.worker.activities import ActivityRunner
 from ablauf.worker.codec import Codec
 from ablauf.worker.workflows import WorkflowRunner
@@ -26,6 +28,26 @@ from ablauf.worker.workflows import WorkflowRunner
 __all__ = ["Worker"]
 
 logger = logging.getLogger(__name__)
+
+# Options of temporalio's Worker that tune polling a server; they have no
+# meaning in-process.
+_IGNORED_OPTIONS = frozenset(
+    {
+        "identity",
+        "build_id",
+        "max_concurrent_workflow_tasks",
+        "max_concurrent_workflow_task_polls",
+        "max_concurrent_activity_task_polls",
+        "nonsticky_to_sticky_poll_ratio",
+        "sticky_queue_schedule_to_start_timeout",
+        "max_activities_per_second",
+        "max_task_queue_activities_per_second",
+        "disable_eager_activity_execution",
+        "workflow_runner",
+        "unsandboxed_workflow_runner",
+        "debug_mode",
+    }
+)
 
 # Temporal's heartbeat throttling: at most every 80 % of the heartbeat
 # timeout, and every 30 s when the activity has none.
@@ -52,7 +74,8 @@ class Worker:
         """Creates a worker; it polls once :meth:`run` runs or it is entered.
 
         Args:
-            client: An ``ablauf.Client`` connected to a store.
+            client: An ``ablauf.Client``; for a Temporal server target the
+                official ``temporalio.worker.Worker`` runs instead, with these arguments.
             task_queue: The task queue to poll.
             activities: Activity callables (``@activity.defn``).
             workflows: Workflow classes (``@workflow.defn``).
@@ -62,12 +85,33 @@ class Worker:
             workflow_failure_exception_types: Exception types that fail the workflow
                 instead of the workflow task, as in temporalio.
             graceful_shutdown_timeout: How long running activities may finish on shutdown.
-            options: Other ``temporalio.worker.Worker`` options; ablauf accepts
-                and ignores those that tune a server connection.
+            options: Other ``temporalio.worker.Worker`` options. The embedded
+                engine ignores those that tune polling a server and refuses the rest.
         """
         engine = getattr(client.service_client, "engine", None)
+        self._server: temporalio.worker.Worker | None = None
         if not isinstance(engine, Engine):
-            raise TypeError("ablauf.Worker needs a client connected to an ablauf store")
+            # A Temporal server target: the official worker runs the same code.
+            self._server = server_worker(
+                client,
+                task_queue=task_queue,
+                activities=activities,
+                workflows=workflows,
+                options={
+                    "activity_executor": activity_executor,
+                    "max_cached_workflows": max_cached_workflows,
+                    "max_concurrent_activities": max_concurrent_activities,
+                    "workflow_failure_exception_types": workflow_failure_exception_types,
+                    "graceful_shutdown_timeout": graceful_shutdown_timeout,
+                    **options,
+                },
+            )
+            return
+        unknown = set(options) - _IGNORED_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"option(s) {', '.join(sorted(unknown))} not supported by ablauf's embedded worker"
+            )
         if not activities and not workflows:
             raise ValueError("At least one activity, Nexus service, or workflow must be specified")
         if not task_queue:
@@ -107,6 +151,9 @@ class Worker:
     # lifecycle
 
     async def __aenter__(self) -> Self:
+        if self._server is not None:
+            await self._server.__aenter__()
+            return self
         self._start()
         return self
 
@@ -116,10 +163,16 @@ class Worker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._server is not None:
+            await self._server.__aexit__(exc_type, exc, tb)
+            return
         await self.shutdown()
 
     async def run(self) -> None:
         """Polls until :meth:`shutdown` is called."""
+        if self._server is not None:
+            await self._server.run()
+            return
         self._start()
         await self._stopped.wait()
 
@@ -142,6 +195,9 @@ class Worker:
 
     async def shutdown(self) -> None:
         """Stops polling, lets running activities finish, and frees this worker's queues."""
+        if self._server is not None:
+            await self._server.shutdown()
+            return
         if not self._started or self._stopped.is_set():
             return
         engine = self.engine

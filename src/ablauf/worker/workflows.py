@@ -17,7 +17,7 @@ from temporalio.api.query.v1 import WorkflowQuery
 
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import EngineError, QueryFailedError
-from ablauf.engine.limits import PayloadsTooLargeError
+from ablauf.engine.limits import PAYLOADS_TOO_LARGE_TYPE, PayloadsTooLargeError
 from ablauf.engine.matching import TaskRef
 from ablauf.replay.instance import QueryFailed, WorkflowInstance
 from ablauf.store.base import ExecutionRecord
@@ -136,11 +136,14 @@ class WorkflowRunner:
             return
         commands = await self.codec.encode_commands(outcome.commands)
         try:
-            kept = engine.complete_workflow_task(ref, commands)
+            kept = engine.complete_workflow_task(ref, commands, outcome.sdk_metadata)
         except EngineError as err:
             instance.close()
-            cause = _TOO_LARGE if isinstance(err, PayloadsTooLargeError) else _BAD_COMMAND
-            self._fail(ref, task.workflow_id, _failure(str(err), type(err).__name__), cause)
+            if isinstance(err, PayloadsTooLargeError):
+                failure, cause = _failure(str(err), PAYLOADS_TOO_LARGE_TYPE), _TOO_LARGE
+            else:
+                failure, cause = _failure(str(err), type(err).__name__), _BAD_COMMAND
+            self._fail(ref, task.workflow_id, failure, cause)
             return
         if kept and engine.state_of(ref.run_id).running and self.max_cached:
             self.cache[ref.run_id] = instance
