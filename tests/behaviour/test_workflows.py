@@ -167,3 +167,30 @@ async def test_starting_a_running_id_raises_already_started(
 async def test_signal_to_unknown_workflow_is_not_found(client: Client, suffix: str) -> None:
     with pytest.raises(RPCError, match="not found"):
         await client.get_workflow_handle(f"nobody-{suffix}").signal("x")
+
+
+@workflow.defn
+class Forever:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+async def test_run_timeout_ends_the_run_as_timed_out(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import TimeoutError, TimeoutType
+
+    async with Worker(client, task_queue=task_queue, workflows=[Forever]):
+        handle = await client.start_workflow(
+            Forever.run,
+            id=f"forever-{suffix}",
+            task_queue=task_queue,
+            run_timeout=timedelta(seconds=1),
+        )
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+    assert isinstance(info.value.cause, TimeoutError)
+    assert info.value.cause.type == TimeoutType.START_TO_CLOSE
+    assert (await handle.describe()).status == WorkflowExecutionStatus.TIMED_OUT

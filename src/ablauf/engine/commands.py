@@ -191,6 +191,8 @@ def _continue_as_new(tx: Transition, command: Command, wft_id: int) -> None:
     )
     if prev.HasField("workflow_execution_timeout"):
         started.workflow_execution_timeout.CopyFrom(prev.workflow_execution_timeout)
+    if prev.HasField("workflow_execution_expiration_time"):
+        started.workflow_execution_expiration_time.CopyFrom(prev.workflow_execution_expiration_time)
     if a.HasField("retry_policy"):
         started.retry_policy.CopyFrom(a.retry_policy)
     new_tx = engine.create_run(state.exe.namespace, state.exe.workflow_id, started, tx.now)

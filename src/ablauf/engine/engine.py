@@ -80,6 +80,17 @@ def _duration(seconds: float) -> Duration:
     return d
 
 
+def _run_deadline(attrs: WorkflowExecutionStartedEventAttributes, now: float) -> float | None:
+    """When the run times out: its run timeout, capped by the execution's expiration."""
+    deadlines = []
+    run_timeout = attrs.workflow_run_timeout.ToTimedelta().total_seconds()
+    if run_timeout > 0:
+        deadlines.append(now + run_timeout)
+    if attrs.HasField("workflow_execution_expiration_time"):
+        deadlines.append(attrs.workflow_execution_expiration_time.ToNanoseconds() / 1e9)
+    return min(deadlines) if deadlines else None
+
+
 class Engine:
     """The durable state machine behind one store."""
 
@@ -246,6 +257,12 @@ class Engine:
         attrs.original_execution_run_id = run_id
         if not attrs.first_execution_run_id:
             attrs.first_execution_run_id = run_id
+        execution_timeout = attrs.workflow_execution_timeout.ToTimedelta().total_seconds()
+        if execution_timeout > 0 and not attrs.HasField("workflow_execution_expiration_time"):
+            attrs.workflow_execution_expiration_time.FromNanoseconds(
+                round((now + execution_timeout) * 1e9)
+            )
+        deadline = _run_deadline(attrs, now)
         exe = ExecutionRecord(
             run_id=run_id,
             namespace=namespace,
@@ -266,6 +283,9 @@ class Engine:
             tx = Transition(self, state, now)
             tx.add(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)
             tx.needs_workflow_task = True
+            if deadline is not None:
+                self.store.insert_timer(run_id, TimerKind.WORKFLOW_RUN_TIMEOUT, "", 0, deadline)
+                tx.after_commit.append(self.notify_timer_added)
             self._finish(tx)
         self._runs[run_id] = state
         return tx

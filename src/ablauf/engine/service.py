@@ -10,8 +10,11 @@ import os
 import weakref
 from typing import TYPE_CHECKING
 
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import TimerFiredEventAttributes
+from temporalio.api.enums.v1 import EventType, RetryState, WorkflowExecutionStatus
+from temporalio.api.history.v1 import (
+    TimerFiredEventAttributes,
+    WorkflowExecutionTimedOutEventAttributes,
+)
 
 from ablauf.engine import activities
 from ablauf.engine.errors import NotFoundError
@@ -119,6 +122,15 @@ class Service:
                         EventType.EVENT_TYPE_TIMER_FIRED,
                         TimerFiredEventAttributes(timer_id=timer.ref, started_event_id=started_id),
                     )
+            elif timer.kind == TimerKind.WORKFLOW_RUN_TIMEOUT:
+                engine.close_run(
+                    tx,
+                    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+                    WorkflowExecutionTimedOutEventAttributes(
+                        retry_state=RetryState.RETRY_STATE_TIMEOUT
+                    ),
+                    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+                )
             elif timer.kind == TimerKind.WORKFLOW_TASK_RETRY:
                 wft = state.wft
                 if wft is not None and wft.attempt == timer.attempt and wft.lease_owner is None:

@@ -22,6 +22,7 @@ class TimerKind(IntEnum):
     ACTIVITY_HEARTBEAT = 5
     ACTIVITY_RETRY = 6
     WORKFLOW_TASK_RETRY = 7
+    WORKFLOW_RUN_TIMEOUT = 8
 
 
 def _seconds(duration: object) -> float:
