@@ -8,8 +8,6 @@ user code catches those; client operations raise the same errors as
     AblaufError
     ├── InvalidTargetError        the target string of Client.connect cannot be parsed
     ├── StoreError                the store file is not an ablauf store, or is corrupt
-    ├── PayloadSizeError          a payload is over Temporal's size limit
-    ├── NondeterminismError       replay produced other commands than the history holds
     └── UnsupportedFeatureError   workflow code used a feature ablauf does not run yet
 """
 
@@ -18,8 +16,6 @@ from __future__ import annotations
 __all__ = [
     "AblaufError",
     "InvalidTargetError",
-    "NondeterminismError",
-    "PayloadSizeError",
     "StoreError",
     "UnsupportedFeatureError",
 ]
@@ -38,14 +34,6 @@ class InvalidTargetError(AblaufError, ValueError):
 
 class StoreError(AblaufError):
     """The store cannot be used."""
-
-
-class PayloadSizeError(AblaufError, ValueError):
-    """A payload is larger than Temporal allows."""
-
-
-class NondeterminismError(AblaufError):
-    """Replaying the history produced commands that differ from the recorded ones."""
 
 
 class UnsupportedFeatureError(AblaufError):

@@ -22,8 +22,6 @@ def test_error_tree() -> None:
     assert sorted(ablauf.errors.__all__) == [
         "AblaufError",
         "InvalidTargetError",
-        "NondeterminismError",
-        "PayloadSizeError",
         "StoreError",
         "UnsupportedFeatureError",
     ]

@@ -37,12 +37,13 @@ from temporalio.api.history.v1 import (
 )
 from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import QueryWorkflowRequest, StartWorkflowExecutionRequest
+from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from ablauf.clock import Clock, SystemClock
 from ablauf.engine import activities, commands
-from ablauf.engine.errors import AlreadyStartedError, NotFoundError, QueryFailedError
+from ablauf.engine.errors import AlreadyStartedError, NotFoundError
 from ablauf.engine.matching import Matching, TaskRef
+from ablauf.engine.queries import Queries
 from ablauf.engine.service import Service
 from ablauf.engine.state import RunState
 from ablauf.engine.timers import TimerKind, workflow_task_backoff
@@ -53,7 +54,6 @@ from ablauf.store.base import (
     WORKFLOW_TASK,
     ExecutionRecord,
     OwnerRecord,
-    QueryRecord,
     Store,
     TaskRecord,
 )
@@ -106,7 +106,7 @@ class Engine:
         self.wake = asyncio.Event()
         self.on_commit: list[Callable[[str], None]] = []
         self.service = Service(self)
-        self._query_tasks: set[asyncio.Task[None]] = set()
+        self.queries = Queries(self)
 
     # lifecycle
 
@@ -138,8 +138,7 @@ class Engine:
     async def close(self) -> None:
         """Stops background work and frees this process's workflow task leases."""
         await self.service.stop()
-        for task in list(self._query_tasks):
-            task.cancel()
+        self.queries.cancel()
         with self.store.transaction():
             self.store.release_leases([self.owner_id], WORKFLOW_TASK)
             self.store.remove_owner(self.owner_id)
@@ -617,77 +616,3 @@ class Engine:
             for fut in futures:
                 if not fut.done():
                     fut.set_result(None)
-
-    # queries
-
-    async def query(
-        self, exe: ExecutionRecord, request: QueryWorkflowRequest, timeout: float
-    ) -> Payloads:
-        """Answers a query through a worker of the run's task queue, here or in another process."""
-        deadline = self.clock.now() + timeout
-        # Like Temporal, a query waits for the first workflow task to complete.
-        while True:
-            state = self._load(exe.run_id)
-            if state.completed_workflow_tasks or not state.running:
-                break
-            left = deadline - self.clock.now()
-            if left <= 0:
-                raise QueryFailedError("query timed out: the workflow has not started yet")
-            await self.wait_run_change(exe.run_id, min(left, 0.05))
-        handler = self.matching.query_handlers.get(exe.task_queue)
-        if handler is not None:
-            return await handler(exe, request.query)
-        if not any(exe.task_queue in o.task_queues for o in self.store.owners()):
-            raise QueryFailedError(
-                f"no worker polls task queue {exe.task_queue!r} to answer the query"
-            )
-        now = self.clock.now()
-        with self.store.transaction():
-            query_id = self.store.insert_query(
-                exe.run_id, exe.task_queue, request.SerializeToString(), now
-            )
-        deadline = now + timeout
-        try:
-            while True:
-                row = self.store.get_query(query_id)
-                if row is not None and row.answered:
-                    if row.error is not None:
-                        raise QueryFailedError(row.error)
-                    payloads = Payloads()
-                    payloads.ParseFromString(row.response or b"")
-                    return payloads
-                left = deadline - self.clock.now()
-                if left <= 0:
-                    raise QueryFailedError("query timed out: no worker answered")
-                await self.wait_run_change(exe.run_id, min(left, 0.05))
-        finally:
-            with self.store.transaction():
-                self.store.delete_query(query_id)
-
-    def dispatch_queries(self) -> None:
-        """Answers queries that clients in other processes left for local workers."""
-        queues = list(self.matching.query_handlers)
-        if not queues:
-            return
-        with self.store.transaction():
-            rows = self.store.take_queries(queues, self.owner_id)
-        for row in rows:
-            task = asyncio.get_running_loop().create_task(self._answer(row))
-            self._query_tasks.add(task)
-            task.add_done_callback(self._query_tasks.discard)
-
-    async def _answer(self, row: QueryRecord) -> None:
-        request = QueryWorkflowRequest()
-        request.ParseFromString(row.request)
-        response: bytes | None = None
-        error: str | None = None
-        try:
-            exe = self.store.get_execution(row.run_id)
-            if exe is None:
-                raise QueryFailedError("workflow not found")
-            handler = self.matching.query_handlers[row.task_queue]
-            response = (await handler(exe, request.query)).SerializeToString()
-        except Exception as err:
-            error = str(err) or type(err).__name__
-        with self.store.transaction():
-            self.store.answer_query(row.id, response, error)

@@ -138,7 +138,7 @@ class Frontend:
         self, req: QueryWorkflowRequest, timeout: float | None
     ) -> QueryWorkflowResponse:
         exe = self.engine.execution(req.namespace, req.execution.workflow_id, req.execution.run_id)
-        result = await self.engine.query(exe, req, timeout or DEFAULT_QUERY_TIMEOUT)
+        result = await self.engine.queries.ask(exe, req, timeout or DEFAULT_QUERY_TIMEOUT)
         return QueryWorkflowResponse(query_result=result)
 
     async def rpc_get_workflow_execution_history(

@@ -105,7 +105,7 @@ class Service:
             self._last_version = version
             self._next_scan = now + SCAN_INTERVAL
             self.scan(now)
-            engine.dispatch_queries()
+            engine.queries.dispatch()
             engine.notify_external_change()
 
     def fire(self, timer: TimerRecord) -> None:

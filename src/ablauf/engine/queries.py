@@ -1,0 +1,102 @@
+"""Queries: answered by a worker of the run's task queue, in this process or,
+handed over through the store, in another one."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.workflowservice.v1 import QueryWorkflowRequest
+
+from ablauf.engine.errors import QueryFailedError
+from ablauf.store.base import ExecutionRecord, QueryRecord
+
+if TYPE_CHECKING:
+    from ablauf.engine.engine import Engine
+
+__all__ = ["Queries"]
+
+
+class Queries:
+    """The query path of one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def ask(
+        self, exe: ExecutionRecord, request: QueryWorkflowRequest, timeout: float
+    ) -> Payloads:
+        """Answers a query through a worker of the run's task queue, here or in another process."""
+        deadline = self.engine.clock.now() + timeout
+        # Like Temporal, a query waits for the first workflow task to complete.
+        while True:
+            state = self.engine.state_of(exe.run_id)
+            if state.completed_workflow_tasks or not state.running:
+                break
+            left = deadline - self.engine.clock.now()
+            if left <= 0:
+                raise QueryFailedError("query timed out: the workflow has not started yet")
+            await self.engine.wait_run_change(exe.run_id, min(left, 0.05))
+        handler = self.engine.matching.query_handlers.get(exe.task_queue)
+        if handler is not None:
+            return await handler(exe, request.query)
+        if not any(exe.task_queue in o.task_queues for o in self.engine.store.owners()):
+            raise QueryFailedError(
+                f"no worker polls task queue {exe.task_queue!r} to answer the query"
+            )
+        now = self.engine.clock.now()
+        with self.engine.store.transaction():
+            query_id = self.engine.store.insert_query(
+                exe.run_id, exe.task_queue, request.SerializeToString(), now
+            )
+        deadline = now + timeout
+        try:
+            while True:
+                row = self.engine.store.get_query(query_id)
+                if row is not None and row.answered:
+                    if row.error is not None:
+                        raise QueryFailedError(row.error)
+                    payloads = Payloads()
+                    payloads.ParseFromString(row.response or b"")
+                    return payloads
+                left = deadline - self.engine.clock.now()
+                if left <= 0:
+                    raise QueryFailedError("query timed out: no worker answered")
+                await self.engine.wait_run_change(exe.run_id, min(left, 0.05))
+        finally:
+            with self.engine.store.transaction():
+                self.engine.store.delete_query(query_id)
+
+    def dispatch(self) -> None:
+        """Answers queries that clients in other processes left for local workers."""
+        queues = list(self.engine.matching.query_handlers)
+        if not queues:
+            return
+        with self.engine.store.transaction():
+            rows = self.engine.store.take_queries(queues, self.engine.owner_id)
+        for row in rows:
+            task = asyncio.get_running_loop().create_task(self._answer(row))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, row: QueryRecord) -> None:
+        request = QueryWorkflowRequest()
+        request.ParseFromString(row.request)
+        response: bytes | None = None
+        error: str | None = None
+        try:
+            exe = self.engine.store.get_execution(row.run_id)
+            if exe is None:
+                raise QueryFailedError("workflow not found")
+            handler = self.engine.matching.query_handlers[row.task_queue]
+            response = (await handler(exe, request.query)).SerializeToString()
+        except Exception as err:
+            error = str(err) or type(err).__name__
+        with self.engine.store.transaction():
+            self.engine.store.answer_query(row.id, response, error)
