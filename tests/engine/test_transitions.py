@@ -13,7 +13,7 @@ from temporalio.api.common.v1 import ActivityType, Payload, Payloads, RetryPolic
 from temporalio.api.enums.v1 import CommandType, EventType, RetryState, WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 
-from ablauf.engine import activities
+from ablauf.engine import activities, executions
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import AlreadyStartedError
 from ablauf.engine.matching import TaskRef
@@ -67,7 +67,7 @@ def local(engine: Engine) -> Engine:
 
 
 async def test_start_hands_first_workflow_task_to_local_worker(local: Engine) -> None:
-    run_id = local.start_workflow(start_request())
+    run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
     task = local.workflow_task(ref, 0)
     assert task is not None
@@ -81,14 +81,14 @@ async def test_start_hands_first_workflow_task_to_local_worker(local: Engine) ->
 
 
 async def test_second_start_of_running_id_is_refused(local: Engine) -> None:
-    run_id = local.start_workflow(start_request())
+    run_id = executions.start(local, start_request())[0]
     with pytest.raises(AlreadyStartedError) as info:
-        local.start_workflow(start_request())
+        executions.start(local, start_request())
     assert info.value.run_id == run_id
 
 
 async def test_activity_round_trip(local: Engine) -> None:
-    run_id = local.start_workflow(start_request())
+    run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
     assert local.workflow_task(ref, 0) is not None
     assert local.complete_workflow_task(ref, [schedule_activity()])
@@ -110,7 +110,7 @@ async def test_activity_round_trip(local: Engine) -> None:
 
 
 async def test_failed_attempt_is_retried_without_events(local: Engine, clock: ManualClock) -> None:
-    run_id = local.start_workflow(start_request())
+    run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
     local.workflow_task(ref, 0)
     local.complete_workflow_task(ref, [schedule_activity(attempts=2)])
@@ -136,7 +136,7 @@ async def test_failed_attempt_is_retried_without_events(local: Engine, clock: Ma
 
 
 async def test_non_retryable_failure_ends_at_first_attempt(local: Engine) -> None:
-    run_id = local.start_workflow(start_request())
+    run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
     local.workflow_task(ref, 0)
     local.complete_workflow_task(ref, [schedule_activity()])
@@ -152,7 +152,7 @@ async def test_non_retryable_failure_ends_at_first_attempt(local: Engine) -> Non
 async def test_start_to_close_timeout_is_retried_then_times_out(
     local: Engine, clock: ManualClock
 ) -> None:
-    run_id = local.start_workflow(start_request())
+    run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
     local.workflow_task(ref, 0)
     local.complete_workflow_task(ref, [schedule_activity(attempts=1)])
@@ -169,13 +169,13 @@ async def test_start_to_close_timeout_is_retried_then_times_out(
 
 
 async def test_events_during_a_running_task_are_buffered(local: Engine) -> None:
-    run_id = local.start_workflow(start_request())
+    run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
     local.workflow_task(ref, 0)
     local.complete_workflow_task(ref, [schedule_activity()])
     act_ref = await take(local, ACTIVITY_TASK)
     # A signal starts the next workflow task ...
-    local.signal(run_id, "sig", Payloads(), "me", None)
+    executions.signal(local, run_id, "sig", Payloads(), "me", None)
     ref2 = await take(local, WORKFLOW_TASK)
     task2 = local.workflow_task(ref2, 0)
     assert task2 is not None
@@ -193,10 +193,10 @@ async def test_events_during_a_running_task_are_buffered(local: Engine) -> None:
 
 
 async def test_completing_with_unseen_signal_is_refused(local: Engine) -> None:
-    run_id = local.start_workflow(start_request())
+    run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
     local.workflow_task(ref, 0)
-    local.signal(run_id, "late", Payloads(), "me", None)
+    executions.signal(local, run_id, "late", Payloads(), "me", None)
     assert not local.complete_workflow_task(ref, [complete()])
     events = local.history(run_id)
     names = types(local, run_id)
@@ -209,7 +209,7 @@ async def test_completing_with_unseen_signal_is_refused(local: Engine) -> None:
 
 
 async def test_timer_fires_when_due(local: Engine, clock: ManualClock) -> None:
-    run_id = local.start_workflow(start_request())
+    run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
     local.workflow_task(ref, 0)
     attrs = StartTimerCommandAttributes(timer_id="1")
@@ -234,7 +234,7 @@ async def test_timer_fires_when_due(local: Engine, clock: ManualClock) -> None:
 async def test_failed_workflow_task_is_recorded_once_and_retried(
     local: Engine, clock: ManualClock
 ) -> None:
-    run_id = local.start_workflow(start_request())
+    run_id = executions.start(local, start_request())[0]
     cause = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE
     ref = await take(local, WORKFLOW_TASK)
     local.workflow_task(ref, 0)
@@ -270,7 +270,7 @@ async def test_lease_of_a_dead_process_is_freed(
     from ablauf.store.base import OwnerRecord
     from ablauf.store.sqlite import SqliteStore
 
-    run_id = engine.start_workflow(start_request())
+    run_id = executions.start(engine, start_request())[0]
     # Another "process" leased the task and died: pid 1 is never ours, so fake a dead pid.
     with engine.store.transaction():
         engine.store.register_owner(OwnerRecord("ghost", 2**22 + 12345, clock.now(), ("q",)))

@@ -16,19 +16,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from temporalio.api.command.v1 import Command
-from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import (
     EventType,
-    TaskQueueKind,
     WorkflowExecutionStatus,
     WorkflowTaskFailedCause,
 )
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import (
     HistoryEvent,
-    WorkflowExecutionSignaledEventAttributes,
     WorkflowExecutionStartedEventAttributes,
     WorkflowTaskCompletedEventAttributes,
     WorkflowTaskFailedEventAttributes,
@@ -36,12 +33,10 @@ from temporalio.api.history.v1 import (
     WorkflowTaskStartedEventAttributes,
 )
 from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from ablauf.clock import Clock, SystemClock
 from ablauf.engine import activities, commands
-from ablauf.engine.errors import AlreadyStartedError, NotFoundError
+from ablauf.engine.errors import NotFoundError
 from ablauf.engine.matching import Matching, TaskRef
 from ablauf.engine.queries import Queries
 from ablauf.engine.service import Service
@@ -66,18 +61,10 @@ E = EventType
 S = WorkflowExecutionStatus
 T = TypeVar("T")
 
-DEFAULT_WORKFLOW_TASK_TIMEOUT = 10.0
-MAX_WORKFLOW_TASK_TIMEOUT = 120.0
 # Temporal's continue-as-new suggestion thresholds.
 SUGGEST_CAN_EVENTS = 4096
 SUGGEST_CAN_BYTES = 4 * 1024 * 1024
 CACHED_RUNS = 2000
-
-
-def _duration(seconds: float) -> Duration:
-    d = Duration()
-    d.FromNanoseconds(round(seconds * 1e9))
-    return d
 
 
 def _run_deadline(attrs: WorkflowExecutionStartedEventAttributes, now: float) -> float | None:
@@ -201,47 +188,7 @@ class Engine:
     def notify_timer_added(self) -> None:
         self.wake.set()
 
-    # starting and signalling
-
-    def start_workflow(self, req: StartWorkflowExecutionRequest) -> str:
-        """Starts a run; raises :class:`AlreadyStartedError` if the id is running."""
-        namespace = req.namespace or "default"
-        now = self.clock.now()
-        run_id = str(uuid.uuid4())
-        task_timeout = DEFAULT_WORKFLOW_TASK_TIMEOUT
-        if req.HasField("workflow_task_timeout"):
-            task_timeout = min(
-                req.workflow_task_timeout.ToTimedelta().total_seconds() or task_timeout,
-                MAX_WORKFLOW_TASK_TIMEOUT,
-            )
-        attrs = WorkflowExecutionStartedEventAttributes(
-            workflow_type=req.workflow_type,
-            task_queue=TaskQueue(
-                name=req.task_queue.name, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL
-            ),
-            input=req.input,
-            workflow_task_timeout=_duration(task_timeout),
-            identity=req.identity,
-            attempt=1,
-            memo=req.memo,
-            search_attributes=req.search_attributes,
-            header=req.header,
-            workflow_id=req.workflow_id,
-        )
-        for name in ("workflow_execution_timeout", "workflow_run_timeout", "retry_policy"):
-            if req.HasField(name):
-                getattr(attrs, name).CopyFrom(getattr(req, name))
-        if req.cron_schedule:
-            attrs.cron_schedule = req.cron_schedule
-        with self.store.transaction():
-            current = self.store.current_run_id(namespace, req.workflow_id)
-            if current is not None:
-                exe = self.store.get_execution(current)
-                if exe is not None and exe.status == S.WORKFLOW_EXECUTION_STATUS_RUNNING:
-                    raise AlreadyStartedError(req.workflow_id, current)
-            tx = self.create_run(namespace, req.workflow_id, attrs, now, run_id)
-        self.after_create_run(tx)
-        return run_id
+    # runs
 
     def create_run(
         self,
@@ -250,6 +197,7 @@ class Engine:
         attrs: WorkflowExecutionStartedEventAttributes,
         now: float,
         run_id: str | None = None,
+        first_events: Sequence[tuple[int, Message]] = (),
     ) -> Transition:
         """Writes a new run in the caller's transaction; after commit, :meth:`after_create_run`."""
         run_id = run_id or str(uuid.uuid4())
@@ -281,6 +229,8 @@ class Engine:
             state = RunState(exe=exe, started=attrs)
             tx = Transition(self, state, now)
             tx.add(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)
+            for event_type, event_attrs in first_events:
+                tx.add(event_type, event_attrs)
             tx.needs_workflow_task = True
             if deadline is not None:
                 self.store.insert_timer(run_id, TimerKind.WORKFLOW_RUN_TIMEOUT, "", 0, deadline)
@@ -291,23 +241,6 @@ class Engine:
 
     def after_create_run(self, tx: Transition) -> None:
         self._after_commit(tx)
-
-    def signal(
-        self, run_id: str, name: str, input: Payloads, identity: str, header: object
-    ) -> None:
-        """Delivers a signal to a running run."""
-
-        def change(tx: Transition) -> None:
-            if not tx.state.running:
-                raise NotFoundError("workflow execution already completed")
-            attrs = WorkflowExecutionSignaledEventAttributes(
-                signal_name=name, input=input, identity=identity
-            )
-            if header is not None:
-                attrs.header.CopyFrom(header)  # type: ignore[arg-type]
-            tx.add_external(E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, attrs)
-
-        self.transition(run_id, change)
 
     # workflow tasks
 

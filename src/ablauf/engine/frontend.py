@@ -36,13 +36,20 @@ from temporalio.api.workflowservice.v1 import (
     GetWorkflowExecutionHistoryResponse,
     QueryWorkflowRequest,
     QueryWorkflowResponse,
+    RequestCancelWorkflowExecutionRequest,
+    RequestCancelWorkflowExecutionResponse,
+    SignalWithStartWorkflowExecutionRequest,
+    SignalWithStartWorkflowExecutionResponse,
     SignalWorkflowExecutionRequest,
     SignalWorkflowExecutionResponse,
     StartWorkflowExecutionRequest,
     StartWorkflowExecutionResponse,
+    TerminateWorkflowExecutionRequest,
+    TerminateWorkflowExecutionResponse,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from ablauf.engine import executions
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import (
     AlreadyStartedError,
@@ -83,6 +90,20 @@ def _to_rpc_error(err: EngineError) -> RPCError:
     return rpc_error(RPCStatusCode.INTERNAL, str(err))
 
 
+def _check_start(
+    req: StartWorkflowExecutionRequest | SignalWithStartWorkflowExecutionRequest,
+) -> None:
+    if not req.workflow_id:
+        raise InvalidArgumentError("WorkflowId is not set on request.")
+    if len(req.workflow_id) > 1000:
+        raise InvalidArgumentError("WorkflowId length exceeds limit.")
+    if not req.workflow_type.name:
+        raise InvalidArgumentError("WorkflowType is not set on request.")
+    if not req.task_queue.name:
+        raise InvalidArgumentError("TaskQueue is not set on request.")
+    check_request(req.input)
+
+
 class Frontend:
     """The RPCs ablauf's engine answers."""
 
@@ -106,17 +127,38 @@ class Frontend:
     async def rpc_start_workflow_execution(
         self, req: StartWorkflowExecutionRequest, timeout: float | None
     ) -> StartWorkflowExecutionResponse:
-        if not req.workflow_id:
-            raise InvalidArgumentError("WorkflowId is not set on request.")
-        if len(req.workflow_id) > 1000:
-            raise InvalidArgumentError("WorkflowId length exceeds limit.")
-        if not req.workflow_type.name:
-            raise InvalidArgumentError("WorkflowType is not set on request.")
-        if not req.task_queue.name:
-            raise InvalidArgumentError("TaskQueue is not set on request.")
-        check_request(req.input)
-        run_id = self.engine.start_workflow(req)
-        return StartWorkflowExecutionResponse(run_id=run_id, started=True)
+        _check_start(req)
+        run_id, started = executions.start(self.engine, req)
+        return StartWorkflowExecutionResponse(run_id=run_id, started=started)
+
+    async def rpc_signal_with_start_workflow_execution(
+        self, req: SignalWithStartWorkflowExecutionRequest, timeout: float | None
+    ) -> SignalWithStartWorkflowExecutionResponse:
+        _check_start(req)
+        check_request(req.signal_input)
+        run_id, started = executions.start(self.engine, req)
+        return SignalWithStartWorkflowExecutionResponse(run_id=run_id, started=started)
+
+    async def rpc_request_cancel_workflow_execution(
+        self, req: RequestCancelWorkflowExecutionRequest, timeout: float | None
+    ) -> RequestCancelWorkflowExecutionResponse:
+        exe = self.engine.execution(
+            req.namespace, req.workflow_execution.workflow_id, req.workflow_execution.run_id
+        )
+        executions.request_cancel(self.engine, exe.run_id, req.reason, req.identity)
+        return RequestCancelWorkflowExecutionResponse()
+
+    async def rpc_terminate_workflow_execution(
+        self, req: TerminateWorkflowExecutionRequest, timeout: float | None
+    ) -> TerminateWorkflowExecutionResponse:
+        exe = self.engine.execution(
+            req.namespace, req.workflow_execution.workflow_id, req.workflow_execution.run_id
+        )
+        details = req.details if req.HasField("details") else None
+        # Temporal's frontend names a terminate request that gives no reason.
+        reason = req.reason or "terminated by user via frontend"
+        executions.terminate(self.engine, exe.run_id, reason, details, req.identity)
+        return TerminateWorkflowExecutionResponse()
 
     async def rpc_signal_workflow_execution(
         self, req: SignalWorkflowExecutionRequest, timeout: float | None
@@ -125,7 +167,8 @@ class Frontend:
         exe = self.engine.execution(
             req.namespace, req.workflow_execution.workflow_id, req.workflow_execution.run_id
         )
-        self.engine.signal(
+        executions.signal(
+            self.engine,
             exe.run_id,
             req.signal_name,
             req.input,

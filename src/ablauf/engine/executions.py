@@ -1,0 +1,202 @@
+"""What clients do to workflow executions: start (with id policies and
+signal-with-start), signal, request cancellation, terminate."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Header, Payloads
+from temporalio.api.enums.v1 import (
+    EventType,
+    TaskQueueKind,
+    WorkflowExecutionStatus,
+    WorkflowIdConflictPolicy,
+    WorkflowIdReusePolicy,
+)
+from temporalio.api.history.v1 import (
+    WorkflowExecutionCancelRequestedEventAttributes,
+    WorkflowExecutionSignaledEventAttributes,
+    WorkflowExecutionStartedEventAttributes,
+    WorkflowExecutionTerminatedEventAttributes,
+)
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    SignalWithStartWorkflowExecutionRequest,
+    StartWorkflowExecutionRequest,
+)
+
+from ablauf.engine.errors import AlreadyStartedError, NotFoundError
+from ablauf.engine.transition import Transition
+
+if TYPE_CHECKING:
+    from ablauf.engine.engine import Engine
+
+__all__ = ["request_cancel", "signal", "start", "terminate"]
+
+E = EventType
+S = WorkflowExecutionStatus
+R = WorkflowIdReusePolicy
+C = WorkflowIdConflictPolicy
+
+DEFAULT_WORKFLOW_TASK_TIMEOUT = 10.0
+MAX_WORKFLOW_TASK_TIMEOUT = 120.0
+_FAILED_STATES = frozenset(
+    {
+        S.WORKFLOW_EXECUTION_STATUS_FAILED,
+        S.WORKFLOW_EXECUTION_STATUS_CANCELED,
+        S.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+        S.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+    }
+)
+
+
+def _started_attributes(
+    req: StartWorkflowExecutionRequest | SignalWithStartWorkflowExecutionRequest,
+) -> WorkflowExecutionStartedEventAttributes:
+    task_timeout = DEFAULT_WORKFLOW_TASK_TIMEOUT
+    if req.HasField("workflow_task_timeout"):
+        given = req.workflow_task_timeout.ToTimedelta().total_seconds()
+        task_timeout = min(given or task_timeout, MAX_WORKFLOW_TASK_TIMEOUT)
+    timeout = Duration()
+    timeout.FromNanoseconds(round(task_timeout * 1e9))
+    attrs = WorkflowExecutionStartedEventAttributes(
+        workflow_type=req.workflow_type,
+        task_queue=TaskQueue(name=req.task_queue.name, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+        input=req.input,
+        workflow_task_timeout=timeout,
+        identity=req.identity,
+        attempt=1,
+        memo=req.memo,
+        search_attributes=req.search_attributes,
+        header=req.header,
+        workflow_id=req.workflow_id,
+    )
+    for name in ("workflow_execution_timeout", "workflow_run_timeout", "retry_policy"):
+        if req.HasField(name):
+            getattr(attrs, name).CopyFrom(getattr(req, name))
+    if req.cron_schedule:
+        attrs.cron_schedule = req.cron_schedule
+    return attrs
+
+
+def _refuse_reuse(policy: int, workflow_id: str, run_id: str, status: int) -> bool:
+    """Whether the id reuse policy forbids a new run after a closed one."""
+    if policy == R.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE:
+        return True
+    return policy == R.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY and (
+        status not in _FAILED_STATES
+    )
+
+
+def start(
+    engine: Engine, req: StartWorkflowExecutionRequest | SignalWithStartWorkflowExecutionRequest
+) -> tuple[str, bool]:
+    """Starts a run as the request's id policies allow; returns (run id, started).
+
+    A signal-with-start request signals the running run, or starts one whose
+    history holds the signal before its first workflow task.
+    """
+    namespace = req.namespace or "default"
+    now = engine.clock.now()
+    attrs = _started_attributes(req)
+    first_events: list[tuple[int, Message]] = []
+    if isinstance(req, SignalWithStartWorkflowExecutionRequest):
+        first_events.append(
+            (
+                E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+                WorkflowExecutionSignaledEventAttributes(
+                    signal_name=req.signal_name,
+                    input=req.signal_input,
+                    identity=req.identity,
+                    header=req.header,
+                ),
+            )
+        )
+    conflict = req.workflow_id_conflict_policy
+    reuse = req.workflow_id_reuse_policy
+    if reuse == R.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING:
+        conflict = C.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
+    with engine.store.transaction():
+        current = engine.store.current_run_id(namespace, req.workflow_id)
+        exe = engine.store.get_execution(current) if current is not None else None
+        if exe is not None and exe.status == S.WORKFLOW_EXECUTION_STATUS_RUNNING:
+            if isinstance(req, SignalWithStartWorkflowExecutionRequest):
+                signal(
+                    engine, exe.run_id, req.signal_name, req.signal_input, req.identity, req.header
+                )
+                return exe.run_id, False
+            if conflict == C.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING:
+                return exe.run_id, False
+            if conflict != C.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING:
+                raise AlreadyStartedError(req.workflow_id, exe.run_id)
+            terminate(engine, exe.run_id, "terminated by id conflict policy", None, req.identity)
+        elif exe is not None and _refuse_reuse(reuse, req.workflow_id, exe.run_id, exe.status):
+            raise AlreadyStartedError(req.workflow_id, exe.run_id)
+        tx = engine.create_run(
+            namespace, req.workflow_id, attrs, now, str(uuid.uuid4()), first_events
+        )
+    engine.after_create_run(tx)
+    return tx.state.exe.run_id, True
+
+
+def signal(
+    engine: Engine,
+    run_id: str,
+    name: str,
+    input: Payloads,
+    identity: str,
+    header: Header | None,
+) -> None:
+    """Delivers a signal to a running run."""
+
+    def change(tx: Transition) -> None:
+        if not tx.state.running:
+            raise NotFoundError("workflow execution already completed")
+        attrs = WorkflowExecutionSignaledEventAttributes(
+            signal_name=name, input=input, identity=identity
+        )
+        if header is not None:
+            attrs.header.CopyFrom(header)
+        tx.add_external(E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, attrs)
+
+    engine.transition(run_id, change)
+
+
+def request_cancel(engine: Engine, run_id: str, reason: str, identity: str) -> None:
+    """Asks a running run to cancel; the workflow code decides what that means."""
+
+    def change(tx: Transition) -> None:
+        if not tx.state.running:
+            raise NotFoundError("workflow execution already completed")
+        if tx.state.cancel_requested:
+            return  # Temporal accepts a repeated request without a second event.
+        tx.add_external(
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+            WorkflowExecutionCancelRequestedEventAttributes(cause=reason, identity=identity),
+        )
+
+    engine.transition(run_id, change)
+
+
+def terminate(
+    engine: Engine, run_id: str, reason: str, details: Payloads | None, identity: str
+) -> None:
+    """Ends a running run at once."""
+
+    def change(tx: Transition) -> None:
+        if not tx.state.running:
+            raise NotFoundError("workflow execution already completed")
+        attrs = WorkflowExecutionTerminatedEventAttributes(reason=reason, identity=identity)
+        if details is not None:
+            attrs.details.CopyFrom(details)
+        engine.close_run(
+            tx,
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+            attrs,
+            S.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+        )
+
+    engine.transition(run_id, change)
