@@ -25,7 +25,7 @@ from temporalio.api.history.v1 import (
     WorkflowPropertiesModifiedEventAttributes,
 )
 
-from ablauf.engine import activities
+from ablauf.engine import activities, children
 from ablauf.engine.errors import InvalidArgumentError
 from ablauf.engine.limits import check_payloads
 from ablauf.engine.timers import TimerKind
@@ -130,6 +130,16 @@ def _apply_one(tx: Transition, command: Command, wft_id: int) -> None:
         )
     elif t == C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION:
         _continue_as_new(tx, command, wft_id)
+    elif t == C.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION:
+        children.start_child(tx, command.start_child_workflow_execution_command_attributes, wft_id)
+    elif t == C.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION:
+        children.signal_external(
+            tx, command.signal_external_workflow_execution_command_attributes, wft_id
+        )
+    elif t == C.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
+        children.request_cancel_external(
+            tx, command.request_cancel_external_workflow_execution_command_attributes, wft_id
+        )
     elif t == C.COMMAND_TYPE_RECORD_MARKER:
         m = command.record_marker_command_attributes
         marker = MarkerRecordedEventAttributes(
@@ -191,6 +201,13 @@ def _continue_as_new(tx: Transition, command: Command, wft_id: int) -> None:
     )
     if prev.HasField("workflow_execution_timeout"):
         started.workflow_execution_timeout.CopyFrom(prev.workflow_execution_timeout)
+    if prev.HasField("parent_workflow_execution"):
+        # A child that continues as new is still its parent's child.
+        started.parent_workflow_namespace = prev.parent_workflow_namespace
+        started.parent_workflow_execution.CopyFrom(prev.parent_workflow_execution)
+        started.parent_initiated_event_id = prev.parent_initiated_event_id
+    if prev.HasField("root_workflow_execution"):
+        started.root_workflow_execution.CopyFrom(prev.root_workflow_execution)
     if prev.HasField("workflow_execution_expiration_time"):
         started.workflow_execution_expiration_time.CopyFrom(prev.workflow_execution_expiration_time)
     if a.HasField("retry_policy"):

@@ -35,7 +35,7 @@ from temporalio.api.history.v1 import (
 from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 
 from ablauf.clock import Clock, SystemClock
-from ablauf.engine import activities, commands
+from ablauf.engine import activities, children, commands
 from ablauf.engine.errors import NotFoundError
 from ablauf.engine.matching import Matching, TaskRef
 from ablauf.engine.queries import Queries
@@ -294,7 +294,12 @@ class Engine:
         ref = TaskRef(task.id, task.lease_nonce, task.run_id, task.attempt)
         tx.after_commit.append(lambda: queue.push(ref))
 
+    def has_started(self, task_id: int) -> bool:
+        """Whether a worker of this process has read the history of this workflow task."""
+        return task_id in self._started_events
+
     def lease(self, tx: Transition, task: TaskRecord, until: float) -> None:
+        self._started_events.pop(task.id, None)
         task.lease_owner = self.owner_id
         task.lease_until = until
         task.lease_nonce += 1
@@ -504,6 +509,8 @@ class Engine:
         self.store.delete_timers(exe.run_id)
         self.store.take_buffered_events(exe.run_id)
         tx.state.wft = None
+        children.notify_parent(tx)
+        children.apply_parent_close_policies(tx)
 
     # reading
 

@@ -25,6 +25,7 @@ from temporalio.api.history.v1 import History
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflow.v1 import (
     PendingActivityInfo,
+    PendingChildExecutionInfo,
     PendingWorkflowTaskInfo,
     WorkflowExecutionConfig,
     WorkflowExecutionInfo,
@@ -282,6 +283,17 @@ class Frontend:
             if task.last_failure:
                 pa.last_failure.ParseFromString(task.last_failure)
             resp.pending_activities.append(pa)
+        for child in state.children.values():
+            if child.run_id:
+                resp.pending_children.append(
+                    PendingChildExecutionInfo(
+                        workflow_id=child.attrs.workflow_id,
+                        run_id=child.run_id,
+                        workflow_type_name=child.attrs.workflow_type.name,
+                        initiated_id=child.initiated_event_id,
+                        parent_close_policy=child.attrs.parent_close_policy,
+                    )
+                )
         wft = state.wft
         if wft is not None and state.running:
             pw = PendingWorkflowTaskInfo(

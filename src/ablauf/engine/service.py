@@ -16,7 +16,7 @@ from temporalio.api.history.v1 import (
     WorkflowExecutionTimedOutEventAttributes,
 )
 
-from ablauf.engine import activities
+from ablauf.engine import activities, children
 from ablauf.engine.errors import NotFoundError
 from ablauf.engine.timers import TimerKind
 from ablauf.engine.transition import Transition
@@ -98,8 +98,13 @@ class Service:
         """One round of background work."""
         engine = self.engine
         now = engine.clock.now()
-        for timer in engine.store.due_timers(now, BATCH):
-            self.fire(timer)
+        # Firing may add timers due at once (transfer steps); take those too.
+        for _ in range(8):
+            due = engine.store.due_timers(now, BATCH)
+            for timer in due:
+                self.fire(timer)
+            if not due:
+                break
         version = engine.store.data_version()
         if version != self._last_version or now >= self._next_scan:
             self._last_version = version
@@ -131,6 +136,8 @@ class Service:
                     ),
                     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
                 )
+            elif timer.kind >= TimerKind.TRANSFER_START_CHILD:
+                children.fire(tx, timer.kind, timer.ref)
             elif timer.kind == TimerKind.WORKFLOW_TASK_RETRY:
                 wft = state.wft
                 if wft is not None and wft.attempt == timer.attempt and wft.lease_owner is None:

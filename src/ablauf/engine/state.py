@@ -13,12 +13,21 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import (
     ActivityTaskScheduledEventAttributes,
     HistoryEvent,
+    StartChildWorkflowExecutionInitiatedEventAttributes,
     WorkflowExecutionStartedEventAttributes,
 )
 
+from ablauf.history.events import attributes_of
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK, ExecutionRecord, TaskRecord
 
-__all__ = ["PendingActivity", "RunState"]
+__all__ = [
+    "CHILD_CLOSED",
+    "CLOSE_EVENTS",
+    "EXTERNAL_DONE",
+    "PendingActivity",
+    "PendingChild",
+    "RunState",
+]
 
 E = EventType
 
@@ -28,6 +37,26 @@ _ACTIVITY_CLOSED = {
     E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
     E.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
 }
+# Events that end a child; all name the child's initiated event.
+CHILD_CLOSED = frozenset(
+    {
+        E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
+        E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
+        E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED,
+        E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
+        E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED,
+        E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED,
+    }
+)
+# Outcomes of a signal or cancel request to another workflow.
+EXTERNAL_DONE = frozenset(
+    {
+        E.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED,
+        E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
+        E.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+        E.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
+    }
+)
 CLOSE_EVENTS = frozenset(
     {
         E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
@@ -51,6 +80,16 @@ class PendingActivity:
 
 
 @dataclass(slots=True)
+class PendingChild:
+    """A child between its StartChildWorkflowExecutionInitiated and its outcome."""
+
+    initiated_event_id: int
+    attrs: StartChildWorkflowExecutionInitiatedEventAttributes
+    run_id: str = ""
+    started_event_id: int = 0
+
+
+@dataclass(slots=True)
 class RunState:
     """Everything the engine needs to apply a transition to one run."""
 
@@ -58,6 +97,9 @@ class RunState:
     started: WorkflowExecutionStartedEventAttributes
     activities: dict[int, PendingActivity] = field(default_factory=dict)
     timers: dict[str, int] = field(default_factory=dict)
+    children: dict[int, PendingChild] = field(default_factory=dict)
+    # Signal and cancel requests to other workflows, by initiated event id.
+    externals: dict[int, HistoryEvent] = field(default_factory=dict)
     wft: TaskRecord | None = None
     close_event: HistoryEvent | None = None
     cancel_requested: bool = False
@@ -93,6 +135,25 @@ class RunState:
             self.timers.pop(event.timer_fired_event_attributes.timer_id, None)
         elif t == E.EVENT_TYPE_TIMER_CANCELED:
             self.timers.pop(event.timer_canceled_event_attributes.timer_id, None)
+        elif t == E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+            self.children[event.event_id] = PendingChild(
+                event.event_id, event.start_child_workflow_execution_initiated_event_attributes
+            )
+        elif t == E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+            attrs = event.child_workflow_execution_started_event_attributes
+            child = self.children.get(attrs.initiated_event_id)
+            if child is not None:
+                child.run_id = attrs.workflow_execution.run_id
+                child.started_event_id = event.event_id
+        elif t in CHILD_CLOSED:
+            self.children.pop(attributes_of(event).initiated_event_id, None)
+        elif t in (
+            E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+            E.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+        ):
+            self.externals[event.event_id] = event
+        elif t in EXTERNAL_DONE:
+            self.externals.pop(attributes_of(event).initiated_event_id, None)
         elif t == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             self.completed_workflow_tasks += 1
         elif t == E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:

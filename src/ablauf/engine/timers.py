@@ -23,6 +23,12 @@ class TimerKind(IntEnum):
     ACTIVITY_RETRY = 6
     WORKFLOW_TASK_RETRY = 7
     WORKFLOW_RUN_TIMEOUT = 8
+    # Effects on other runs ("transfer tasks"), due at once.
+    TRANSFER_START_CHILD = 9
+    TRANSFER_CHILD_CLOSED = 10
+    TRANSFER_PARENT_CLOSE = 11
+    TRANSFER_SIGNAL_EXTERNAL = 12
+    TRANSFER_CANCEL_EXTERNAL = 13
 
 
 def _seconds(duration: object) -> float:

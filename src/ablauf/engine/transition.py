@@ -49,13 +49,17 @@ class Transition:
 
     @property
     def workflow_task_running(self) -> bool:
+        """Whether a worker is running the run's workflow task now.
+
+        A task leased to this process counts only once its worker has read the
+        history (it has a started event); until then a new event simply joins
+        what the worker will read. Another process's lease counts as running.
+        """
         wft = self.state.wft
-        return (
-            wft is not None
-            and wft.lease_owner is not None
-            and wft.lease_until is not None
-            and wft.lease_until > self.now
-        )
+        if wft is None or wft.lease_owner is None or (wft.lease_until or 0) <= self.now:
+            return False
+        engine = self.engine
+        return wft.lease_owner != engine.owner_id or engine.has_started(wft.id)
 
     def add(self, event_type: int, attrs: Message | None = None) -> HistoryEvent:
         """Appends an event to the history now."""
