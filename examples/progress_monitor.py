@@ -12,6 +12,8 @@ being written into the code.
 
 import argparse
 import asyncio
+import os
+import sys
 
 from s5_4_2_progress import ProgressInfo
 
@@ -47,6 +49,10 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between queries")
     args = parser.parse_args()
     asyncio.run(monitor_workflow_progress(args.target, args.workflow_id, args.interval))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # temporalio's native runtime may abort at interpreter exit (temporalio issue #300).
+    os._exit(0)
 
 
 if __name__ == "__main__":

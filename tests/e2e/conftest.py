@@ -1,14 +1,13 @@
-"""Fixtures for the end-to-end tests: a client on a fresh store, or on ABLAUF_TEST_TARGET.
+"""Fixtures for the end-to-end tests: a client on each engine, as in ``tests/behaviour``.
+
+Every example test runs twice (``engine_name`` from ``tests/conftest.py``): on a fresh
+SQLite store, and on the Temporal dev server this session starts. ``--engine ablauf``
+(or ``temporal``) runs only one of them.
 
 The examples in ``examples/`` import each other by module name, as they do when run
 as scripts, so their directory goes on ``sys.path``.
-
-To run the same tests against a Temporal server instead of a SQLite store, name it::
-
-    ABLAUF_TEST_TARGET=localhost:7233 .venv/bin/pytest tests/e2e
 """
 
-import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,9 +20,11 @@ sys.path.insert(0, str(EXAMPLES))
 
 
 @pytest.fixture
-def target(tmp_path: Path) -> str:
-    """Where the test's workflows live: a fresh SQLite file, or ``ABLAUF_TEST_TARGET``."""
-    return os.environ.get("ABLAUF_TEST_TARGET") or f"sqlite:///{tmp_path}/x.db"
+def target(engine_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where the test's workflows live: a fresh SQLite file, or the session's dev server."""
+    if engine_name == "temporal":
+        return str(request.getfixturevalue("temporal_target"))
+    return f"sqlite:///{tmp_path}/x.db"
 
 
 @pytest.fixture
