@@ -29,3 +29,9 @@ def test_error_tree() -> None:
         assert issubclass(getattr(ablauf.errors, name), ablauf.errors.AblaufError)
     # The class docstring is the default message.
     assert str(ablauf.errors.StoreError()) == "The store cannot be used."
+
+
+def test_testing_names() -> None:
+    import ablauf.testing
+
+    assert ablauf.testing.__all__ == ["WorkflowEnvironment"]

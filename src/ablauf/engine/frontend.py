@@ -222,7 +222,9 @@ class Frontend:
                 return GetWorkflowExecutionHistoryResponse(
                     history=History(), next_page_token=str(first).encode()
                 )
-            await engine.wait_run_change(exe.run_id, min(left, 1.0))
+            with engine.clock.unlocked():
+                engine.wake.set()
+                await engine.wait_run_change(exe.run_id, min(left, 1.0))
 
     async def rpc_describe_workflow_execution(
         self, req: DescribeWorkflowExecutionRequest, timeout: float | None

@@ -338,6 +338,13 @@ class SqliteStore:
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
+    def has_runnable_tasks(self, now: float) -> bool:
+        """Whether any task is leased (running) or due."""
+        row = self._db.execute(
+            "SELECT 1 FROM tasks WHERE lease_owner IS NOT NULL OR visible_at<=? LIMIT 1", (now,)
+        ).fetchone()
+        return row is not None
+
     def release_leases(
         self, owner_ids: Sequence[str], kind: int, task_queue: str | None = None
     ) -> int:
