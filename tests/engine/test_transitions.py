@@ -15,7 +15,7 @@ from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 
 from ablauf.engine import activities, executions
 from ablauf.engine.engine import Engine
-from ablauf.engine.errors import AlreadyStartedError
+from ablauf.engine.errors import AlreadyStartedError, InvalidArgumentError, NotFoundError
 from ablauf.engine.matching import TaskRef
 from ablauf.history.tasks import ActivityCompleted, ActivityFailed
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
@@ -284,3 +284,20 @@ async def test_lease_of_a_dead_process_is_freed(
     queue = other.matching.local(WORKFLOW_TASK, "q")
     assert queue is not None and len(queue) == 1
     other.store.close()
+
+
+async def test_history_over_the_event_limit_terminates_the_run(engine: Engine) -> None:
+    run_id = executions.start(engine, start_request())[0]
+    sent = 0
+    with pytest.raises(InvalidArgumentError, match=r"Workflow history count exceeds limit\."):
+        while True:
+            executions.signal(engine, run_id, "tick", Payloads(), "me", None)
+            sent += 1
+    # The signal that would have been event 51,201 was dropped for the termination.
+    events = engine.history(run_id)
+    assert len(events) == 51_201
+    assert sent == 51_200 - 2
+    terminated = events[-1].workflow_execution_terminated_event_attributes
+    assert terminated.reason == "Workflow history count exceeds limit."
+    with pytest.raises(NotFoundError):
+        executions.signal(engine, run_id, "tick", Payloads(), "me", None)

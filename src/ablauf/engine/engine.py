@@ -27,6 +27,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import (
     HistoryEvent,
     WorkflowExecutionStartedEventAttributes,
+    WorkflowExecutionTerminatedEventAttributes,
     WorkflowTaskCompletedEventAttributes,
     WorkflowTaskFailedEventAttributes,
     WorkflowTaskScheduledEventAttributes,
@@ -36,7 +37,7 @@ from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 
 from ablauf.clock import Clock, SystemClock
 from ablauf.engine import activities, children, commands
-from ablauf.engine.errors import NotFoundError
+from ablauf.engine.errors import InvalidArgumentError, NotFoundError
 from ablauf.engine.matching import Matching, TaskRef
 from ablauf.engine.queries import Queries
 from ablauf.engine.service import Service
@@ -61,6 +62,9 @@ E = EventType
 S = WorkflowExecutionStatus
 T = TypeVar("T")
 
+# Temporal's history limits: a run beyond them is terminated.
+HISTORY_COUNT_LIMIT = 51_200
+HISTORY_SIZE_LIMIT = 50 * 1024 * 1024
 # Temporal's continue-as-new suggestion thresholds.
 SUGGEST_CAN_EVENTS = 4096
 SUGGEST_CAN_BYTES = 4 * 1024 * 1024
@@ -76,6 +80,10 @@ def _run_deadline(attrs: WorkflowExecutionStartedEventAttributes, now: float) ->
     if attrs.HasField("workflow_execution_expiration_time"):
         deadlines.append(attrs.workflow_execution_expiration_time.ToNanoseconds() / 1e9)
     return min(deadlines) if deadlines else None
+
+
+class _HistoryLimitExceeded(Exception):
+    pass
 
 
 class Engine:
@@ -158,6 +166,10 @@ class Engine:
                 tx = Transition(self, state, self.clock.now())
                 result = change(tx)
                 self._finish(tx)
+        except _HistoryLimitExceeded as err:
+            self._runs.pop(run_id, None)
+            self._terminate_for_limit(run_id, str(err))
+            raise InvalidArgumentError(str(err)) from None
         except BaseException:
             self._runs.pop(run_id, None)
             raise
@@ -166,12 +178,38 @@ class Engine:
 
     def _finish(self, tx: Transition) -> None:
         state = tx.state
+        if state.running:
+            self._check_history_limits(tx)
         if tx.needs_workflow_task and state.running and state.wft is None:
             self._schedule_workflow_task(tx, attempt=1)
         if tx.encoded:
             self.store.append_events(state.exe.run_id, tx.encoded)
         state.exe.version += 1
         self.store.update_execution(state.exe)
+
+    @staticmethod
+    def _check_history_limits(tx: Transition) -> None:
+        exe = tx.state.exe
+        if exe.next_event_id - 1 > HISTORY_COUNT_LIMIT:
+            raise _HistoryLimitExceeded("Workflow history count exceeds limit.")
+        if exe.history_size > HISTORY_SIZE_LIMIT:
+            raise _HistoryLimitExceeded("Workflow history size exceeds limit.")
+
+    def _terminate_for_limit(self, run_id: str, reason: str) -> None:
+        # As Temporal does: the change that would overflow the history is
+        # dropped, and the run is terminated in its place.
+        def change(tx: Transition) -> None:
+            if tx.state.running:
+                self.close_run(
+                    tx,
+                    E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+                    WorkflowExecutionTerminatedEventAttributes(
+                        reason=reason, identity=self.identity
+                    ),
+                    S.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+                )
+
+        self.transition(run_id, change)
 
     def _after_commit(self, tx: Transition) -> None:
         run_id = tx.state.exe.run_id
