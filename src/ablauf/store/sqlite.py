@@ -99,10 +99,11 @@ class SqliteStore:
                     f"{self.path!r} has ablauf schema version {marker}, "
                     f"this ablauf reads version {SCHEMA_VERSION}"
                 )
-            return
+        # Every statement is "IF NOT EXISTS": tables added within a schema
+        # version appear in older files of that version too.
         sql = resources.files("ablauf.store").joinpath("schema.sql").read_text()
         code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-        # Created in one transaction so another process never sees half a schema.
+        # One transaction, so another process never sees half a schema.
         self._db.execute("BEGIN IMMEDIATE")
         try:
             for statement in code.split(";"):
