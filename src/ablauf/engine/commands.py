@@ -24,8 +24,9 @@ from temporalio.api.history.v1 import (
     WorkflowExecutionStartedEventAttributes,
     WorkflowPropertiesModifiedEventAttributes,
 )
+from temporalio.api.protocol.v1 import Message
 
-from ablauf.engine import activities, children
+from ablauf.engine import activities, children, updates
 from ablauf.engine.errors import InvalidArgumentError
 from ablauf.engine.limits import check_payloads
 from ablauf.engine.timers import TimerKind
@@ -47,14 +48,31 @@ CLOSING = frozenset(
 )
 
 
-def apply(tx: Transition, commands: Sequence[Command], completed_event_id: int) -> None:
-    """Applies the commands in order; a closing command ends the list."""
+def apply(
+    tx: Transition,
+    commands: Sequence[Command],
+    completed_event_id: int,
+    messages: Sequence[Message] = (),
+) -> None:
+    """Applies the commands in order; a closing command ends the list.
+
+    Protocol-message commands place the worker's update messages among the
+    other commands; rejections, which no command names, leave no event.
+    """
     for command in commands:
         check_payloads(command)
+    by_id = {m.id: m for m in messages}
     for command in commands:
         if not tx.state.running:
             break
+        if command.command_type == C.COMMAND_TYPE_PROTOCOL_MESSAGE:
+            message_id = command.protocol_message_command_attributes.message_id
+            if message_id not in by_id:
+                raise InvalidArgumentError(f"no protocol message with id {message_id!r}")
+            updates.apply_message(tx, by_id[message_id])
+            continue
         _apply_one(tx, command, completed_event_id)
+    updates.reject_unanswered(tx, list(messages))
 
 
 def _apply_one(tx: Transition, command: Command, wft_id: int) -> None:

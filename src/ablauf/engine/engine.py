@@ -14,9 +14,10 @@ import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
-from google.protobuf.message import Message
+from google.protobuf.message import Message as ProtoMessage
 from temporalio.api.command.v1 import Command
 from temporalio.api.enums.v1 import (
     EventType,
@@ -33,10 +34,11 @@ from temporalio.api.history.v1 import (
     WorkflowTaskScheduledEventAttributes,
     WorkflowTaskStartedEventAttributes,
 )
+from temporalio.api.protocol.v1 import Message
 from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 
 from ablauf.clock import Clock, SystemClock
-from ablauf.engine import activities, children, commands
+from ablauf.engine import activities, children, commands, updates
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError
 from ablauf.engine.matching import Matching, TaskRef
 from ablauf.engine.queries import Queries
@@ -47,6 +49,7 @@ from ablauf.engine.transition import Transition
 from ablauf.history.events import make_event, parse_event
 from ablauf.history.tasks import WorkflowTask
 from ablauf.store.base import (
+    UPDATE_REQUESTED,
     WORKFLOW_TASK,
     ExecutionRecord,
     OwnerRecord,
@@ -86,6 +89,15 @@ class _HistoryLimitExceeded(Exception):
     pass
 
 
+@dataclass(slots=True)
+class _Started:
+    """A workflow task a worker of this process has read: the events made for it."""
+
+    started: HistoryEvent
+    # A speculative task's scheduled event, written only if the task leaves a trace.
+    scheduled: HistoryEvent | None
+
+
 class Engine:
     """The durable state machine behind one store."""
 
@@ -96,7 +108,7 @@ class Engine:
         self.identity = f"{os.getpid()}@ablauf"
         self.matching = Matching()
         self._runs: OrderedDict[str, RunState] = OrderedDict()
-        self._started_events: dict[int, HistoryEvent] = {}
+        self._started_events: dict[int, _Started] = {}
         self._run_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.wake = asyncio.Event()
         self.on_commit: list[Callable[[str], None]] = []
@@ -153,6 +165,9 @@ class Engine:
         assert exe is not None
         events = [parse_event(d) for d in self.store.read_events(run_id)]
         state = RunState.fold(exe, events, self.store.tasks_of_run(run_id))
+        state.requested_updates = sum(
+            1 for u in self.store.updates_of_run(run_id) if u.state == UPDATE_REQUESTED
+        )
         self._runs[run_id] = state
         if len(self._runs) > CACHED_RUNS:
             self._runs.popitem(last=False)
@@ -180,8 +195,11 @@ class Engine:
         state = tx.state
         if state.running:
             self._check_history_limits(tx)
-        if tx.needs_workflow_task and state.running and state.wft is None:
-            self._schedule_workflow_task(tx, attempt=1)
+        if state.running and state.wft is None:
+            if tx.needs_workflow_task:
+                self._schedule_workflow_task(tx, attempt=1)
+            elif state.requested_updates > 0:
+                self.schedule_speculative_workflow_task(tx)
         if tx.encoded:
             self.store.append_events(state.exe.run_id, tx.encoded)
         state.exe.version += 1
@@ -235,7 +253,7 @@ class Engine:
         attrs: WorkflowExecutionStartedEventAttributes,
         now: float,
         run_id: str | None = None,
-        first_events: Sequence[tuple[int, Message]] = (),
+        first_events: Sequence[tuple[int, ProtoMessage]] = (),
     ) -> Transition:
         """Writes a new run in the caller's transaction; after commit, :meth:`after_create_run`."""
         run_id = run_id or str(uuid.uuid4())
@@ -282,22 +300,47 @@ class Engine:
 
     # workflow tasks
 
-    def _schedule_workflow_task(self, tx: Transition, attempt: int, delay: float = 0.0) -> None:
-        state = tx.state
-        timeout = state.started.workflow_task_timeout
-        event = tx.add(
-            E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-            WorkflowTaskScheduledEventAttributes(
-                task_queue=state.started.task_queue, start_to_close_timeout=timeout, attempt=attempt
-            ),
+    @staticmethod
+    def _scheduled_attributes(
+        state: RunState, attempt: int
+    ) -> WorkflowTaskScheduledEventAttributes:
+        return WorkflowTaskScheduledEventAttributes(
+            task_queue=state.started.task_queue,
+            start_to_close_timeout=state.started.workflow_task_timeout,
+            attempt=attempt,
         )
+
+    def schedule_speculative_workflow_task(self, tx: Transition) -> None:
+        """A workflow task for updates only: no event unless it leaves a trace."""
+        self._schedule_workflow_task(tx, 1, speculative=True)
+
+    def materialize_workflow_task(self, tx: Transition) -> None:
+        """Writes the scheduled event of a speculative workflow task."""
+        task = tx.state.wft
+        if task is None or task.ref != 0:
+            return
+        event = tx.add(
+            E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, self._scheduled_attributes(tx.state, task.attempt)
+        )
+        task.ref = event.event_id
+        self.store.update_task(task)
+
+    def _schedule_workflow_task(
+        self, tx: Transition, attempt: int, delay: float = 0.0, speculative: bool = False
+    ) -> None:
+        state = tx.state
+        ref = 0
+        if not speculative:
+            ref = tx.add(
+                E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, self._scheduled_attributes(state, attempt)
+            ).event_id
         task = TaskRecord(
             id=0,
             kind=WORKFLOW_TASK,
             run_id=state.exe.run_id,
             namespace=state.exe.namespace,
             task_queue=state.exe.task_queue,
-            ref=event.event_id,
+            ref=ref,
             attempt=attempt,
             visible_at=tx.now + delay,
             lease_owner=None,
@@ -371,12 +414,23 @@ class Engine:
         if task is None or task.id != ref.task_id or task.lease_nonce != ref.nonce:
             return None
         exe = state.exe
+        now = self.clock.now()
+        scheduled = None
+        scheduled_id = task.ref
+        if task.ref == 0:
+            scheduled_id = exe.next_event_id
+            scheduled = make_event(
+                scheduled_id,
+                now,
+                E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+                self._scheduled_attributes(state, task.attempt),
+            )
         started = make_event(
-            exe.next_event_id,
-            self.clock.now(),
+            scheduled_id + 1 if scheduled is not None else exe.next_event_id,
+            now,
             E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
             WorkflowTaskStartedEventAttributes(
-                scheduled_event_id=task.ref,
+                scheduled_event_id=scheduled_id,
                 identity=self.identity,
                 request_id=str(uuid.uuid4()),
                 history_size_bytes=exe.history_size,
@@ -384,13 +438,18 @@ class Engine:
                 or exe.history_size >= SUGGEST_CAN_BYTES,
             ),
         )
-        self._started_events[task.id] = started
+        self._started_events[task.id] = _Started(started, scheduled)
         first = known_last_event_id + 1
         if first >= state.recent_from:
             events = list(state.recent[first - state.recent_from :])
         else:
             events = [parse_event(d) for d in self.store.read_events(exe.run_id, first)]
+        if scheduled is not None:
+            events.append(scheduled)
         events.append(started)
+        messages = (
+            updates.deliverable(self, exe.run_id, scheduled_id) if state.requested_updates else []
+        )
         return WorkflowTask(
             token=ref.token(),
             namespace=exe.namespace,
@@ -401,6 +460,7 @@ class Engine:
             events=events,
             first_event_id=first,
             attempt=task.attempt,
+            messages=messages,
         )
 
     def complete_workflow_task(
@@ -408,6 +468,7 @@ class Engine:
         ref: TaskRef,
         cmds: Sequence[Command],
         sdk_metadata: WorkflowTaskCompletedMetadata | None = None,
+        messages: Sequence[Message] = (),
     ) -> bool:
         """Records a completed workflow task and applies its commands.
 
@@ -419,10 +480,23 @@ class Engine:
         def change(tx: Transition) -> bool:
             task = self._leased_workflow_task(tx, ref)
             # Kept until the commit: a refused command still needs it to record the failure.
-            started = self._started_events.get(ref.task_id)
-            if task is None or started is None:
+            read = self._started_events.get(ref.task_id)
+            if task is None or read is None:
                 self._started_events.pop(ref.task_id, None)
                 return False
+            started = read.started
+            if (
+                task.ref == 0
+                and not cmds
+                and not self.store.has_buffered_events(tx.state.exe.run_id)
+            ):
+                # A speculative task that only rejected updates leaves no trace.
+                updates.reject_unanswered(tx, list(messages))
+                self._started_events.pop(ref.task_id, None)
+                self.store.delete_task(task.id)
+                tx.state.wft = None
+                return True
+            self.materialize_workflow_task(tx)
             closing = any(c.command_type in commands.CLOSING for c in cmds)
             if closing and self.store.has_buffered_events(tx.state.exe.run_id):
                 # Temporal refuses to close a run that has unseen events.
@@ -449,7 +523,7 @@ class Engine:
             completed = tx.add(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, completed_attrs)
             self.store.delete_task(task.id)
             tx.state.wft = None
-            commands.apply(tx, cmds, completed.event_id)
+            commands.apply(tx, cmds, completed.event_id, messages)
             if tx.state.running:
                 tx.flush_buffered()
             self._started_events.pop(ref.task_id, None)
@@ -470,10 +544,11 @@ class Engine:
 
         def change(tx: Transition) -> None:
             task = self._leased_workflow_task(tx, ref)
-            started = self._started_events.pop(ref.task_id, None)
-            if task is None or started is None:
+            read = self._started_events.pop(ref.task_id, None)
+            if task is None or read is None:
                 return
-            self._record_task_failure(tx, task, started, failure, cause)
+            self.materialize_workflow_task(tx)
+            self._record_task_failure(tx, task, read.started, failure, cause)
 
         self.transition(ref.run_id, change)
 

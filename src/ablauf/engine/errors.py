@@ -8,6 +8,7 @@ __all__ = [
     "InvalidArgumentError",
     "NotFoundError",
     "QueryFailedError",
+    "ResourceExhaustedError",
 ]
 
 
@@ -25,6 +26,10 @@ class InvalidArgumentError(EngineError):
 
 class QueryFailedError(EngineError):
     """The query could not be answered (unknown name, handler error, no worker)."""
+
+
+class ResourceExhaustedError(EngineError):
+    """A per-workflow limit (such as updates in flight) is reached."""
 
 
 class AlreadyStartedError(EngineError):

@@ -23,6 +23,7 @@ from temporalio.api.enums.v1 import (
 from temporalio.api.errordetails.v1 import WorkflowExecutionAlreadyStartedFailure
 from temporalio.api.history.v1 import History
 from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.update.v1 import UpdateRef
 from temporalio.api.workflow.v1 import (
     PendingActivityInfo,
     PendingChildExecutionInfo,
@@ -35,6 +36,8 @@ from temporalio.api.workflowservice.v1 import (
     DescribeWorkflowExecutionResponse,
     GetWorkflowExecutionHistoryRequest,
     GetWorkflowExecutionHistoryResponse,
+    PollWorkflowExecutionUpdateRequest,
+    PollWorkflowExecutionUpdateResponse,
     QueryWorkflowRequest,
     QueryWorkflowResponse,
     RequestCancelWorkflowExecutionRequest,
@@ -47,10 +50,12 @@ from temporalio.api.workflowservice.v1 import (
     StartWorkflowExecutionResponse,
     TerminateWorkflowExecutionRequest,
     TerminateWorkflowExecutionResponse,
+    UpdateWorkflowExecutionRequest,
+    UpdateWorkflowExecutionResponse,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from ablauf.engine import executions
+from ablauf.engine import executions, updates
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import (
     AlreadyStartedError,
@@ -58,6 +63,7 @@ from ablauf.engine.errors import (
     InvalidArgumentError,
     NotFoundError,
     QueryFailedError,
+    ResourceExhaustedError,
 )
 from ablauf.engine.limits import check_request
 
@@ -86,6 +92,8 @@ def _to_rpc_error(err: EngineError) -> RPCError:
         )
     if isinstance(err, NotFoundError):
         return rpc_error(RPCStatusCode.NOT_FOUND, str(err))
+    if isinstance(err, ResourceExhaustedError):
+        return rpc_error(RPCStatusCode.RESOURCE_EXHAUSTED, str(err))
     if isinstance(err, QueryFailedError | InvalidArgumentError):
         return rpc_error(RPCStatusCode.INVALID_ARGUMENT, str(err))
     return rpc_error(RPCStatusCode.INTERNAL, str(err))
@@ -184,6 +192,49 @@ class Frontend:
         exe = self.engine.execution(req.namespace, req.execution.workflow_id, req.execution.run_id)
         result = await self.engine.queries.ask(exe, req, timeout or DEFAULT_QUERY_TIMEOUT)
         return QueryWorkflowResponse(query_result=result)
+
+    async def rpc_update_workflow_execution(
+        self, req: UpdateWorkflowExecutionRequest, timeout: float | None
+    ) -> UpdateWorkflowExecutionResponse:
+        engine = self.engine
+        execution = req.workflow_execution
+        exe = engine.execution(req.namespace, execution.workflow_id, execution.run_id)
+        check_request(req.request.input.args)
+        updates.request(engine, exe.run_id, req.request)
+        update_id = req.request.meta.update_id
+        stage, outcome = await updates.wait(
+            engine, exe.run_id, update_id, req.wait_policy.lifecycle_stage, timeout or _LONG_POLL
+        )
+        resp = UpdateWorkflowExecutionResponse(
+            update_ref=UpdateRef(
+                workflow_execution=WorkflowExecution(
+                    workflow_id=exe.workflow_id, run_id=exe.run_id
+                ),
+                update_id=update_id,
+            ),
+            stage=stage,  # type: ignore[arg-type]
+        )
+        if outcome is not None:
+            resp.outcome.CopyFrom(outcome)
+        return resp
+
+    async def rpc_poll_workflow_execution_update(
+        self, req: PollWorkflowExecutionUpdateRequest, timeout: float | None
+    ) -> PollWorkflowExecutionUpdateResponse:
+        engine = self.engine
+        execution = req.update_ref.workflow_execution
+        exe = engine.execution(req.namespace, execution.workflow_id, execution.run_id)
+        stage, outcome = await updates.wait(
+            engine,
+            exe.run_id,
+            req.update_ref.update_id,
+            req.wait_policy.lifecycle_stage,
+            timeout or _LONG_POLL,
+        )
+        resp = PollWorkflowExecutionUpdateResponse(update_ref=req.update_ref, stage=stage)  # type: ignore[arg-type]
+        if outcome is not None:
+            resp.outcome.CopyFrom(outcome)
+        return resp
 
     async def rpc_get_workflow_execution_history(
         self, req: GetWorkflowExecutionHistoryRequest, timeout: float | None

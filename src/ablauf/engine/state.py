@@ -104,6 +104,8 @@ class RunState:
     close_event: HistoryEvent | None = None
     cancel_requested: bool = False
     completed_workflow_tasks: int = 0
+    # Updates requested but not yet accepted or rejected.
+    requested_updates: int = 0
     # Events from ``recent_from`` on, kept so a sticky worker gets only what it
     # has not seen without a read from the store.
     recent: list[HistoryEvent] = field(default_factory=list)

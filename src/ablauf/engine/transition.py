@@ -95,6 +95,9 @@ class Transition:
             event = make_event(0, self.now, event_type, attrs)
             self.engine.store.add_buffered_event(self.state.exe.run_id, event.SerializeToString())
         else:
+            wft = self.state.wft
+            if wft is not None and wft.ref == 0:
+                self.engine.materialize_workflow_task(self)
             self.add(event_type, attrs)
             self.needs_workflow_task = True
 

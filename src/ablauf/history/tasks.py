@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.protocol.v1 import Message
 from temporalio.common import RetryPolicy
 
 __all__ = [
@@ -43,6 +44,7 @@ class WorkflowTask:
     events: Sequence[HistoryEvent]
     first_event_id: int
     attempt: int = 1
+    messages: Sequence[Message] = ()
 
 
 @dataclass(frozen=True, slots=True)

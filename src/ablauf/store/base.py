@@ -13,6 +13,10 @@ from typing import Protocol
 
 __all__ = [
     "ACTIVITY_TASK",
+    "UPDATE_ACCEPTED",
+    "UPDATE_COMPLETED",
+    "UPDATE_REJECTED",
+    "UPDATE_REQUESTED",
     "WORKFLOW_TASK",
     "ExecutionRecord",
     "OwnerRecord",
@@ -20,6 +24,7 @@ __all__ = [
     "Store",
     "TaskRecord",
     "TimerRecord",
+    "UpdateRecord",
 ]
 
 WORKFLOW_TASK = 0
@@ -91,6 +96,25 @@ class OwnerRecord:
     pid: int
     started_at: float
     task_queues: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class UpdateRecord:
+    """A workflow update a client asked for (state: see ``UPDATE_*``)."""
+
+    run_id: str
+    update_id: str
+    seq: int
+    request: bytes
+    state: int
+    outcome: bytes | None
+    accepted_event_id: int
+
+
+UPDATE_REQUESTED = 0
+UPDATE_ACCEPTED = 1
+UPDATE_COMPLETED = 2
+UPDATE_REJECTED = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,5 +190,11 @@ class Store(Protocol):
     def answer_query(self, query_id: int, response: bytes | None, error: str | None) -> None: ...
     def get_query(self, query_id: int) -> QueryRecord | None: ...
     def delete_query(self, query_id: int) -> None: ...
+
+    # updates
+    def insert_update(self, rec: UpdateRecord) -> None: ...
+    def save_update(self, rec: UpdateRecord) -> None: ...
+    def get_update(self, run_id: str, update_id: str) -> UpdateRecord | None: ...
+    def updates_of_run(self, run_id: str) -> list[UpdateRecord]: ...
 
     def iter_run_ids(self) -> Iterator[str]: ...

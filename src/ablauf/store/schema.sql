@@ -103,3 +103,16 @@ CREATE TABLE IF NOT EXISTS queries (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queries_open ON queries (task_queue, answered);
+
+-- Workflow updates that a client asked for; accepted ones are also events.
+-- state: 0 requested, 1 accepted, 2 completed, 3 rejected
+CREATE TABLE IF NOT EXISTS updates (
+    run_id            TEXT NOT NULL,
+    update_id         TEXT NOT NULL,
+    seq               INTEGER NOT NULL,
+    request           BLOB NOT NULL,
+    state             INTEGER NOT NULL,
+    outcome           BLOB,
+    accepted_event_id INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, update_id)
+) WITHOUT ROWID;

@@ -15,6 +15,7 @@ from ablauf.store.base import (
     QueryRecord,
     TaskRecord,
     TimerRecord,
+    UpdateRecord,
 )
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -27,6 +28,7 @@ _TASK_COLUMNS = (
     "lease_until, lease_nonce, started_at, scheduled_at, attempt_scheduled_at, "
     "cancel_requested, heartbeat_at, heartbeat_details, last_failure"
 )
+_UPDATE_COLUMNS = "run_id, update_id, seq, request, state, outcome, accepted_event_id"
 _EXEC_COLUMNS = (
     "run_id, namespace, workflow_id, workflow_type, task_queue, status, start_time, "
     "close_time, next_event_id, history_size, version"
@@ -422,6 +424,45 @@ class SqliteStore:
         return [
             OwnerRecord(r[0], r[1], r[2], tuple(q for q in r[3].split("\n") if q))
             for r in self._db.execute("SELECT owner_id, pid, started_at, task_queues FROM owners")
+        ]
+
+    # updates
+
+    def insert_update(self, rec: UpdateRecord) -> None:
+        self._db.execute(
+            "INSERT INTO updates (run_id, update_id, seq, request, state, outcome, "
+            "accepted_event_id) VALUES (?,?,?,?,?,?,?)",
+            (
+                rec.run_id,
+                rec.update_id,
+                rec.seq,
+                rec.request,
+                rec.state,
+                rec.outcome,
+                rec.accepted_event_id,
+            ),
+        )
+
+    def save_update(self, rec: UpdateRecord) -> None:
+        self._db.execute(
+            "UPDATE updates SET state=?, outcome=?, accepted_event_id=? "
+            "WHERE run_id=? AND update_id=?",
+            (rec.state, rec.outcome, rec.accepted_event_id, rec.run_id, rec.update_id),
+        )
+
+    def get_update(self, run_id: str, update_id: str) -> UpdateRecord | None:
+        row = self._db.execute(
+            f"SELECT {_UPDATE_COLUMNS} FROM updates WHERE run_id=? AND update_id=?",
+            (run_id, update_id),
+        ).fetchone()
+        return UpdateRecord(*row) if row else None
+
+    def updates_of_run(self, run_id: str) -> list[UpdateRecord]:
+        return [
+            UpdateRecord(*r)
+            for r in self._db.execute(
+                f"SELECT {_UPDATE_COLUMNS} FROM updates WHERE run_id=? ORDER BY seq", (run_id,)
+            )
         ]
 
     # cross-process queries

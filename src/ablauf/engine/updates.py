@@ -1,0 +1,194 @@
+"""Workflow updates: requests delivered to workers as protocol messages, and
+the workers' acceptances, rejections and responses.
+
+As in Temporal, an update that finds no workflow task pending gets a
+speculative one: its WorkflowTaskScheduled event is written only if the task
+leaves a trace. A rejected update leaves none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from google.protobuf.any_pb2 import Any as AnyProto
+from temporalio.api.enums.v1 import EventType, UpdateWorkflowExecutionLifecycleStage
+from temporalio.api.history.v1 import (
+    WorkflowExecutionUpdateAcceptedEventAttributes,
+    WorkflowExecutionUpdateCompletedEventAttributes,
+)
+from temporalio.api.protocol.v1 import Message
+from temporalio.api.update.v1 import Acceptance, Outcome, Rejection, Request, Response
+
+from ablauf.engine.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
+from ablauf.engine.transition import Transition
+from ablauf.store.base import (
+    UPDATE_ACCEPTED,
+    UPDATE_COMPLETED,
+    UPDATE_REJECTED,
+    UPDATE_REQUESTED,
+    UpdateRecord,
+)
+
+if TYPE_CHECKING:
+    from ablauf.engine.engine import Engine
+
+__all__ = ["apply_message", "deliverable", "reject_unanswered", "request", "wait"]
+
+E = EventType
+Stage = UpdateWorkflowExecutionLifecycleStage
+
+# Temporal's limits: updates in flight (requested or accepted) and per run.
+MAX_IN_FLIGHT = 10
+MAX_PER_RUN = 2000
+
+
+def request(engine: Engine, run_id: str, req: Request) -> None:
+    """Registers an update for the run (again: no-op) and makes sure a task will carry it."""
+
+    def change(tx: Transition) -> None:
+        state = tx.state
+        if not state.running:
+            raise NotFoundError("workflow execution already completed")
+        update_id = req.meta.update_id
+        if not update_id:
+            raise InvalidArgumentError("Update id is not set on request.")
+        store = engine.store
+        if store.get_update(run_id, update_id) is not None:
+            return
+        known = store.updates_of_run(run_id)
+        if len(known) >= MAX_PER_RUN:
+            raise ResourceExhaustedError("limit on number of total updates has been reached (2000)")
+        in_flight = sum(1 for u in known if u.state in (UPDATE_REQUESTED, UPDATE_ACCEPTED))
+        if in_flight >= MAX_IN_FLIGHT:
+            raise ResourceExhaustedError(
+                "limit on number of concurrent in-flight updates has been reached (10)"
+            )
+        store.insert_update(
+            UpdateRecord(
+                run_id=run_id,
+                update_id=update_id,
+                seq=len(known) + 1,
+                request=req.SerializeToString(),
+                state=UPDATE_REQUESTED,
+                outcome=None,
+                accepted_event_id=0,
+            )
+        )
+        state.requested_updates += 1
+        if state.wft is None:
+            engine.schedule_speculative_workflow_task(tx)
+
+    engine.transition(run_id, change)
+
+
+def deliverable(engine: Engine, run_id: str, sequencing_event_id: int) -> list[Message]:
+    """The requested updates of the run, as the messages a workflow task carries."""
+    messages = []
+    for rec in engine.store.updates_of_run(run_id):
+        if rec.state != UPDATE_REQUESTED:
+            continue
+        body = AnyProto()
+        req = Request()
+        req.ParseFromString(rec.request)
+        body.Pack(req)
+        messages.append(
+            Message(
+                id=f"{rec.update_id}/request",
+                protocol_instance_id=rec.update_id,
+                event_id=sequencing_event_id,
+                body=body,
+            )
+        )
+    return messages
+
+
+def apply_message(tx: Transition, message: Message) -> None:
+    """Records a worker's acceptance or response (named by a protocol-message command)."""
+    store = tx.engine.store
+    run_id = tx.state.exe.run_id
+    rec = store.get_update(run_id, message.protocol_instance_id)
+    if rec is None:
+        raise InvalidArgumentError(f"unknown update {message.protocol_instance_id!r}")
+    if message.body.Is(Acceptance.DESCRIPTOR):
+        acceptance = Acceptance()
+        message.body.Unpack(acceptance)
+        event = tx.add(
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+            WorkflowExecutionUpdateAcceptedEventAttributes(
+                protocol_instance_id=rec.update_id,
+                accepted_request_message_id=acceptance.accepted_request_message_id,
+                accepted_request_sequencing_event_id=acceptance.accepted_request_sequencing_event_id,
+                accepted_request=acceptance.accepted_request,
+            ),
+        )
+        rec.state = UPDATE_ACCEPTED
+        rec.accepted_event_id = event.event_id
+        tx.state.requested_updates = max(0, tx.state.requested_updates - 1)
+    elif message.body.Is(Response.DESCRIPTOR):
+        response = Response()
+        message.body.Unpack(response)
+        tx.add(
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+            WorkflowExecutionUpdateCompletedEventAttributes(
+                meta=response.meta,
+                accepted_event_id=rec.accepted_event_id,
+                outcome=response.outcome,
+            ),
+        )
+        rec.state = UPDATE_COMPLETED
+        rec.outcome = response.outcome.SerializeToString()
+    else:
+        raise InvalidArgumentError(f"unexpected protocol message {message.body.type_url}")
+    store.save_update(rec)
+
+
+def reject_unanswered(tx: Transition, messages: list[Message]) -> None:
+    """Marks rejected updates; they leave no event."""
+    store = tx.engine.store
+    run_id = tx.state.exe.run_id
+    for message in messages:
+        if not message.body.Is(Rejection.DESCRIPTOR):
+            continue
+        rejection = Rejection()
+        message.body.Unpack(rejection)
+        rec = store.get_update(run_id, message.protocol_instance_id)
+        if rec is None or rec.state != UPDATE_REQUESTED:
+            continue
+        rec.state = UPDATE_REJECTED
+        rec.outcome = Outcome(failure=rejection.failure).SerializeToString()
+        store.save_update(rec)
+        tx.state.requested_updates = max(0, tx.state.requested_updates - 1)
+
+
+async def wait(
+    engine: Engine, run_id: str, update_id: str, stage: int, timeout: float
+) -> tuple[int, Outcome | None]:
+    """Waits until the update reaches ``stage`` (or is rejected); returns (stage, outcome)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        rec = engine.store.get_update(run_id, update_id)
+        if rec is None:
+            raise NotFoundError(f"update {update_id!r} not found")
+        if rec.state in (UPDATE_COMPLETED, UPDATE_REJECTED):
+            outcome = Outcome()
+            outcome.ParseFromString(rec.outcome or b"")
+            return Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED, outcome
+        if (
+            rec.state == UPDATE_ACCEPTED
+            and stage <= Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
+        ):
+            return Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED, None
+        if not engine.state_of(run_id).running:
+            raise NotFoundError("workflow execution already completed")
+        left = deadline - loop.time()
+        if left <= 0:
+            stage_now = (
+                Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
+                if rec.state == UPDATE_ACCEPTED
+                else Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
+            )
+            return stage_now, None
+        with engine.clock.unlocked():
+            await engine.wait_run_change(run_id, min(left, 1.0))
