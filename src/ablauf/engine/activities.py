@@ -221,6 +221,8 @@ def _dt(at: float) -> datetime:
 def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
     """What a worker needs to run a leased attempt, or None if the lease is gone."""
     state = engine.state_of(ref.run_id)
+    if not state.running:
+        return None
     pending = next(
         (p for p in state.activities.values() if p.task and p.task.id == ref.task_id), None
     )
@@ -260,6 +262,9 @@ def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
 
 
 def _current(tx: Transition, ref: TaskRef) -> PendingActivity | None:
+    if not tx.state.running:
+        # As on Temporal, a closed run takes no results: its history ends at the close event.
+        return None
     for pending in tx.state.activities.values():
         task = pending.task
         if task is not None and task.id == ref.task_id:
