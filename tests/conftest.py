@@ -74,7 +74,7 @@ def temporal_target() -> Iterator[str]:
 TESTS = Path(__file__).resolve().parent
 EXAMPLES = TESTS.parent / "examples"
 # Test folders whose workflows run on the embedded engine; "e2e" runs the examples.
-REPLAY_CHECKED = ("behaviour", "e2e", "durability", "cli")
+REPLAY_CHECKED = ("behaviour", "e2e", "durability", "cli", "replay")
 _replayed: dict[type, int] = {}
 _candidates: set[type] = set()
 

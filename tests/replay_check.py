@@ -119,6 +119,52 @@ async def export_histories(store: Path) -> list[WorkflowHistory]:
         await client.close()
 
 
+_CLOSING = frozenset(
+    {
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+    }
+)
+_TASK_ENDS = frozenset(
+    {
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+    }
+)
+
+
+def shape_problems(history: WorkflowHistory) -> list[str]:
+    """What breaks rules Temporal's server keeps and the Replayer does not check.
+
+    Event ids run 1, 2, 3, ...; nothing follows the closing event; and no event
+    comes between a WorkflowTaskStarted and the event that ends that workflow task
+    (the server buffers what arrives meanwhile). Event times may go back: an
+    activity's started event, written when the attempt ends, carries the time it
+    started, and buffered events keep the time they arrived.
+    """
+    problems = []
+    events = history.events
+    for i, event in enumerate(events):
+        name = EventType.Name(event.event_type)
+        if event.event_id != i + 1:
+            problems.append(f"event {i + 1} has id {event.event_id}")
+        if event.event_type in _CLOSING and i != len(events) - 1:
+            later = ", ".join(EventType.Name(e.event_type) for e in events[i + 1 :])
+            problems.append(f"{later} after the closing event {event.event_id} {name}")
+        in_task = i and events[i - 1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+        if in_task and event.event_type not in _TASK_ENDS:
+            problems.append(
+                f"event {event.event_id} {name} inside the workflow task started "
+                f"at {events[i - 1].event_id}"
+            )
+    return problems
+
+
 def _workflow_type(history: WorkflowHistory) -> str:
     return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
 
@@ -154,11 +200,15 @@ async def replay_histories(
     classes: Sequence[type],
     converters: Sequence[DataConverter],
 ) -> ReplayReport:
-    """Replays each history with the classes of its type, under each converter in turn."""
+    """Checks each history's shape and replays it with the classes of its type.
+
+    Each converter is tried in turn, and each class of the history's type.
+    """
     report = ReplayReport()
     pending: list[WorkflowHistory] = []
     names = {workflow._Definition.must_from_class(c).name for c in classes}
     for history in histories:
+        report.failures.extend(f"{_label(history)}: {p}" for p in shape_problems(history))
         if _workflow_type(history) in names:
             pending.append(history)
         elif _ran_a_task(history):
