@@ -42,6 +42,7 @@ from ablauf.engine import activities, children, commands, updates
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError
 from ablauf.engine.matching import Matching, TaskRef
 from ablauf.engine.queries import Queries
+from ablauf.engine.schedules import Schedules
 from ablauf.engine.service import Service
 from ablauf.engine.state import RunState
 from ablauf.engine.timers import TimerKind, workflow_task_backoff
@@ -114,6 +115,7 @@ class Engine:
         self.on_commit: list[Callable[[str], None]] = []
         self.service = Service(self)
         self.queries = Queries(self)
+        self.schedules = Schedules(self)
 
     # lifecycle
 

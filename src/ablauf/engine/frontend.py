@@ -122,7 +122,7 @@ class Frontend:
     async def call(self, rpc: str, req: Message, timeout: float | None) -> Message:
         handler: Callable[[Any, float | None], Awaitable[Message]] | None = getattr(
             self, f"rpc_{rpc}", None
-        )
+        ) or getattr(self.engine.schedules, f"rpc_{rpc}", None)
         if handler is None:
             raise rpc_error(
                 RPCStatusCode.UNIMPLEMENTED,

@@ -123,6 +123,9 @@ class Service:
 
     def fire(self, timer: TimerRecord) -> None:
         engine = self.engine
+        if timer.kind == TimerKind.SCHEDULE:
+            engine.schedules.fire(timer)
+            return
 
         def change(tx: Transition) -> None:
             if not engine.store.delete_timer(timer.id) or not tx.state.running:

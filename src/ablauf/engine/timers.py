@@ -29,6 +29,8 @@ class TimerKind(IntEnum):
     TRANSFER_PARENT_CLOSE = 11
     TRANSFER_SIGNAL_EXTERNAL = 12
     TRANSFER_CANCEL_EXTERNAL = 13
+    # A schedule's next action (run_id: "schedule:<schedule id>", ref: namespace).
+    SCHEDULE = 20
 
 
 def _seconds(duration: object) -> float:

@@ -21,6 +21,7 @@ __all__ = [
     "ExecutionRecord",
     "OwnerRecord",
     "QueryRecord",
+    "ScheduleRecord",
     "Store",
     "TaskRecord",
     "TimerRecord",
@@ -131,6 +132,21 @@ class QueryRecord:
     error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A schedule: Temporal's ``Schedule`` and ``ScheduleInfo`` protos, memo and
+    search attributes as serialized protos, the engine's bookkeeping as JSON."""
+
+    namespace: str
+    schedule_id: str
+    schedule: bytes
+    info: bytes
+    memo: bytes
+    search_attributes: bytes
+    state: str
+    created_at: float
+
+
 class Store(Protocol):
     """What the engine needs from a backend."""
 
@@ -196,5 +212,12 @@ class Store(Protocol):
     def save_update(self, rec: UpdateRecord) -> None: ...
     def get_update(self, run_id: str, update_id: str) -> UpdateRecord | None: ...
     def updates_of_run(self, run_id: str) -> list[UpdateRecord]: ...
+
+    # schedules
+    def insert_schedule(self, rec: ScheduleRecord) -> None: ...
+    def get_schedule(self, namespace: str, schedule_id: str) -> ScheduleRecord | None: ...
+    def update_schedule(self, rec: ScheduleRecord) -> None: ...
+    def delete_schedule(self, namespace: str, schedule_id: str) -> bool: ...
+    def list_schedules(self, namespace: str, offset: int, limit: int) -> list[ScheduleRecord]: ...
 
     def iter_run_ids(self) -> Iterator[str]: ...

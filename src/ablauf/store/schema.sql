@@ -116,3 +116,19 @@ CREATE TABLE IF NOT EXISTS updates (
     accepted_event_id INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, update_id)
 ) WITHOUT ROWID;
+
+-- Schedules: the spec, action, policies and state as Temporal's Schedule proto,
+-- ScheduleInfo as Temporal's proto, and the engine's bookkeeping as JSON (last
+-- processed time, buffered starts, conflict token). Each schedule has at most
+-- one row in timers (kind SCHEDULE) for when it next has work to do.
+CREATE TABLE IF NOT EXISTS schedules (
+    namespace         TEXT NOT NULL,
+    schedule_id       TEXT NOT NULL,
+    schedule          BLOB NOT NULL,
+    info              BLOB NOT NULL,
+    memo              BLOB NOT NULL,
+    search_attributes BLOB NOT NULL,
+    state             TEXT NOT NULL,
+    created_at        REAL NOT NULL,
+    PRIMARY KEY (namespace, schedule_id)
+) WITHOUT ROWID;

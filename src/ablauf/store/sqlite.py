@@ -13,6 +13,7 @@ from ablauf.store.base import (
     ExecutionRecord,
     OwnerRecord,
     QueryRecord,
+    ScheduleRecord,
     TaskRecord,
     TimerRecord,
     UpdateRecord,
@@ -29,6 +30,9 @@ _TASK_COLUMNS = (
     "cancel_requested, heartbeat_at, heartbeat_details, last_failure"
 )
 _UPDATE_COLUMNS = "run_id, update_id, seq, request, state, outcome, accepted_event_id"
+_SCHEDULE_COLUMNS = (
+    "namespace, schedule_id, schedule, info, memo, search_attributes, state, created_at"
+)
 _EXEC_COLUMNS = (
     "run_id, namespace, workflow_id, workflow_type, task_queue, status, start_time, "
     "close_time, next_event_id, history_size, version"
@@ -502,3 +506,59 @@ class SqliteStore:
 
     def delete_query(self, query_id: int) -> None:
         self._db.execute("DELETE FROM queries WHERE id=?", (query_id,))
+
+    # schedules
+
+    def insert_schedule(self, rec: ScheduleRecord) -> None:
+        self._db.execute(
+            f"INSERT INTO schedules ({_SCHEDULE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                rec.namespace,
+                rec.schedule_id,
+                rec.schedule,
+                rec.info,
+                rec.memo,
+                rec.search_attributes,
+                rec.state,
+                rec.created_at,
+            ),
+        )
+
+    def get_schedule(self, namespace: str, schedule_id: str) -> ScheduleRecord | None:
+        row = self._db.execute(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE namespace=? AND schedule_id=?",
+            (namespace, schedule_id),
+        ).fetchone()
+        return ScheduleRecord(*row) if row else None
+
+    def update_schedule(self, rec: ScheduleRecord) -> None:
+        self._db.execute(
+            "UPDATE schedules SET schedule=?, info=?, memo=?, search_attributes=?, state=? "
+            "WHERE namespace=? AND schedule_id=?",
+            (
+                rec.schedule,
+                rec.info,
+                rec.memo,
+                rec.search_attributes,
+                rec.state,
+                rec.namespace,
+                rec.schedule_id,
+            ),
+        )
+
+    def delete_schedule(self, namespace: str, schedule_id: str) -> bool:
+        cur = self._db.execute(
+            "DELETE FROM schedules WHERE namespace=? AND schedule_id=?", (namespace, schedule_id)
+        )
+        return cur.rowcount > 0
+
+    def list_schedules(self, namespace: str, offset: int, limit: int) -> list[ScheduleRecord]:
+        """Newest first, as Temporal's visibility lists them."""
+        return [
+            ScheduleRecord(*r)
+            for r in self._db.execute(
+                f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE namespace=? "
+                "ORDER BY created_at DESC, schedule_id LIMIT ? OFFSET ?",
+                (namespace, limit, offset),
+            )
+        ]
