@@ -221,6 +221,10 @@ async def test_wait_for_times_out_and_cancels_the_activity(client: Client, task_
     kinds = [e.WhichOneof("attributes") for e in (await handle.fetch_history()).events]
     assert "timer_fired_event_attributes" in kinds
     assert "activity_task_cancel_requested_event_attributes" in kinds
+    # The cancel request and the completion come in one workflow task. The activity
+    # reports its cancellation later, to a closed run: nothing follows the close.
+    assert "cancel seen" in log[task_queue]
+    assert kinds[-1] == "workflow_execution_completed_event_attributes"
 
 
 async def test_wait_for_returns_the_result_and_cancels_the_timer(

@@ -192,11 +192,12 @@ async def test_retry_backoff_on_the_workflow_clock(client: Client, task_queue: s
     assert attempts[task_queue] == [1, 2, 3]
 
 
-async def test_sub_second_intervals_wait_whole_seconds(client: Client, task_queue: str) -> None:
-    # 100 ms and 200 ms by the policy; Temporal waits a whole second each time.
+async def test_sub_second_intervals(client: Client, task_queue: str) -> None:
+    # 100 ms and 200 ms by the policy. The dev server starts such a retry on its
+    # timer tick, mostly about 1 s later (2.1-2.3 s in all), once in 1.87 s.
     result = await run(client, task_queue, "sub_second")
     assert result["result"] == 3
-    assert 2.0 <= result["elapsed"] < 3.0
+    assert 0.3 <= result["elapsed"] < 3.0
 
 
 async def test_maximum_interval_caps_the_backoff(client: Client, task_queue: str) -> None:
