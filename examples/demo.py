@@ -8,8 +8,9 @@ Workflows are written with the official ``temporalio`` SDK; only ``Client`` and
     python examples/demo.py --target sqlite:///demo.db   # a SQLite file of your choice
     python examples/demo.py --target localhost:7233      # a Temporal server
 
-The whole demo takes about 20 seconds, most of it the 10-second timer of 5.3.1 and
-the retries of 5.5.
+The whole demo takes about 20 seconds on the embedded engine, most of it the
+10-second timer of 5.3.1 and the retries of 5.5; on a Temporal dev server, where each
+activity that waits for the one before takes about 45 ms, about 40 seconds.
 """
 
 import asyncio
@@ -18,8 +19,11 @@ import sys
 import time
 
 import s5_1_2_order
+import s5_1_3_children
+import s5_1_4_parent_child
 import s5_2_1_parallel
 import s5_2_2_fan_out_fan_in
+import s5_2_3_scalable_fan_out
 import s5_3_1_delay
 import s5_3_2_timeout
 import s5_3_4_cancellable_timer
@@ -27,6 +31,8 @@ import s5_4_1_stateful_order
 import s5_4_2_progress
 import s5_5_1_error_handling
 import s5_5_2_saga
+import s5_6_1_long_running
+import s5_6_2_account_entity
 from _cli import parse_target, show_workflow_logs
 
 from ablauf import Client
@@ -44,11 +50,20 @@ async def demo(target: str) -> None:
     heading("5.1.2", "Activities: an order charges a card and sends an e-mail")
     await s5_1_2_order.main(client)
 
+    heading("5.1.3", "Child workflows: partitioning, service separation, one child per host")
+    await s5_1_3_children.main(client)
+
+    heading("5.1.4", "Parent and children: tasks by signal, statuses by client query")
+    await s5_1_4_parent_child.main(client)
+
     heading("5.2.1", "asyncio.gather: scrape three pages in parallel")
     await s5_2_1_parallel.main(client)
 
     heading("5.2.2", "Fan-out/fan-in: scrape in parallel, aggregate once")
     await s5_2_2_fan_out_fan_in.main(client)
+
+    heading("5.2.3", "Scalable fan-out: two fan-outs over child workflows at once")
+    await s5_2_3_scalable_fan_out.main(client)
 
     heading("5.3.1", "Durable timers: 10 seconds, then 30 days")
     await s5_3_1_delay.main(client)
@@ -70,6 +85,12 @@ async def demo(target: str) -> None:
 
     heading("5.5.2", "SAGA: book car, hotel and flight, or roll back")
     await s5_5_2_saga.main(client)
+
+    heading("5.6.1", "Continue-as-new: a workflow that never ends, a new run at 10,000 items")
+    await s5_6_1_long_running.main(client)
+
+    heading("5.6.2", "Entity workflow: a bank account, signals across continue-as-new")
+    await s5_6_2_account_entity.main(client)
 
     print(f"\nall sections done in {time.monotonic() - started:.1f} s; the runs stay in {target}")
 

@@ -12,14 +12,22 @@ import asyncio
 from dataclasses import dataclass, field
 
 __all__ = [
+    "Booking",
     "Email",
     "EmailResult",
+    "ProcessedItem",
     "Transaction",
+    "bank",
+    "carrier",
+    "datacenter",
     "email_service",
+    "item_processor",
     "order_desk",
     "payment_api",
     "shop",
+    "task_board",
     "travel_agency",
+    "warehouse",
     "web",
 ]
 
@@ -181,9 +189,138 @@ class FakeTravelAgency:
         self.log.append(f"cancelled {kind}-{booking['booking_id']}")
 
 
+# --- 5.1.3, 5.2.3, 5.6.1: items processed one activity each ------------------------
+
+
+@dataclass(frozen=True)
+class ProcessedItem:
+    workflow_id: str
+    run_id: str
+    item_id: int
+
+
+class FakeItemProcessor:
+    """Processes an item at once; ``processed`` says which workflow run did it."""
+
+    def __init__(self) -> None:
+        self.processed: list[ProcessedItem] = []
+
+    async def process(self, workflow_id: str, run_id: str, item_id: int) -> None:
+        await asyncio.sleep(0)
+        self.processed.append(ProcessedItem(workflow_id, run_id, item_id))
+
+    def by_workflow(self, prefix: str) -> dict[str, list[int]]:
+        """The items (sorted) of each workflow whose id starts with ``prefix``.
+
+        The workflows come in the order of their ids, ``batch-...-2`` before ``batch-...-10``.
+        """
+        items: dict[str, list[int]] = {}
+        for entry in self.processed:
+            if entry.workflow_id.startswith(prefix):
+                items.setdefault(entry.workflow_id, []).append(entry.item_id)
+
+        def natural(workflow_id: str) -> tuple[str, int]:
+            stem = workflow_id.rstrip("0123456789")
+            return stem, int(workflow_id[len(stem) :] or -1)
+
+        return {key: sorted(items[key]) for key in sorted(items, key=natural)}
+
+    def by_run(self, workflow_id: str) -> list[ProcessedItem]:
+        """What the runs of one workflow processed, in the order they processed it."""
+        return [entry for entry in self.processed if entry.workflow_id == workflow_id]
+
+
+# --- 5.1.3: the inventory and shipping services, and a datacenter of hosts --------
+
+
+class FakeWarehouse:
+    """Reserves the goods of an order; ``reservations`` maps order id to task queue."""
+
+    def __init__(self) -> None:
+        self.reservations: dict[str, str] = {}
+
+    async def reserve(self, order_id: str, task_queue: str) -> str:
+        await asyncio.sleep(0.005)
+        self.reservations[order_id] = task_queue
+        return f"reservation-{order_id}"
+
+
+class FakeCarrier:
+    """Books a parcel for an order; ``shipments`` maps order id to task queue."""
+
+    def __init__(self) -> None:
+        self.shipments: dict[str, str] = {}
+
+    async def ship(self, order_id: str, task_queue: str) -> str:
+        await asyncio.sleep(0.005)
+        self.shipments[order_id] = task_queue
+        return f"parcel-{order_id}"
+
+
+class FakeDatacenter:
+    """Hosts that can be stopped, upgraded and started; ``log`` lists every operation."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, str]] = []
+
+    async def operate(self, operation: str, hostname: str) -> None:
+        await asyncio.sleep(0.005)
+        self.log.append((operation, hostname))
+
+    def operations_on(self, hostname: str) -> list[str]:
+        return [operation for operation, host in self.log if host == hostname]
+
+
+# --- 5.1.4: the task steps the child workers do ----------------------------------
+
+
+class FakeTaskBoard:
+    """Records each step done for a task; a step takes 30 ms."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, list[int]] = {}
+
+    async def do_step(self, task_id: str, step: int) -> None:
+        await asyncio.sleep(0.03)
+        self.steps.setdefault(task_id, []).append(step)
+
+
+# --- 5.6.2: the bank that books an account's transactions -------------------------
+
+
+@dataclass(frozen=True)
+class Booking:
+    account_id: str
+    run_id: str
+    type: str
+    amount: float
+
+
+class FakeBank:
+    """Books every transaction it is given; ``bookings`` says which workflow run sent it."""
+
+    def __init__(self) -> None:
+        self.bookings: list[Booking] = []
+
+    async def book(self, account_id: str, run_id: str, transaction: dict) -> dict:
+        self.bookings.append(
+            Booking(account_id, run_id, transaction["type"], transaction["amount"])
+        )
+        return {"type": transaction["type"], "amount": transaction["amount"]}
+
+    def bookings_of(self, account_id: str) -> list[Booking]:
+        return [booking for booking in self.bookings if booking.account_id == account_id]
+
+
 email_service = FakeEmailService()
 payment_api = FakePaymentApi()
 web = FakeWeb()
 order_desk = FakeOrderDesk()
 shop = FakeShop()
 travel_agency = FakeTravelAgency()
+item_processor = FakeItemProcessor()
+warehouse = FakeWarehouse()
+carrier = FakeCarrier()
+datacenter = FakeDatacenter()
+task_board = FakeTaskBoard()
+bank = FakeBank()
