@@ -11,7 +11,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+# Remove with the child workflows in ablauf's workflow runtime (the engine has them):
+# until then a workflow that starts a child fails its workflow task on ablauf and is
+# retried, so the scenario would wait for it until its deadline.
+CHILD_WORKFLOWS_PENDING = "child workflows are not yet in ablauf's workflow runtime"
+
+
+def xfail_on_ablauf_until_child_workflows(engine_name: str) -> None:
+    if engine_name == "ablauf":
+        pytest.xfail(CHILD_WORKFLOWS_PENDING)
+
 
 PAGE_TITLES = {
     "https://example.com/durable-execution": "Durable Execution",
@@ -34,6 +47,48 @@ async def test_5_1_2_order_charges_the_card_and_sends_the_confirmation(client: A
     )
 
 
+async def test_5_1_3_child_workflows_partition_separate_services_and_map_hosts(
+    client: Any, engine_name: str
+) -> None:
+    xfail_on_ablauf_until_child_workflows(engine_name)
+    import s5_1_3_children
+
+    result = await s5_1_3_children.main(client)
+
+    assert result["batches"] == {"total_batches": 5, "total_processed": 100}
+    batch_items = result["batch_items"]
+    assert [child.rsplit("-", 1)[1] for child in batch_items] == ["0", "1", "2", "3", "4"]
+    assert list(batch_items.values()) == [list(range(20 * i, 20 * i + 20)) for i in range(5)]
+    order_id = result["order_id"]
+    assert result["fulfillment"] == {
+        "inventory": {"reservation": f"reservation-{order_id}", "task_queue": "inventory-service"},
+        "shipping": {"parcel": f"parcel-{order_id}", "task_queue": "shipping-service"},
+    }
+    assert result["services"] == {"inventory": "inventory-service", "shipping": "shipping-service"}
+    assert result["upgrade"] == {"upgraded": 3}  # web-1 is on the list twice, upgraded once
+    upgraded = ["stop", "upgrade", "start"]
+    assert result["host_operations"] == {"web-1": upgraded, "web-2": upgraded, "db-1": upgraded}
+
+
+async def test_5_1_4_coordinator_signals_tasks_and_the_client_queries_the_children(
+    client: Any, engine_name: str
+) -> None:
+    xfail_on_ablauf_until_child_workflows(engine_name)
+    import s5_1_4_parent_child
+
+    result = await s5_1_4_parent_child.main(client)
+
+    assert result["result"] == {"completed_tasks": 3}
+    assert result["statuses"] == [
+        {"has_task": True, "paused": True},
+        {"has_task": True, "paused": False},
+        {"has_task": True, "paused": False},
+    ]
+    assert result["steps_when_paused"] < 10
+    assert result["steps_during_pause"] <= 1  # at most the step that was running
+    assert list(result["steps"].values()) == [list(range(10))] * 3
+
+
 async def test_5_2_1_parallel_results_come_in_input_order(client: Any) -> None:
     import s5_2_1_parallel
 
@@ -51,6 +106,23 @@ async def test_5_2_2_fan_out_fan_in_aggregates_scraped_data(client: Any) -> None
         "total_pages": 3,
         "total_words": 32,
         "aggregated_insights": {"longest_page": "Durable Execution", "average_words": 10.7},
+    }
+
+
+async def test_5_2_3_two_fan_outs_at_once_with_their_own_child_ids(
+    client: Any, engine_name: str
+) -> None:
+    xfail_on_ablauf_until_child_workflows(engine_name)
+    import s5_2_3_scalable_fan_out
+
+    result = await s5_2_3_scalable_fan_out.main(client)
+
+    parents = list(result["results"])
+    assert list(result["results"].values()) == [{"batches_processed": 4, "total_items": 100}] * 2
+    assert result["children"] == {
+        f"batch-{parent}-{i}": list(range(25 * i, 25 * i + 25))
+        for parent in parents
+        for i in range(4)
     }
 
 
@@ -167,7 +239,81 @@ async def test_5_5_2_saga_books_or_rolls_back_in_reverse_order(client: Any) -> N
     ]
 
 
-def test_demo_runs_every_section(target: str) -> None:
+async def test_5_6_1_long_running_workflow_continues_as_new_at_10_000_items(client: Any) -> None:
+    import s5_6_1_long_running
+
+    result = await s5_6_1_long_running.main(client)
+
+    items = result["items"]
+    assert items == list(range(9_900, 9_900 + len(items)))  # each item once, in order
+    first, second = result["runs"]
+    assert first == {
+        "first_item": 9_900,
+        "items": 100,
+        "history_length": 605,
+        "status": "CONTINUED_AS_NEW",
+    }
+    assert second["first_item"] == 10_000
+    assert second["items"] >= 20
+    assert second["status"] == "CANCELED"
+
+
+@pytest.mark.only_engine(
+    "ablauf", "3,000 activities one after another take over two minutes on a Temporal dev server"
+)
+async def test_5_6_1_thousands_of_items_through_many_runs(client: Any) -> None:
+    import s5_6_1_long_running
+
+    result = await s5_6_1_long_running.main(client, start=None, items=3_000)
+
+    items = result["items"]
+    assert len(items) >= 3_000
+    assert items == list(range(len(items)))
+    *continued, last = result["runs"]
+    # Temporal suggests continue-as-new at 4,096 events: after the 7th batch of 100 items.
+    assert continued == [
+        {
+            "first_item": 700 * run,
+            "items": 700,
+            "history_length": 4_205,
+            "status": "CONTINUED_AS_NEW",
+        }
+        for run in range(4)
+    ]
+    assert last["first_item"] == 2_800
+    assert last["status"] == "CANCELED"
+
+
+async def test_5_6_2_account_books_every_transaction_across_continue_as_new(client: Any) -> None:
+    import s5_6_2_account_entity
+
+    result = await s5_6_2_account_entity.main(client)
+
+    assert result["count"] == result["expected_count"] == 1_040
+    assert result["balance"] == result["expected_balance"] == 1_018.5
+    assert result["booked_per_run"] == [60, 40]  # continued as new at 1,000
+    assert result["fresh_account"] == {
+        "result": None,
+        "status": "COMPLETED",
+        "continued_as_new": False,  # E9
+    }
+
+
+@pytest.mark.only_engine(
+    "ablauf", "3,000 transactions one after another take over two minutes on a Temporal dev server"
+)
+async def test_5_6_2_thousands_of_transactions_through_many_runs(client: Any) -> None:
+    import s5_6_2_account_entity
+
+    result = await s5_6_2_account_entity.main(client, opening_count=0, transactions=3_000)
+
+    assert result["count"] == result["expected_count"] == 3_000
+    assert result["balance"] == result["expected_balance"]
+    assert result["booked_per_run"] == [1_000, 1_000, 1_000]
+
+
+def test_demo_runs_every_section(target: str, engine_name: str) -> None:
+    xfail_on_ablauf_until_child_workflows(engine_name)  # 5.1.3, 5.1.4 and 5.2.3 start children
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / "demo.py"), "--target", target],
         capture_output=True,
@@ -176,8 +322,8 @@ def test_demo_runs_every_section(target: str) -> None:
     )
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    for section in ["5.1.2", "5.2.1", "5.2.2", "5.3.1", "5.3.2", "5.3.4"]:
+    for section in ["5.1.2", "5.1.3", "5.1.4", "5.2.1", "5.2.2", "5.2.3", "5.3.1", "5.3.2"]:
         assert f"=== {section} " in completed.stdout
-    for section in ["5.4.1", "5.4.2", "5.5.1", "5.5.2"]:
+    for section in ["5.3.4", "5.4.1", "5.4.2", "5.5.1", "5.5.2", "5.6.1", "5.6.2"]:
         assert f"=== {section} " in completed.stdout
     assert "all sections done" in completed.stdout
