@@ -45,8 +45,13 @@ class SystemClock:
         delay = at - time.time()
         if delay <= 0:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), delay)
+        # Not asyncio.wait_for: on Python 3.11 a cancel that arrives as its timeout
+        # fires is lost, and a background loop cancelled then never stops.
+        waiter = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=delay)
+        finally:
+            waiter.cancel()
 
     def can_skip(self) -> bool:
         return False
