@@ -10,7 +10,7 @@ Workflows are written with the official ``temporalio`` SDK; only ``Client`` and
 
 The whole demo takes about 20 seconds on the embedded engine, most of it the
 10-second timer of 5.3.1 and the retries of 5.5; on a Temporal dev server, where each
-activity that waits for the one before takes about 45 ms, about 40 seconds.
+activity that waits for the one before takes about 45 ms, about 45 seconds.
 """
 
 import asyncio

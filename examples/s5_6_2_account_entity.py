@@ -248,8 +248,10 @@ async def main(
         f"{len(per_run)} runs booked {list(per_run.values())} of them"
     )
     print(f"final balance {final_balance:.2f} (expected {balance:.2f}), {final_count} transactions")
-    print(f"a fresh account shut down at once: returned {fresh_result}, in its first run")
-    print(f"{time.monotonic() - started:.1f} s")
+    fresh_status = fresh_latest.status.name if fresh_latest.status else None
+    fresh_run = "a later run" if fresh_latest.run_id != fresh.result_run_id else "its first run"
+    print(f"a fresh account shut down at once: {fresh_status} in {fresh_run}")
+    print(f"took {time.monotonic() - started:.1f} s")
     return {
         "expected_balance": balance,
         "expected_count": count,
@@ -258,7 +260,7 @@ async def main(
         "booked_per_run": list(per_run.values()),
         "fresh_account": {
             "result": fresh_result,
-            "status": fresh_latest.status.name if fresh_latest.status else None,
+            "status": fresh_status,
             "continued_as_new": fresh_latest.run_id != fresh.result_run_id,
         },
     }
