@@ -17,7 +17,7 @@ from temporalio.api.history.v1 import (
 )
 
 from ablauf.engine import activities, children
-from ablauf.engine.errors import NotFoundError
+from ablauf.engine.errors import InvalidArgumentError, NotFoundError
 from ablauf.engine.timers import TimerKind
 from ablauf.engine.transition import Transition
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK, TaskRecord, TimerRecord
@@ -161,6 +161,10 @@ class Service:
         except NotFoundError:
             with engine.store.transaction():
                 engine.store.delete_timer(timer.id)
+        except InvalidArgumentError:
+            # The history would outgrow its limit: the engine has terminated
+            # the run instead, which removed this timer too.
+            pass
 
     def scan(self, now: float) -> None:
         """Leases tasks in the store that local workers can take."""
