@@ -108,10 +108,11 @@ SCHEDULED_START_TIME = "TemporalScheduledStartTime"
 SCHEDULED_BY = "TemporalScheduledById"
 # Due actions taken per transaction; the rest follow at once in the next one.
 ACTIONS_PER_STEP = 10_000
-# While a buffered start waits for a running workflow, look again at least this
-# often (a close in this process or another wakes the schedule at once; this
-# covers a process killed between the close and the wake-up).
-WATCH_INTERVAL = 60.0
+# While a buffered start waits for a running workflow, look again now and then:
+# a close in this process or another wakes the schedule at once, this covers a
+# process killed between the close and the wake-up. The pause grows with the
+# wait (as long again as the start has waited), from one minute to one hour.
+WATCH_MIN, WATCH_MAX = 60.0, 3600.0
 _NOT_FOUND = "schedule not found"
 
 
@@ -560,7 +561,8 @@ class _Session:
             nxt = self.spec.next_time(self.book.last)
             wake = nxt.next if nxt is not None else None
         if self.book.buffer and self.info.running_workflows:
-            watch = self.now + WATCH_INTERVAL
+            waited = self.now - self.book.buffer[0].actual
+            watch = self.now + min(WATCH_MAX, max(WATCH_MIN, waited))
             wake = watch if wake is None else min(wake, watch)
         return wake
 
