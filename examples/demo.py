@@ -26,6 +26,7 @@ import s5_2_2_fan_out_fan_in
 import s5_2_3_scalable_fan_out
 import s5_3_1_delay
 import s5_3_2_timeout
+import s5_3_3_schedules
 import s5_3_4_cancellable_timer
 import s5_4_1_stateful_order
 import s5_4_2_progress
@@ -70,6 +71,9 @@ async def demo(target: str) -> None:
 
     heading("5.3.2", "Timeouts: wait up to 24 hours for an approval signal")
     await s5_3_2_timeout.main(client)
+
+    heading("5.3.3", "Schedules: a daily report at 9:00 and a sync every hour")
+    await s5_3_3_schedules.main(client)
 
     heading("5.3.4", "Timer cancellation: a signal cancels a one-hour timer")
     await s5_3_4_cancellable_timer.main(client)

@@ -146,6 +146,29 @@ async def test_5_3_2_timeout_workflow_is_approved_by_signal(client: Any) -> None
     assert "order-4711" not in order_desk.rejected
 
 
+async def test_5_3_3_daily_report_and_hourly_sync_schedules(client: Any) -> None:
+    from datetime import timedelta
+
+    import s5_3_3_schedules
+    from temporalio.service import RPCError
+
+    result = await s5_3_3_schedules.main(client)
+
+    daily, hourly = result["next_daily"], result["next_hourly"]
+    assert (daily[0].hour, daily[0].minute, daily[0].second) == (9, 0, 0)
+    assert daily == [daily[0] + timedelta(days=i) for i in range(10)]
+    assert (hourly[0].minute, hourly[0].second) == (0, 0)
+    assert hourly == [hourly[0] + timedelta(hours=i) for i in range(10)]
+    assert result["report_id"].startswith("daily-report-")
+    assert result["report"].startswith("daily report for ")
+    assert len(result["sync_ids"]) == 3
+    assert all(i.startswith("hourly-sync-") and i.endswith(":00:00Z") for i in result["sync_ids"])
+    assert all(sync.startswith("synced at ") for sync in result["syncs"])
+    for schedule_id in s5_3_3_schedules.SCHEDULE_IDS:  # the example cleans up
+        with pytest.raises(RPCError):
+            await client.get_schedule_handle(schedule_id).describe()
+
+
 async def test_5_3_4_signal_cancels_the_timer(client: Any) -> None:
     import s5_3_4_cancellable_timer
 
@@ -324,6 +347,6 @@ def test_demo_runs_every_section(target: str, engine_name: str) -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
     for section in ["5.1.2", "5.1.3", "5.1.4", "5.2.1", "5.2.2", "5.2.3", "5.3.1", "5.3.2"]:
         assert f"=== {section} " in completed.stdout
-    for section in ["5.3.4", "5.4.1", "5.4.2", "5.5.1", "5.5.2", "5.6.1", "5.6.2"]:
+    for section in ["5.3.3", "5.3.4", "5.4.1", "5.4.2", "5.5.1", "5.5.2", "5.6.1", "5.6.2"]:
         assert f"=== {section} " in completed.stdout
     assert "all sections done" in completed.stdout
