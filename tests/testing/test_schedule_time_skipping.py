@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -30,6 +32,10 @@ from temporalio.common import SearchAttributeKey
 
 from ablauf import Worker
 from ablauf.testing import WorkflowEnvironment
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+
+import s5_3_3_schedules
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 
@@ -187,3 +193,25 @@ async def test_buffer_one_starts_late_runs_when_the_last_one_ends() -> None:
             # Started the moment the run before it ended.
             late = after.started_at - (before.started_at + timedelta(hours=30))
             assert timedelta(0) <= late < timedelta(seconds=1)
+
+
+async def test_the_chapters_schedules_over_two_simulated_days() -> None:
+    async with await WorkflowEnvironment.start_time_skipping() as env:
+        await s5_3_3_schedules.create_daily_report_schedule(env.client)
+        start = await env.get_current_time()
+        async with (
+            Worker(
+                env.client, task_queue="reports", workflows=[s5_3_3_schedules.DailyReportWorkflow]
+            ),
+            Worker(env.client, task_queue="sync", workflows=[s5_3_3_schedules.SyncWorkflow]),
+        ):
+            await env.sleep(timedelta(days=2))
+        end = await env.get_current_time()
+        reports = cron_times("0 9 * * *", start, end)
+        assert len(reports) == 2
+        assert await started_times(env.client, "daily-report", reports) == reports
+        syncs = cron_times("0 * * * *", start, end)
+        assert len(syncs) == 48
+        assert await started_times(env.client, "hourly-sync", syncs) == syncs
+        last = env.client.get_workflow_handle(workflow_id("daily-report", reports[-1]))
+        assert await last.result() == f"daily report for {reports[-1]:%Y-%m-%d}"
