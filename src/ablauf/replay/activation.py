@@ -41,15 +41,22 @@ from ablauf.replay.machines import (
     Job,
     NotifyHasPatch,
     ResolveActivity,
+    ResolveCancelExternal,
+    ResolveChild,
+    ResolveChildStart,
+    ResolveSignalExternal,
     SignalWorkflow,
     UpdateRandomSeed,
 )
-from ablauf.replay.operations import WorkflowOperations
+from ablauf.replay.operations import WorkflowOperations, encode_search_attributes
 from ablauf.replay.runtime import with_context
 
 __all__ = ["QueryFailed", "WorkflowDriver"]
 
 logger = logging.getLogger(__name__)
+
+# StartChildWorkflowExecutionFailedCause.WORKFLOW_ALREADY_EXISTS
+_WORKFLOW_ALREADY_EXISTS = 1
 
 
 class QueryFailed(Exception):
@@ -148,6 +155,14 @@ class WorkflowDriver(WorkflowOperations):
             self._cancel(job.reason)  # type: ignore[attr-defined]
         elif kind is NotifyHasPatch:
             self.patches_notified.add(job.patch_id)  # type: ignore[attr-defined]
+        elif kind is ResolveChildStart:
+            self._resolve_child_start(job)  # type: ignore[arg-type]
+        elif kind is ResolveChild:
+            self._resolve_child(job)  # type: ignore[arg-type]
+        elif kind is ResolveSignalExternal:
+            self._resolve_external(self.external_signals, job)  # type: ignore[arg-type]
+        elif kind is ResolveCancelExternal:
+            self._resolve_external(self.external_cancels, job)  # type: ignore[arg-type]
         elif kind is UpdateRandomSeed:
             self.reseed(job.seed)  # type: ignore[attr-defined]
         else:
@@ -293,7 +308,7 @@ class WorkflowDriver(WorkflowOperations):
             for key, payload in started.memo.fields.items():
                 attrs.memo.fields[key].CopyFrom(payload)
         if request.search_attributes:
-            _encode_search_attributes(request.search_attributes, attrs)
+            encode_search_attributes(request.search_attributes, attrs)
         else:
             for key, payload in self.search_attributes.items():
                 attrs.search_attributes.indexed_fields[key].CopyFrom(payload)
@@ -327,6 +342,66 @@ class WorkflowDriver(WorkflowOperations):
             return
         failure_converter = with_context(self.base_failure_converter, handle.context)
         handle.resolve_failure(failure_converter.from_failure(job.failure, converter))
+
+    def _resolve_child_start(self, job: ResolveChildStart) -> None:
+        handle = self.children.get(job.seq)
+        if handle is None:
+            raise RuntimeError(f"Failed finding child workflow handle for sequence {job.seq}")
+        if job.failure is not None:
+            del self.children[job.seq]
+            handle.resolve_failure(
+                handle.failure_converter.from_failure(job.failure, handle.payload_converter)
+            )
+        elif job.cause:
+            del self.children[job.seq]
+            if job.cause == _WORKFLOW_ALREADY_EXISTS:
+                handle.resolve_failure(
+                    temporalio.exceptions.WorkflowAlreadyStartedError(
+                        handle.id, handle.workflow_type
+                    )
+                )
+            else:
+                handle.resolve_failure(RuntimeError(f"Unknown child start fail cause: {job.cause}"))
+        else:
+            handle.resolve_start(job.run_id)
+
+    def _resolve_child(self, job: ResolveChild) -> None:
+        handle = self.children.pop(job.seq, None)
+        if handle is None:
+            raise RuntimeError(f"Failed finding child workflow handle for sequence {job.seq}")
+        if job.failure is not None:
+            handle.resolve_failure(
+                handle.failure_converter.from_failure(job.failure, handle.payload_converter)
+            )
+            return
+        value = None
+        if job.result is not None:
+            types = [handle.result_type] if handle.result_type else None
+            value = self._convert([job.result], types, handle.payload_converter)[0]
+        handle.resolve_success(value)
+
+    def _resolve_external(
+        self,
+        pending: dict[int, tuple[asyncio.Future[None], str]],
+        job: ResolveSignalExternal | ResolveCancelExternal,
+    ) -> None:
+        entry = pending.pop(job.seq, None)
+        if entry is None:
+            raise RuntimeError(f"Failed finding pending external operation for sequence {job.seq}")
+        fut, workflow_id = entry
+        if fut.cancelled():
+            return
+        if job.failure is None:
+            fut.set_result(None)
+            return
+        context = temporalio.converter.WorkflowSerializationContext(
+            namespace=self.namespace, workflow_id=workflow_id
+        )
+        fut.set_exception(
+            with_context(self.base_failure_converter, context).from_failure(
+                job.failure, with_context(self.base_payload_converter, context)
+            )
+        )
 
     def _convert(
         self,
@@ -584,18 +659,3 @@ def _satisfied(fn: Any, fut: asyncio.Future[Any]) -> bool:
         fut.set_result(True)
         return True
     return False
-
-
-def _encode_search_attributes(
-    attributes: temporalio.common.SearchAttributes | temporalio.common.TypedSearchAttributes,
-    attrs: Any,
-) -> None:
-    fields = attrs.search_attributes.indexed_fields
-    if isinstance(attributes, temporalio.common.TypedSearchAttributes):
-        for pair in attributes:
-            fields[pair.key.name].CopyFrom(
-                temporalio.converter.encode_typed_search_attribute_value(pair.key, pair.value)
-            )
-    else:
-        for name, values in attributes.items():
-            fields[name].CopyFrom(temporalio.converter.encode_search_attribute_values(values))

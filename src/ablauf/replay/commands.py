@@ -14,15 +14,21 @@ from typing import Final
 
 from temporalio.api.command.v1 import Command
 from temporalio.api.common.v1 import SearchAttributes
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 
 from ablauf.replay import history
 from ablauf.replay.history import C, CoreFlag, E, InternalFlags
 from ablauf.replay.machines import (
     ABANDON,
+    CHILD_ABANDON,
+    CHILD_TRY_CANCEL,
     TRY_CANCEL,
     ActivityMachine,
     ActivityState,
+    CancelExternalMachine,
+    ChildState,
+    ChildWorkflowMachine,
     CommandEntry,
     Job,
     Machine,
@@ -30,6 +36,10 @@ from ablauf.replay.machines import (
     NotifyHasPatch,
     OneShotMachine,
     PatchMachine,
+    ResolveChild,
+    ResolveChildStart,
+    ResolveSignalExternal,
+    SignalExternalMachine,
     TimerMachine,
     TimerState,
 )
@@ -215,6 +225,81 @@ class CommandMachines:
             E.WORKFLOW_PROPERTIES_MODIFIED,
         )
 
+    def start_child(
+        self, seq: int, namespace: str, workflow_id: str, workflow_type: str, cancellation_type: int
+    ) -> tuple[ChildWorkflowMachine, Command]:
+        """Create a child workflow machine; the caller fills in the returned command."""
+        machine = ChildWorkflowMachine(
+            seq, namespace, workflow_id, workflow_type, cancellation_type
+        )
+        command = self._add(
+            C.START_CHILD_WORKFLOW_EXECUTION, machine, E.START_CHILD_WORKFLOW_EXECUTION_INITIATED
+        )
+        return machine, command
+
+    def cancel_child(self, machine: ChildWorkflowMachine, reason: str) -> Command | None:
+        """Workflow code cancelled a child; sdk-core's child cancel rules."""
+        state = machine.state
+        if state == ChildState.CREATED:
+            machine.cancelled_before_sent = True
+            self._dropped_since_prepare = True
+            machine.state = ChildState.DONE
+            cause = Failure()
+            cause.canceled_failure_info.SetInParent()
+            failure = machine.failure(
+                f"Child Workflow Execution cancelled before scheduled: {reason}", 2, cause
+            )
+            self.jobs.append(ResolveChildStart(machine.seq, failure=failure))
+            return None
+        if state != ChildState.STARTED or machine.cancel_issued:
+            return None
+        machine.cancel_issued = True
+        command = None
+        if machine.cancellation_type != CHILD_ABANDON:
+            command = self._add(
+                C.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION,
+                CancelExternalMachine(0),
+                E.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+            )
+            attrs = command.request_cancel_external_workflow_execution_command_attributes
+            attrs.namespace = machine.namespace
+            attrs.workflow_id = machine.workflow_id
+            attrs.run_id = machine.run_id
+            attrs.child_workflow_only = True
+            attrs.reason = reason
+        if machine.cancellation_type in (CHILD_ABANDON, CHILD_TRY_CANCEL):
+            machine.state = ChildState.CANCELLED
+            self.jobs.append(ResolveChild(machine.seq, failure=machine.cancelled_failure()))
+        return command
+
+    def signal_external(self, seq: int) -> tuple[SignalExternalMachine, Command]:
+        """Signal a child or another workflow; the caller fills in the command."""
+        machine = SignalExternalMachine(seq)
+        command = self._add(
+            C.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION,
+            machine,
+            E.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+        )
+        return machine, command
+
+    def cancel_signal(self, machine: SignalExternalMachine) -> None:
+        """Workflow code gave up on a signal: drop it if unsent, else nothing."""
+        if machine.sent or machine.cancelled_before_sent:
+            return
+        machine.cancelled_before_sent = True
+        self._dropped_since_prepare = True
+        failure = Failure(message="Signal was cancelled before being sent")
+        failure.canceled_failure_info.SetInParent()
+        self.jobs.append(ResolveSignalExternal(machine.seq, failure))
+
+    def cancel_external(self, seq: int) -> Command:
+        """Ask another workflow to cancel; the caller fills in the command."""
+        return self._add(
+            C.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION,
+            CancelExternalMachine(seq),
+            E.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+        )
+
     def close_workflow(self, command_type: int) -> Command:
         """Complete, fail, cancel or continue the run; the caller fills in the command."""
         event_type, label = _TERMINAL_EVENTS[command_type]
@@ -337,11 +422,40 @@ class CommandMachines:
             del self._by_event_id[initial]
 
 
-_STARTING_EVENTS: Final = frozenset({E.ACTIVITY_TASK_SCHEDULED, E.TIMER_STARTED})
+_STARTING_EVENTS: Final = frozenset(
+    {
+        E.ACTIVITY_TASK_SCHEDULED,
+        E.TIMER_STARTED,
+        E.START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+        E.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+        E.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+    }
+)
+
+# Events that name the command event they answer by ``initiated_event_id``.
+_INITIATED_BY: Final = {
+    E.START_CHILD_WORKFLOW_EXECUTION_FAILED: "start_child_workflow_execution_failed",
+    E.CHILD_WORKFLOW_EXECUTION_STARTED: "child_workflow_execution_started",
+    E.CHILD_WORKFLOW_EXECUTION_COMPLETED: "child_workflow_execution_completed",
+    E.CHILD_WORKFLOW_EXECUTION_FAILED: "child_workflow_execution_failed",
+    E.CHILD_WORKFLOW_EXECUTION_CANCELED: "child_workflow_execution_canceled",
+    E.CHILD_WORKFLOW_EXECUTION_TIMED_OUT: "child_workflow_execution_timed_out",
+    E.CHILD_WORKFLOW_EXECUTION_TERMINATED: "child_workflow_execution_terminated",
+    E.EXTERNAL_WORKFLOW_EXECUTION_SIGNALED: "external_workflow_execution_signaled",
+    E.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED: "signal_external_workflow_execution_failed",
+    E.EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED: "external_workflow_execution_cancel_requested",
+    E.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED: (
+        "request_cancel_external_workflow_execution_failed"
+    ),
+}
+RESULT_EVENTS_BY_INITIATED: Final = frozenset(_INITIATED_BY)
 
 
 def _scheduled_event_id(event: HistoryEvent) -> int:
     event_type = event.event_type
+    field = _INITIATED_BY.get(event_type)
+    if field is not None:
+        return int(getattr(event, field + "_event_attributes").initiated_event_id)
     if event_type == E.ACTIVITY_TASK_STARTED:
         return event.activity_task_started_event_attributes.scheduled_event_id
     if event_type == E.ACTIVITY_TASK_COMPLETED:

@@ -9,6 +9,7 @@ see exactly what they would see on Temporal.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,6 +66,33 @@ _PATCH_DETAILS_KEY: Final = "patch-data"
 class E:
     """Event types as plain ints; protobuf enum attribute lookups are slow in hot loops."""
 
+    CHILD_WORKFLOW_EXECUTION_CANCELED = int(EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED)
+    CHILD_WORKFLOW_EXECUTION_COMPLETED = int(
+        EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED
+    )
+    CHILD_WORKFLOW_EXECUTION_FAILED = int(EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED)
+    CHILD_WORKFLOW_EXECUTION_STARTED = int(EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED)
+    CHILD_WORKFLOW_EXECUTION_TERMINATED = int(
+        EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED
+    )
+    CHILD_WORKFLOW_EXECUTION_TIMED_OUT = int(
+        EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT
+    )
+    EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED = int(
+        EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED
+    )
+    EXTERNAL_WORKFLOW_EXECUTION_SIGNALED = int(
+        EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED
+    )
+    REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED = int(
+        EventType.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED
+    )
+    SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED = int(
+        EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED
+    )
+    START_CHILD_WORKFLOW_EXECUTION_FAILED = int(
+        EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED
+    )
     ACTIVITY_PROPERTIES_MODIFIED_EXTERNALLY = int(
         EventType.EVENT_TYPE_ACTIVITY_PROPERTIES_MODIFIED_EXTERNALLY
     )
@@ -135,6 +163,14 @@ class E:
 class C:
     """Command types as plain ints, for the same reason as :class:`E`."""
 
+    REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION = int(
+        CommandType.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION
+    )
+    SIGNAL_EXTERNAL_WORKFLOW_EXECUTION = int(
+        CommandType.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION
+    )
+    START_CHILD_WORKFLOW_EXECUTION = int(CommandType.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION)
+    PROTOCOL_MESSAGE = int(CommandType.COMMAND_TYPE_PROTOCOL_MESSAGE)
     CANCEL_TIMER = int(CommandType.COMMAND_TYPE_CANCEL_TIMER)
     CANCEL_WORKFLOW_EXECUTION = int(CommandType.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION)
     COMPLETE_WORKFLOW_EXECUTION = int(CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION)
@@ -256,6 +292,20 @@ def event_type_name(event_type: int) -> str:
     except ValueError:
         return f"EventType({event_type})"
     return "".join(part.capitalize() for part in name[len("EVENT_TYPE_") :].split("_"))
+
+
+def enum_label(enum_name: str, value: int) -> str:
+    """``ENUM_NAME_SOME_VALUE`` of a Temporal enum as ``SomeValue``, as sdk-core prints it."""
+    import temporalio.api.enums.v1 as enums
+
+    enum = getattr(enums, enum_name)
+    try:
+        name: str = enum.Name(value)
+    except ValueError:
+        return str(value)
+    prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum_name).upper() + "_"
+    name = name.removeprefix(prefix)
+    return "".join(part.capitalize() for part in name.split("_"))
 
 
 def describe_event(event: HistoryEvent) -> str:

@@ -33,7 +33,7 @@ from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 from ablauf.errors import UnsupportedFeatureError
 from ablauf.replay import history
 from ablauf.replay.activation import QueryFailed, WorkflowDriver
-from ablauf.replay.commands import CommandMachines
+from ablauf.replay.commands import RESULT_EVENTS_BY_INITIATED, CommandMachines
 from ablauf.replay.history import E, InternalFlags
 from ablauf.replay.machines import (
     CancelWorkflow,
@@ -59,9 +59,10 @@ _RESULT_EVENTS: Final = frozenset(
         E.ACTIVITY_TASK_TIMED_OUT,
         E.ACTIVITY_TASK_CANCELED,
         E.TIMER_FIRED,
+        *RESULT_EVENTS_BY_INITIATED,
     }
 )
-# Commands ablauf cannot produce yet (children, external workflows, Nexus, updates).
+# Commands ablauf cannot produce yet (Nexus, updates).
 _UNSUPPORTED_COMMAND_EVENTS: Final = history.COMMAND_EVENT_TYPES - {
     E.ACTIVITY_TASK_SCHEDULED,
     E.ACTIVITY_TASK_CANCEL_REQUESTED,
@@ -74,6 +75,9 @@ _UNSUPPORTED_COMMAND_EVENTS: Final = history.COMMAND_EVENT_TYPES - {
     E.WORKFLOW_EXECUTION_FAILED,
     E.WORKFLOW_EXECUTION_CANCELED,
     E.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+    E.START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+    E.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+    E.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
 }
 _IGNORED_EVENTS: Final = frozenset(
     {

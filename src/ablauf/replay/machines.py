@@ -17,6 +17,7 @@ from typing import ClassVar, Final
 
 from temporalio.api.command.v1 import Command
 from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import TimeoutType
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent, WorkflowExecutionStartedEventAttributes
 
@@ -347,3 +348,260 @@ class CommandEntry:
     machine: Machine
     event_type: int
     terminal: bool = False
+
+
+# --- child workflows and external workflows ---------------------------------------------------
+
+
+@dataclass(slots=True)
+class ResolveChildStart(Job):
+    """A child workflow started (``run_id``), failed to start (``cause``) or was cancelled."""
+
+    seq: int
+    run_id: str = ""
+    cause: int = 0
+    failure: Failure | None = None
+
+
+@dataclass(slots=True)
+class ResolveChild(Job):
+    """A child workflow closed: ``result`` if it completed, else ``failure``."""
+
+    seq: int
+    result: Payload | None = None
+    failure: Failure | None = None
+
+
+@dataclass(slots=True)
+class ResolveSignalExternal(Job):
+    """A signal to another workflow was delivered (``failure`` None) or not."""
+
+    seq: int
+    failure: Failure | None = None
+
+
+@dataclass(slots=True)
+class ResolveCancelExternal(Job):
+    """A cancel request to another workflow was delivered (``failure`` None) or not."""
+
+    seq: int
+    failure: Failure | None = None
+
+
+class ChildState(IntEnum):
+    CREATED = 0
+    INITIATED = 1
+    STARTED = 2
+    CANCELLED = 3
+    DONE = 4
+
+
+# Cancellation types of temporalio.workflow.ChildWorkflowCancellationType.
+CHILD_ABANDON: Final = 0
+CHILD_TRY_CANCEL: Final = 1
+
+
+class ChildWorkflowMachine(Machine):
+    """A child workflow: initiated, started (or failed to start), then closed."""
+
+    __slots__ = (
+        "cancel_issued",
+        "cancellation_type",
+        "initiated_event_id",
+        "namespace",
+        "run_id",
+        "seq",
+        "started_event_id",
+        "state",
+        "workflow_id",
+        "workflow_type",
+    )
+    label = "Child workflow machine"
+
+    def __init__(
+        self, seq: int, namespace: str, workflow_id: str, workflow_type: str, cancellation_type: int
+    ) -> None:
+        super().__init__()
+        self.seq = seq
+        self.namespace = namespace
+        self.workflow_id = workflow_id
+        self.workflow_type = workflow_type
+        self.cancellation_type = cancellation_type
+        self.state = ChildState.CREATED
+        self.initiated_event_id = 0
+        self.started_event_id = 0
+        self.run_id = ""
+        self.cancel_issued = False
+
+    def on_command_event(self, entry: CommandEntry, event: HistoryEvent) -> None:
+        super().on_command_event(entry, event)
+        attrs = event.start_child_workflow_execution_initiated_event_attributes
+        if attrs.workflow_id != self.workflow_id:
+            raise Nondeterminism(
+                f"Child workflow id of scheduled event '{attrs.workflow_id}' does not "
+                f"match child workflow id of command '{self.workflow_id}'"
+            )
+        if attrs.workflow_type.name != self.workflow_type:
+            raise Nondeterminism(
+                f"Child workflow type of scheduled event '{attrs.workflow_type.name}' does not "
+                f"match child workflow type of command '{self.workflow_type}'"
+            )
+        self.initiated_event_id = event.event_id
+        self.state = ChildState.INITIATED
+
+    def failure(self, message: str, retry_state: int, cause: Failure | None) -> Failure:
+        """A failure with the child's ChildWorkflowExecutionFailureInfo, as sdk-core builds it."""
+        failure = Failure(message=message)
+        info = failure.child_workflow_execution_failure_info
+        info.namespace = self.namespace
+        info.workflow_type.name = self.workflow_type
+        info.initiated_event_id = self.initiated_event_id
+        info.started_event_id = self.started_event_id
+        info.retry_state = retry_state  # type: ignore[assignment]
+        info.workflow_execution.workflow_id = self.workflow_id
+        info.workflow_execution.run_id = self.run_id
+        if cause is not None:
+            failure.cause.CopyFrom(cause)
+        return failure
+
+    def cancelled_failure(self) -> Failure:
+        """What a cancelled child resolves with."""
+        cause = Failure()
+        cause.canceled_failure_info.SetInParent()
+        return self.failure("Child Workflow execution cancelled", _NON_RETRYABLE, cause)
+
+    def on_event(self, event: HistoryEvent, jobs: list[Job]) -> bool:
+        event_type = event.event_type
+        state = self.state
+        if state == ChildState.INITIATED:
+            if event_type == E.CHILD_WORKFLOW_EXECUTION_STARTED:
+                attrs = event.child_workflow_execution_started_event_attributes
+                self.started_event_id = event.event_id
+                self.run_id = attrs.workflow_execution.run_id
+                self.state = ChildState.STARTED
+                jobs.append(ResolveChildStart(self.seq, run_id=self.run_id))
+                return False
+            if event_type == E.START_CHILD_WORKFLOW_EXECUTION_FAILED:
+                cause = event.start_child_workflow_execution_failed_event_attributes.cause
+                self.state = ChildState.DONE
+                jobs.append(ResolveChildStart(self.seq, cause=int(cause)))
+                return True
+            raise self.unexpected(event)
+        if state not in (ChildState.STARTED, ChildState.CANCELLED):
+            raise self.unexpected(event)
+        job: ResolveChild
+        if event_type == E.CHILD_WORKFLOW_EXECUTION_COMPLETED:
+            payloads = event.child_workflow_execution_completed_event_attributes.result.payloads
+            job = ResolveChild(self.seq, result=payloads[0] if payloads else None)
+        elif event_type == E.CHILD_WORKFLOW_EXECUTION_FAILED:
+            failed = event.child_workflow_execution_failed_event_attributes
+            job = ResolveChild(
+                self.seq,
+                failure=self.failure(
+                    "Child Workflow execution failed",
+                    int(failed.retry_state),
+                    failed.failure if failed.HasField("failure") else None,
+                ),
+            )
+        elif event_type == E.CHILD_WORKFLOW_EXECUTION_TIMED_OUT:
+            timeout = Failure(message="Timed out")
+            timeout.timeout_failure_info.timeout_type = TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
+            retry_state = event.child_workflow_execution_timed_out_event_attributes.retry_state
+            job = ResolveChild(
+                self.seq,
+                failure=self.failure(
+                    "Child Workflow execution timed out", int(retry_state), timeout
+                ),
+            )
+        elif event_type == E.CHILD_WORKFLOW_EXECUTION_TERMINATED:
+            terminated = Failure(message="Terminated")
+            terminated.terminated_failure_info.SetInParent()
+            job = ResolveChild(
+                self.seq,
+                failure=self.failure(
+                    "Child Workflow execution terminated", _NON_RETRYABLE, terminated
+                ),
+            )
+        elif event_type == E.CHILD_WORKFLOW_EXECUTION_CANCELED:
+            job = ResolveChild(self.seq, failure=self.cancelled_failure())
+        else:
+            raise self.unexpected(event)
+        if state == ChildState.CANCELLED:
+            # Already resolved as cancelled; only an abandoned child may close otherwise.
+            if event_type != E.CHILD_WORKFLOW_EXECUTION_CANCELED and (
+                self.cancellation_type != CHILD_ABANDON
+            ):
+                raise Nondeterminism(
+                    "Child workflows which don't have the ABANDON cancellation type cannot "
+                    "complete after being cancelled."
+                )
+        else:
+            jobs.append(job)
+        self.state = ChildState.DONE
+        return True
+
+
+_NON_RETRYABLE: Final = 2  # RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE
+
+
+class SignalExternalMachine(Machine):
+    """A signal to a child or another workflow."""
+
+    __slots__ = ("sent", "seq")
+    label = "Signal external workflow machine"
+
+    def __init__(self, seq: int) -> None:
+        super().__init__()
+        self.seq = seq
+        self.sent = False
+
+    def on_command_event(self, entry: CommandEntry, event: HistoryEvent) -> None:
+        super().on_command_event(entry, event)
+        self.sent = True
+
+    def on_event(self, event: HistoryEvent, jobs: list[Job]) -> bool:
+        if event.event_type == E.EXTERNAL_WORKFLOW_EXECUTION_SIGNALED:
+            jobs.append(ResolveSignalExternal(self.seq))
+        elif event.event_type == E.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED:
+            cause = event.signal_external_workflow_execution_failed_event_attributes.cause
+            reason = {
+                1: "it was not found",  # EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
+                2: "it was not found",  # NAMESPACE_NOT_FOUND
+                3: "The per-workflow signal limit was exceeded",
+            }.get(int(cause), "unknown")
+            failure = Failure(message=f"Unable to signal external workflow because {reason}")
+            failure.application_failure_info.type = history.enum_label(
+                "SignalExternalWorkflowExecutionFailedCause", int(cause)
+            )
+            jobs.append(ResolveSignalExternal(self.seq, failure))
+        else:
+            raise self.unexpected(event)
+        return True
+
+
+class CancelExternalMachine(Machine):
+    """A cancel request to a child or another workflow; ``seq`` 0 if the runtime made it."""
+
+    __slots__ = ("seq",)
+    label = "Cancel external workflow machine"
+
+    def __init__(self, seq: int) -> None:
+        super().__init__()
+        self.seq = seq
+
+    def on_event(self, event: HistoryEvent, jobs: list[Job]) -> bool:
+        if event.event_type == E.EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+            if self.seq:
+                jobs.append(ResolveCancelExternal(self.seq))
+        elif event.event_type == E.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED:
+            attrs = event.request_cancel_external_workflow_execution_failed_event_attributes
+            reason = "it was not found" if int(attrs.cause) in (1, 2) else "unknown"
+            failure = Failure(message=f"Unable to cancel external workflow because {reason}")
+            failure.application_failure_info.type = history.enum_label(
+                "CancelExternalWorkflowExecutionFailedCause", int(attrs.cause)
+            )
+            if self.seq:
+                jobs.append(ResolveCancelExternal(self.seq, failure))
+        else:
+            raise self.unexpected(event)
+        return True

@@ -1,8 +1,8 @@
 """What workflow code asks for: each call becomes a command machine.
 
 Timers (``asyncio.sleep``, ``workflow.sleep``, timeouts), activities, patches,
-memo and search attribute upserts and continue-as-new. Child workflows,
-external workflows, local activities and Nexus operations raise
+memo and search attribute upserts, continue-as-new, child workflows and
+signals and cancel requests to other workflows. Local activities and Nexus operations raise
 :class:`~ablauf.errors.UnsupportedFeatureError` until ablauf runs them.
 """
 
@@ -25,6 +25,9 @@ from temporalio.api.enums.v1 import TaskQueueKind
 from temporalio.workflow._event_groups import _capture_event_group_markers
 
 from ablauf.errors import UnsupportedFeatureError
+from ablauf.replay.children import ChildWorkflowHandle as ChildHandle
+from ablauf.replay.children import ExternalWorkflowHandle as ExternalHandle
+from ablauf.replay.children import await_operation
 from ablauf.replay.handles import ActivityHandle, ContinueAsNew, ContinueAsNewRequest
 from ablauf.replay.loop import DurableTimer, WorkflowEventLoop
 from ablauf.replay.machines import TimerMachine
@@ -64,7 +67,10 @@ class WorkflowOperations(WorkflowRuntime):
         # Pending operations, by sequence number.
         self.timers: dict[int, tuple[DurableTimer, TimerMachine]] = {}
         self.activities: dict[int, ActivityHandle] = {}
-        self._seqs = {"activity": 0, "timer": 0}
+        self._seqs = {"activity": 0, "timer": 0, "child": 0, "signal": 0, "cancel": 0}
+        self.children: dict[int, ChildHandle] = {}
+        self.external_signals: dict[int, tuple[asyncio.Future[None], str]] = {}
+        self.external_cancels: dict[int, tuple[asyncio.Future[None], str]] = {}
         self.conditions: list[tuple[Callable[[], bool], asyncio.Future[Any]]] = []
         self.patches_notified: set[str] = set()
         self._patches_memoized: dict[str, bool] = {}
@@ -436,12 +442,12 @@ class WorkflowOperations(WorkflowRuntime):
             )
         )
 
-    # -- not supported yet -----------------------------------------------------------------------
+    # -- child workflows and other workflows ------------------------------------------------------
 
     def workflow_get_external_workflow_handle(
         self, id: str, *, run_id: str | None
     ) -> ExternalWorkflowHandle[Any]:
-        raise UnsupportedFeatureError("External workflow handles are not supported yet")
+        return ExternalHandle(self, id, run_id)
 
     async def workflow_start_child_workflow(
         self,
@@ -469,7 +475,145 @@ class WorkflowOperations(WorkflowRuntime):
         priority: temporalio.common.Priority = temporalio.common.Priority.default,
         versioning_override: temporalio.common.VersioningOverride | None = None,
     ) -> ChildWorkflowHandle[Any, Any]:
-        raise UnsupportedFeatureError("Child workflows are not supported yet")
+        self.check_may_schedule("start child workflow")
+        if isinstance(workflow, str):
+            name = workflow
+        elif callable(workflow):
+            defn = temporalio.workflow._Definition.must_from_run_fn(workflow)
+            if not defn.name:
+                raise TypeError("Cannot invoke dynamic workflow explicitly")
+            name = defn.name
+            if result_type is None:
+                result_type = defn.ret_type
+        else:
+            raise TypeError("Workflow must be a string or callable")
+        info = self._info()
+        handle = ChildHandle(
+            self, self.next_seq("child"), id, name, result_type, self._markers(event_groups)
+        )
+        handle.set_name(f"child: {name}")
+        converter = handle.payload_converter
+        # Convert before making the command so a conversion error leaves none behind.
+        payloads = converter.to_payloads(args) if args else None
+        memo_payloads = {k: converter.to_payloads([v])[0] for k, v in (memo or {}).items()}
+        queue = task_queue or info.task_queue
+        machine, command = self.machines.start_child(
+            handle.seq, info.namespace, id, name, int(cancellation_type)
+        )
+        handle.machine = machine
+        attrs = command.start_child_workflow_execution_command_attributes
+        attrs.namespace = info.namespace
+        attrs.workflow_id = id
+        attrs.workflow_type.name = name
+        attrs.task_queue.name = queue
+        attrs.task_queue.kind = _NORMAL_QUEUE
+        if payloads:
+            attrs.input.payloads.extend(payloads)
+        if execution_timeout:
+            attrs.workflow_execution_timeout.FromTimedelta(execution_timeout)
+        if run_timeout:
+            attrs.workflow_run_timeout.FromTimedelta(run_timeout)
+        if task_timeout:
+            attrs.workflow_task_timeout.FromTimedelta(task_timeout)
+        attrs.parent_close_policy = cast(Any, int(parent_close_policy))
+        attrs.workflow_id_reuse_policy = cast(Any, int(id_reuse_policy))
+        if retry_policy:
+            retry_policy.apply_to_proto(attrs.retry_policy)
+        attrs.cron_schedule = cron_schedule
+        attrs.header.SetInParent()
+        for key, payload in memo_payloads.items():
+            attrs.memo.fields[key].CopyFrom(payload)
+        if search_attributes:
+            encode_search_attributes(search_attributes, attrs)
+        if priority:
+            attrs.priority.CopyFrom(priority._to_proto())
+        if versioning_override:
+            attrs.versioning_override.CopyFrom(versioning_override._to_proto())
+        # sdk-core asks to stay on compatible workers when the queue is the workflow's.
+        attrs.inherit_build_id = versioning_intent is None and queue == info.task_queue
+        if static_summary:
+            command.user_metadata.summary.CopyFrom(converter.to_payload(static_summary))
+        if static_details:
+            command.user_metadata.details.CopyFrom(converter.to_payload(static_details))
+        command.event_group_markers.extend(handle.markers)
+        self.children[handle.seq] = handle
+        await await_operation(
+            self, handle.start_fut, handle.apply_cancel, reraise_on_workflow_cancellation=True
+        )
+        return handle
+
+    def cancel_child(self, handle: ChildHandle, reason: str) -> None:
+        """Cancel a child per its cancellation type (the handle's task was cancelled)."""
+        if handle.machine is None:
+            return
+        command = self.machines.cancel_child(handle.machine, reason)
+        if command is not None:
+            command.event_group_markers.extend(handle.markers)
+
+    async def signal_external(
+        self,
+        name: str,
+        args: Sequence[Any],
+        *,
+        workflow_id: str,
+        run_id: str | None,
+        child: bool,
+        event_groups: Sequence[EventGroup] | None,
+    ) -> None:
+        """Signal a child (``child``) or another workflow and wait for the delivery."""
+        context = temporalio.converter.WorkflowSerializationContext(
+            namespace=self.namespace, workflow_id=workflow_id
+        )
+        converter = with_context(self._base_payload_converter, context)
+        payloads = converter.to_payloads(args) if args else None
+        markers = self._markers(event_groups)
+        self.check_may_schedule("add command")
+        seq = self.next_seq("signal")
+        machine, command = self.machines.signal_external(seq)
+        attrs = command.signal_external_workflow_execution_command_attributes
+        attrs.namespace = self.namespace
+        attrs.execution.workflow_id = workflow_id
+        if run_id:
+            attrs.execution.run_id = run_id
+        attrs.signal_name = name
+        if payloads:
+            attrs.input.payloads.extend(payloads)
+        attrs.child_workflow_only = child
+        attrs.header.SetInParent()
+        command.event_group_markers.extend(markers)
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self.external_signals[seq] = (fut, workflow_id)
+
+        def apply_cancel(_: asyncio.CancelledError) -> None:
+            self.machines.cancel_signal(machine)
+
+        await await_operation(self, fut, apply_cancel)
+
+    async def cancel_external(
+        self,
+        workflow_id: str,
+        run_id: str | None,
+        *,
+        reason: str,
+        event_groups: Sequence[EventGroup] | None,
+    ) -> None:
+        """Ask another workflow to cancel and wait until the request is delivered."""
+        markers = self._markers(event_groups)
+        self.check_may_schedule("add command")
+        seq = self.next_seq("cancel")
+        command = self.machines.cancel_external(seq)
+        attrs = command.request_cancel_external_workflow_execution_command_attributes
+        attrs.namespace = self.namespace
+        attrs.workflow_id = workflow_id
+        if run_id:
+            attrs.run_id = run_id
+        attrs.reason = reason
+        command.event_group_markers.extend(markers)
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self.external_cancels[seq] = (fut, workflow_id)
+        await fut
+
+    # -- not supported yet -----------------------------------------------------------------------
 
     def workflow_start_local_activity(
         self,
@@ -530,3 +674,19 @@ def _update_typed_from_untyped(
         typed.append(pair)
     else:
         typed[index] = pair
+
+
+def encode_search_attributes(
+    attributes: temporalio.common.SearchAttributes | temporalio.common.TypedSearchAttributes,
+    attrs: Any,
+) -> None:
+    """Fill ``attrs.search_attributes`` from the SDK's search attribute types."""
+    fields = attrs.search_attributes.indexed_fields
+    if isinstance(attributes, temporalio.common.TypedSearchAttributes):
+        for pair in attributes:
+            fields[pair.key.name].CopyFrom(
+                temporalio.converter.encode_typed_search_attribute_value(pair.key, pair.value)
+            )
+    else:
+        for name, values in attributes.items():
+            fields[name].CopyFrom(temporalio.converter.encode_search_attribute_values(values))

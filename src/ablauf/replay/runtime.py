@@ -68,6 +68,7 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         self.payload_converter = with_context(data_converter.payload_converter, context)
         self.failure_converter = with_context(data_converter.failure_converter, context)
         self._base_payload_converter = data_converter.payload_converter
+        self.base_payload_converter = data_converter.payload_converter
         self.base_failure_converter = data_converter.failure_converter
         self.worker_failure_types = tuple(failure_exception_types)
         self.dynamic_failure_types: Sequence[type[BaseException]] | None = None

@@ -122,6 +122,10 @@ class Run:
             self.signal(name, *signal_args)
         self.activities: dict[str, int] = {}  # activity id -> scheduled event id
         self.timers: dict[str, int] = {}  # timer id -> started event id
+        self.children: dict[str, int] = {}  # child workflow id -> initiated event id
+        self.child_types: dict[str, str] = {}
+        self.signals_sent: list[int] = []  # initiated event ids of signals to other workflows
+        self.cancels_sent: list[int] = []  # initiated event ids of cancel requests
 
     def new_instance(self) -> WorkflowInstance:
         return WorkflowInstance(
@@ -226,6 +230,71 @@ class Run:
             "timer_fired_event_attributes",
             timer_id=timer_id,
             started_event_id=self.timers[timer_id],
+        )
+
+    def child_started(self, workflow_id: str, run_id: str = "child-run") -> None:
+        event = self.history.add(
+            EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED,
+            "child_workflow_execution_started_event_attributes",
+            namespace="default",
+            initiated_event_id=self.children[workflow_id],
+        )
+        attrs = event.child_workflow_execution_started_event_attributes
+        attrs.workflow_execution.workflow_id = workflow_id
+        attrs.workflow_execution.run_id = run_id
+        attrs.workflow_type.name = self.child_types[workflow_id]
+
+    def child_start_failed(self, workflow_id: str) -> None:
+        event = self.history.add(
+            EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED,
+            "start_child_workflow_execution_failed_event_attributes",
+            namespace="default",
+            workflow_id=workflow_id,
+            cause=1,  # WORKFLOW_ALREADY_EXISTS
+            initiated_event_id=self.children[workflow_id],
+        )
+        attrs = event.start_child_workflow_execution_failed_event_attributes
+        attrs.workflow_type.name = self.child_types[workflow_id]
+
+    def child_closed(self, workflow_id: str, kind: str, **attrs: Any) -> None:
+        """``kind``: completed, failed, canceled, timed_out or terminated."""
+        event_type = EventType.Value(f"EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_{kind.upper()}")
+        event = self.history.add(
+            event_type,
+            f"child_workflow_execution_{kind}_event_attributes",
+            namespace="default",
+            initiated_event_id=self.children[workflow_id],
+            started_event_id=self.children[workflow_id] + 1,
+            **attrs,
+        )
+        closed = getattr(event, f"child_workflow_execution_{kind}_event_attributes")
+        closed.workflow_execution.workflow_id = workflow_id
+        closed.workflow_execution.run_id = "child-run"
+        closed.workflow_type.name = self.child_types[workflow_id]
+
+    def external_signaled(self, index: int = 0) -> None:
+        self.history.add(
+            EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED,
+            "external_workflow_execution_signaled_event_attributes",
+            namespace="default",
+            initiated_event_id=self.signals_sent[index],
+        )
+
+    def external_signal_failed(self, index: int = 0) -> None:
+        self.history.add(
+            EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
+            "signal_external_workflow_execution_failed_event_attributes",
+            namespace="default",
+            cause=1,  # EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
+            initiated_event_id=self.signals_sent[index],
+        )
+
+    def external_cancel_requested(self, index: int = 0) -> None:
+        self.history.add(
+            EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+            "external_workflow_execution_cancel_requested_event_attributes",
+            namespace="default",
+            initiated_event_id=self.cancels_sent[index],
         )
 
     # -- workflow tasks -------------------------------------------------------------------------
@@ -356,6 +425,48 @@ class Run:
                 upserted_memo=a.upserted_memo,
                 workflow_task_completed_event_id=completed_id,
             )
+        elif kind == CommandType.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION:
+            a = command.start_child_workflow_execution_command_attributes
+            event = add(
+                EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+                "start_child_workflow_execution_initiated_event_attributes",
+                namespace=a.namespace,
+                workflow_id=a.workflow_id,
+                workflow_type=a.workflow_type,
+                task_queue=a.task_queue,
+                input=a.input,
+                parent_close_policy=a.parent_close_policy,
+                workflow_task_completed_event_id=completed_id,
+            )
+            self.children[a.workflow_id] = event.event_id
+            self.child_types[a.workflow_id] = a.workflow_type.name
+        elif kind == CommandType.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION:
+            a = command.signal_external_workflow_execution_command_attributes
+            event = add(
+                EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+                "signal_external_workflow_execution_initiated_event_attributes",
+                namespace=a.namespace,
+                workflow_execution=a.execution,
+                signal_name=a.signal_name,
+                input=a.input,
+                child_workflow_only=a.child_workflow_only,
+                workflow_task_completed_event_id=completed_id,
+            )
+            self.signals_sent.append(event.event_id)
+        elif kind == CommandType.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
+            a = command.request_cancel_external_workflow_execution_command_attributes
+            event = add(
+                EventType.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+                "request_cancel_external_workflow_execution_initiated_event_attributes",
+                namespace=a.namespace,
+                child_workflow_only=a.child_workflow_only,
+                reason=a.reason,
+                workflow_task_completed_event_id=completed_id,
+            )
+            attrs = event.request_cancel_external_workflow_execution_initiated_event_attributes
+            attrs.workflow_execution.workflow_id = a.workflow_id
+            attrs.workflow_execution.run_id = a.run_id
+            self.cancels_sent.append(event.event_id)
         elif kind == CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION:
             add(
                 EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,

@@ -128,11 +128,7 @@ def test_cancelling_a_task_whose_activity_just_completed_raises_and_records_lang
 class UsesChild:
     @workflow.run
     async def run(self, what: str) -> None:
-        if what == "child":
-            await workflow.execute_child_workflow("Other", id="child")
-        elif what == "external":
-            workflow.get_external_workflow_handle("other")
-        elif what == "local":
+        if what == "local":
             await workflow.execute_local_activity("x", start_to_close_timeout=timedelta(seconds=1))
         elif what == "nexus":
             client = workflow.create_nexus_client(endpoint="ep", service="svc")
@@ -142,8 +138,6 @@ class UsesChild:
 @pytest.mark.parametrize(
     ("what", "message"),
     [
-        ("child", "Child workflows are not supported yet"),
-        ("external", "External workflow handles are not supported yet"),
         ("local", "Local activities are not supported yet"),
         ("nexus", "Nexus operations are not supported yet"),
     ],

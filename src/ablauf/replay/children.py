@@ -1,0 +1,185 @@
+"""Handles for child workflows and for other workflows, as workflow code holds them.
+
+A child handle is the task ``workflow.start_child_workflow`` returns: it resolves
+with the child's result. Signals and cancel requests to children and other
+workflows are commands whose outcome arrives as a job (see ``machines.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import temporalio.common
+import temporalio.converter
+import temporalio.workflow
+
+from ablauf.replay.machines import ChildWorkflowMachine
+
+if TYPE_CHECKING:
+    from temporalio.workflow import EventGroup
+
+    from ablauf.replay.operations import WorkflowOperations
+
+__all__ = ["ChildWorkflowHandle", "ExternalWorkflowHandle", "await_operation"]
+
+_T = TypeVar("_T")
+
+
+async def await_operation(
+    owner: WorkflowOperations,
+    fut: asyncio.Future[_T],
+    apply_cancel: Callable[[asyncio.CancelledError], None],
+    *,
+    reraise_on_workflow_cancellation: bool = False,
+) -> _T:
+    """Wait for ``fut``; a task cancel becomes a cancel command, the outcome decides.
+
+    Like the Python SDK's ``_await_temporal_operation``.
+    """
+    while True:
+        try:
+            await asyncio.wait([fut])
+            return fut.result()
+        except asyncio.CancelledError as err:
+            if fut.done() and owner.single_batch:
+                raise
+            apply_cancel(err)
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            if reraise_on_workflow_cancellation and (
+                owner.cancel_reason is not None or owner.evicting
+            ):
+                raise
+
+
+class ChildWorkflowHandle(temporalio.workflow.ChildWorkflowHandle[Any, Any]):
+    """A started child workflow; awaiting it gives its result."""
+
+    def __init__(
+        self,
+        owner: WorkflowOperations,
+        seq: int,
+        workflow_id: str,
+        workflow_type: str,
+        result_type: type | None,
+        markers: list[Any],
+    ) -> None:
+        self._owner = owner
+        self.seq = seq
+        self._id = workflow_id
+        self.workflow_type = workflow_type
+        self.result_type = result_type
+        self.markers = markers
+        self.machine: ChildWorkflowMachine | None = None
+        self.start_fut: asyncio.Future[None] = owner.loop.create_future()
+        self.result_fut: asyncio.Future[Any] = owner.loop.create_future()
+        self._first_execution_run_id = "<unknown>"
+        context = temporalio.converter.WorkflowSerializationContext(
+            namespace=owner.namespace, workflow_id=workflow_id
+        )
+        from ablauf.replay.runtime import with_context
+
+        self.payload_converter = with_context(owner.base_payload_converter, context)
+        self.failure_converter = with_context(owner.base_failure_converter, context)
+        super().__init__(self._run(), loop=owner.loop)
+        owner.loop.register_task(self)
+
+    def _run(self) -> Coroutine[Any, Any, Any]:
+        return await_operation(self._owner, self.result_fut, self.apply_cancel)
+
+    def apply_cancel(self, err: asyncio.CancelledError) -> None:
+        """Send the child's cancellation (task cancel message as the reason)."""
+        reason = err.args[0] if err.args and isinstance(err.args[0], str) else ""
+        self._owner.check_may_schedule("add command")
+        if self.machine is not None:
+            self._owner.cancel_child(self, reason)
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def first_execution_run_id(self) -> str | None:
+        return self._first_execution_run_id
+
+    async def signal(
+        self,
+        signal: str | Callable[..., Any],
+        arg: Any = temporalio.common._arg_unset,
+        *,
+        args: Sequence[Any] = [],
+        event_groups: Sequence[EventGroup] | None = None,
+    ) -> None:
+        self._owner.check_may_schedule("signal child handle")
+        await self._owner.signal_external(
+            temporalio.workflow._SignalDefinition.must_name_from_fn_or_str(signal),
+            temporalio.common._arg_or_args(arg, args),
+            workflow_id=self._id,
+            run_id=None,
+            child=True,
+            event_groups=event_groups,
+        )
+
+    def resolve_start(self, run_id: str) -> None:
+        """The child started."""
+        self._first_execution_run_id = run_id
+        self.start_fut.set_result(None)
+
+    def resolve_success(self, value: Any) -> None:
+        """The child completed."""
+        self.result_fut.set_result(value)
+
+    def resolve_failure(self, error: BaseException) -> None:
+        """The child did not start, or did not complete."""
+        if self.start_fut.done():
+            self.result_fut.set_exception(error)
+        else:
+            self.start_fut.set_exception(error)
+            self.result_fut.set_result(None)
+
+
+class ExternalWorkflowHandle(temporalio.workflow.ExternalWorkflowHandle[Any]):
+    """Another workflow, by id (and run id)."""
+
+    def __init__(self, owner: WorkflowOperations, workflow_id: str, run_id: str | None) -> None:
+        super().__init__()
+        self._owner = owner
+        self._id = workflow_id
+        self._run_id = run_id
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def run_id(self) -> str | None:
+        return self._run_id
+
+    async def signal(
+        self,
+        signal: str | Callable[..., Any],
+        arg: Any = temporalio.common._arg_unset,
+        *,
+        args: Sequence[Any] = [],
+        event_groups: Sequence[EventGroup] | None = None,
+    ) -> None:
+        self._owner.check_may_schedule("signal external handle")
+        await self._owner.signal_external(
+            temporalio.workflow._SignalDefinition.must_name_from_fn_or_str(signal),
+            temporalio.common._arg_or_args(arg, args),
+            workflow_id=self._id,
+            run_id=self._run_id,
+            child=False,
+            event_groups=event_groups,
+        )
+
+    async def cancel(
+        self, *, reason: str = "", event_groups: Sequence[EventGroup] | None = None
+    ) -> None:
+        self._owner.check_may_schedule("cancel external handle")
+        await self._owner.cancel_external(
+            self._id, self._run_id, reason=reason, event_groups=event_groups
+        )

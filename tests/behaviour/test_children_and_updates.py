@@ -1,0 +1,301 @@
+"""Child workflows, external workflow handles and updates, on both engines."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
+
+from ablauf import Client, Worker
+
+# -- workflows -------------------------------------------------------------------------------------
+
+
+@workflow.defn
+class Child:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.done = False
+
+    @workflow.run
+    async def run(self, mode: str) -> str:
+        parent = workflow.info().parent
+        if mode == "fail":
+            raise ApplicationError("child broke", "detail", type="ChildBroke", non_retryable=True)
+        if mode == "wait":
+            await workflow.wait_condition(lambda: self.done)
+            return ",".join(self.items)
+        if mode == "forever":
+            await workflow.wait_condition(lambda: False)
+        assert parent is not None
+        return f"{mode}:{parent.workflow_id}"
+
+    @workflow.signal
+    def add(self, item: str) -> None:
+        self.items.append(item)
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+
+@workflow.defn
+class Parent:
+    @workflow.run
+    async def run(self, mode: str, child_id: str, queue: str) -> str:
+        if mode == "result":
+            return await workflow.execute_child_workflow(
+                Child.run, "hello", id=child_id, task_queue=queue
+            )
+        if mode == "fail":
+            try:
+                await workflow.execute_child_workflow(Child.run, "fail", id=child_id)
+            except ChildWorkflowError as err:
+                assert isinstance(err.cause, ApplicationError)
+                return f"{err.message}|{err.cause.type}|{err.cause.message}|{err.retry_state}"
+            return "no error"
+        if mode == "duplicate":
+            first = await workflow.start_child_workflow(Child.run, "wait", id=child_id)
+            try:
+                await workflow.start_child_workflow(Child.run, "wait", id=child_id)
+            except WorkflowAlreadyStartedError as err:
+                await first.signal(Child.finish)
+                await first
+                return f"already started: {err.workflow_id} {err.workflow_type}"
+            return "no error"
+        if mode == "signal":
+            handle = await workflow.start_child_workflow(Child.run, "wait", id=child_id)
+            await handle.signal(Child.add, "a")
+            await handle.signal(Child.add, "b")
+            await handle.signal(Child.finish)
+            result = await handle
+            return f"{result}|{handle.first_execution_run_id is not None}"
+        if mode in ("cancel", "cancel-wait"):
+            cancellation_type = (
+                workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED
+                if mode == "cancel-wait"
+                else workflow.ChildWorkflowCancellationType.TRY_CANCEL
+            )
+            # Abandoned when the parent closes, so the child ends by its cancellation.
+            handle = await workflow.start_child_workflow(
+                Child.run,
+                "forever",
+                id=child_id,
+                cancellation_type=cancellation_type,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            )
+            await workflow.sleep(0.1)
+            handle.cancel()
+            try:
+                await handle
+            except ChildWorkflowError as err:
+                # TRY_CANCEL resolves at once; a parent that closes in the same task
+                # takes its cancel request with it, on Temporal too.
+                await workflow.sleep(1)
+                return f"{type(err.cause).__name__}"
+            return "no error"
+        if mode in ("terminate", "abandon"):
+            policy = (
+                workflow.ParentClosePolicy.TERMINATE
+                if mode == "terminate"
+                else workflow.ParentClosePolicy.ABANDON
+            )
+            await workflow.start_child_workflow(
+                Child.run, "wait", id=child_id, parent_close_policy=policy
+            )
+            return "left"
+        raise ValueError(mode)
+
+
+@workflow.defn
+class Messenger:
+    @workflow.run
+    async def run(self, mode: str, target: str) -> str:
+        handle = workflow.get_external_workflow_handle(target)
+        if mode == "signal":
+            await handle.signal(Child.add, "external")
+            await handle.signal(Child.finish)
+            return "signalled"
+        if mode == "cancel":
+            await handle.cancel()
+            return "cancel requested"
+        if mode == "signal-missing":
+            try:
+                await handle.signal(Child.finish)
+            except ApplicationError as err:
+                return err.message
+            return "no error"
+        raise ValueError(mode)
+
+
+WORKFLOWS = [Parent, Child, Messenger]
+
+
+# -- child workflows -------------------------------------------------------------------------------
+
+
+async def test_child_result(client: Client, task_queue: str, suffix: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        result = await client.execute_workflow(
+            Parent.run,
+            args=["result", f"child-{suffix}", task_queue],
+            id=f"parent-{suffix}",
+            task_queue=task_queue,
+        )
+    assert result == f"hello:parent-{suffix}"
+
+
+async def test_child_on_another_task_queue(client: Client, task_queue: str, suffix: str) -> None:
+    other = f"{task_queue}-children"
+    async with (
+        Worker(client, task_queue=task_queue, workflows=[Parent]),
+        Worker(client, task_queue=other, workflows=[Child]),
+    ):
+        result = await client.execute_workflow(
+            Parent.run,
+            args=["result", f"child-{suffix}", other],
+            id=f"parent-{suffix}",
+            task_queue=task_queue,
+        )
+    assert result == f"hello:parent-{suffix}"
+    desc = await client.get_workflow_handle(f"child-{suffix}").describe()
+    assert desc.task_queue == other
+
+
+async def test_child_failure(client: Client, task_queue: str, suffix: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        result = await client.execute_workflow(
+            Parent.run,
+            args=["fail", f"child-{suffix}", task_queue],
+            id=f"parent-{suffix}",
+            task_queue=task_queue,
+        )
+    # The child has no retry policy: RETRY_STATE_RETRY_POLICY_NOT_SET.
+    assert result == "Child Workflow execution failed|ChildBroke|child broke|5"
+
+
+async def test_duplicate_child_id(client: Client, task_queue: str, suffix: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        result = await client.execute_workflow(
+            Parent.run,
+            args=["duplicate", f"child-{suffix}", task_queue],
+            id=f"parent-{suffix}",
+            task_queue=task_queue,
+        )
+    assert result == f"already started: child-{suffix} Child"
+
+
+async def test_signal_child(client: Client, task_queue: str, suffix: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        result = await client.execute_workflow(
+            Parent.run,
+            args=["signal", f"child-{suffix}", task_queue],
+            id=f"parent-{suffix}",
+            task_queue=task_queue,
+        )
+    assert result == "a,b|True"
+
+
+@pytest.mark.parametrize("mode", ["cancel", "cancel-wait"])
+async def test_cancel_child(client: Client, task_queue: str, suffix: str, mode: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        result = await client.execute_workflow(
+            Parent.run,
+            args=[mode, f"child-{suffix}", task_queue],
+            id=f"parent-{suffix}",
+            task_queue=task_queue,
+        )
+        assert result == "CancelledError"
+        child = client.get_workflow_handle(f"child-{suffix}")
+        for _ in range(100):
+            if (await child.describe()).status != WorkflowExecutionStatus.RUNNING:
+                break
+            await asyncio.sleep(0.05)
+        assert (await child.describe()).status == WorkflowExecutionStatus.CANCELED
+
+
+@pytest.mark.parametrize("policy", ["terminate", "abandon"])
+async def test_parent_close_policy(
+    client: Client, task_queue: str, suffix: str, policy: str
+) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        result = await client.execute_workflow(
+            Parent.run,
+            args=[policy, f"child-{suffix}", task_queue],
+            id=f"parent-{suffix}",
+            task_queue=task_queue,
+        )
+        assert result == "left"
+        child = client.get_workflow_handle(f"child-{suffix}")
+        expected = (
+            WorkflowExecutionStatus.TERMINATED
+            if policy == "terminate"
+            else WorkflowExecutionStatus.RUNNING
+        )
+        for _ in range(100):
+            if (await child.describe()).status == expected:
+                break
+            await asyncio.sleep(0.05)
+        assert (await child.describe()).status == expected
+        history = await child.fetch_history()
+        parent = history.events[0].workflow_execution_started_event_attributes
+        assert parent.parent_workflow_execution.workflow_id == f"parent-{suffix}"
+        if policy == "abandon":
+            await child.signal(Child.finish)
+            assert await child.result() == ""
+
+
+# -- external workflows ----------------------------------------------------------------------------
+
+
+async def test_external_signal(client: Client, task_queue: str, suffix: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        target = await client.start_workflow(
+            Child.run, "wait", id=f"target-{suffix}", task_queue=task_queue
+        )
+        result = await client.execute_workflow(
+            Messenger.run,
+            args=["signal", target.id],
+            id=f"messenger-{suffix}",
+            task_queue=task_queue,
+        )
+        assert result == "signalled"
+        assert await target.result() == "external"
+
+
+async def test_external_signal_missing(client: Client, task_queue: str, suffix: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        result = await client.execute_workflow(
+            Messenger.run,
+            args=["signal-missing", f"nobody-{suffix}"],
+            id=f"messenger-{suffix}",
+            task_queue=task_queue,
+        )
+    assert result == "Unable to signal external workflow because it was not found"
+
+
+async def test_external_cancel(client: Client, task_queue: str, suffix: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        target = await client.start_workflow(
+            Child.run, "forever", id=f"target-{suffix}", task_queue=task_queue
+        )
+        result = await client.execute_workflow(
+            Messenger.run,
+            args=["cancel", target.id],
+            id=f"messenger-{suffix}",
+            task_queue=task_queue,
+            execution_timeout=timedelta(seconds=30),
+        )
+        assert result == "cancel requested"
+        with pytest.raises(WorkflowFailureError) as info:
+            await target.result()
+        assert isinstance(info.value.cause, CancelledError)
