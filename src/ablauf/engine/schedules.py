@@ -348,15 +348,15 @@ class _Session:
                 self.record(result, tracked=chosen is single)
         if terminate:
             for ex in list(self.info.running_workflows):
-                self._end_run(ex.workflow_id, terminate=True)
+                self._end_run(ex, terminate=True)
             return True
         if cancel:
             for ex in list(self.info.running_workflows):
-                self._end_run(ex.workflow_id, terminate=False)
+                self._end_run(ex, terminate=False)
         return False
 
-    def _end_run(self, workflow_id: str, terminate: bool) -> None:
-        exe = self._current(workflow_id)
+    def _end_run(self, ex: WorkflowExecution, terminate: bool) -> None:
+        exe = self._latest(ex)
         if exe is None or exe.status != S.WORKFLOW_EXECUTION_STATUS_RUNNING:
             return
         identity = self._identity()
@@ -375,17 +375,26 @@ class _Session:
         run_id = self.store.current_run_id(self.namespace, workflow_id)
         return self.store.get_execution(run_id) if run_id is not None else None
 
+    def _latest(self, ex: WorkflowExecution) -> Any:
+        """The latest run of the chain the schedule started (through continue-as-new)."""
+        exe = self._current(ex.workflow_id)
+        if exe is None or exe.run_id == ex.run_id:
+            return exe
+        if self.engine.state_of(exe.run_id).started.first_execution_run_id == ex.run_id:
+            return exe
+        return self.store.get_execution(ex.run_id)  # a later start took the id over
+
     def refresh(self) -> None:
         """Drops the started workflows that closed, as Temporal's watcher reports them."""
         still = []
         for ex in self.info.running_workflows:
-            exe = self._current(ex.workflow_id)
+            exe = self._latest(ex)
             if exe is not None and exe.status == S.WORKFLOW_EXECUTION_STATUS_RUNNING:
                 still.append(ex)
                 continue
             status = exe.status if exe is not None else S.WORKFLOW_EXECUTION_STATUS_COMPLETED
             for action in self.info.recent_actions:
-                if action.start_workflow_result.workflow_id == ex.workflow_id:
+                if action.start_workflow_result.run_id == ex.run_id:
                     action.start_workflow_status = status
             self._closed(ex.workflow_id, exe, status)
         if len(still) != len(self.info.running_workflows):
@@ -515,13 +524,13 @@ class _Session:
         info.CopyFrom(self.info)
         del info.running_workflows[:]
         for ex in self.info.running_workflows:
-            exe = self._current(ex.workflow_id)
+            exe = self._latest(ex)
             if exe is not None and exe.status == S.WORKFLOW_EXECUTION_STATUS_RUNNING:
                 info.running_workflows.append(ex)
         for action in info.recent_actions:
-            exe = self.store.get_execution(action.start_workflow_result.run_id)
+            exe = self._latest(action.start_workflow_result)
             if exe is not None:
-                action.start_workflow_status = exe.status  # type: ignore[assignment]
+                action.start_workflow_status = exe.status
         for at in self.future_times(FUTURE_ACTIONS):
             _stamp(info.future_action_times.add(), at)
         info.buffer_size = len(self.book.buffer)
