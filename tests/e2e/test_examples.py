@@ -15,17 +15,6 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-# Remove with the child workflows in ablauf's workflow runtime (the engine has them):
-# until then a workflow that starts a child fails its workflow task on ablauf and is
-# retried, so the scenario would wait for it until its deadline.
-CHILD_WORKFLOWS_PENDING = "child workflows are not yet in ablauf's workflow runtime"
-
-
-def xfail_on_ablauf_until_child_workflows(engine_name: str) -> None:
-    if engine_name == "ablauf":
-        pytest.xfail(CHILD_WORKFLOWS_PENDING)
-
-
 PAGE_TITLES = {
     "https://example.com/durable-execution": "Durable Execution",
     "https://example.com/activities": "Activities",
@@ -48,9 +37,8 @@ async def test_5_1_2_order_charges_the_card_and_sends_the_confirmation(client: A
 
 
 async def test_5_1_3_child_workflows_partition_separate_services_and_map_hosts(
-    client: Any, engine_name: str
+    client: Any,
 ) -> None:
-    xfail_on_ablauf_until_child_workflows(engine_name)
     import s5_1_3_children
 
     result = await s5_1_3_children.main(client)
@@ -71,9 +59,8 @@ async def test_5_1_3_child_workflows_partition_separate_services_and_map_hosts(
 
 
 async def test_5_1_4_coordinator_signals_tasks_and_the_client_queries_the_children(
-    client: Any, engine_name: str
+    client: Any,
 ) -> None:
-    xfail_on_ablauf_until_child_workflows(engine_name)
     import s5_1_4_parent_child
 
     result = await s5_1_4_parent_child.main(client)
@@ -110,9 +97,8 @@ async def test_5_2_2_fan_out_fan_in_aggregates_scraped_data(client: Any) -> None
 
 
 async def test_5_2_3_two_fan_outs_at_once_with_their_own_child_ids(
-    client: Any, engine_name: str
+    client: Any,
 ) -> None:
-    xfail_on_ablauf_until_child_workflows(engine_name)
     import s5_2_3_scalable_fan_out
 
     result = await s5_2_3_scalable_fan_out.main(client)
@@ -335,8 +321,7 @@ async def test_5_6_2_thousands_of_transactions_through_many_runs(client: Any) ->
     assert result["booked_per_run"] == [1_000, 1_000, 1_000]
 
 
-def test_demo_runs_every_section(target: str, engine_name: str) -> None:
-    xfail_on_ablauf_until_child_workflows(engine_name)  # 5.1.3, 5.1.4 and 5.2.3 start children
+def test_demo_runs_every_section(target: str) -> None:
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / "demo.py"), "--target", target],
         capture_output=True,
