@@ -263,6 +263,10 @@ class Engine:
         if not attrs.first_execution_run_id:
             attrs.first_execution_run_id = run_id
         execution_timeout = attrs.workflow_execution_timeout.ToTimedelta().total_seconds()
+        run_timeout = attrs.workflow_run_timeout.ToTimedelta().total_seconds()
+        if execution_timeout > 0 and (run_timeout <= 0 or run_timeout > execution_timeout):
+            # Temporal's server: a run lasts at most as long as its execution.
+            attrs.workflow_run_timeout.CopyFrom(attrs.workflow_execution_timeout)
         if execution_timeout > 0 and not attrs.HasField("workflow_execution_expiration_time"):
             attrs.workflow_execution_expiration_time.FromNanoseconds(
                 round((now + execution_timeout) * 1e9)
@@ -321,9 +325,15 @@ class Engine:
         task = tx.state.wft
         if task is None or task.ref != 0:
             return
-        event = tx.add(
-            E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, self._scheduled_attributes(tx.state, task.attempt)
-        )
+        read = self._started_events.get(task.id)
+        if read is not None and read.scheduled is not None:
+            # The worker saw this scheduled event already: store it as it was shown.
+            event = tx.add_copy(read.scheduled)
+        else:
+            event = tx.add(
+                E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+                self._scheduled_attributes(tx.state, task.attempt),
+            )
         task.ref = event.event_id
         self.store.update_task(task)
 
@@ -512,9 +522,7 @@ class Engine:
                 )
                 return False
             self._trim_recent(tx.state, started.event_id)
-            tx.add(
-                E.EVENT_TYPE_WORKFLOW_TASK_STARTED, started.workflow_task_started_event_attributes
-            )
+            tx.add_copy(started)
             completed_attrs = WorkflowTaskCompletedEventAttributes(
                 scheduled_event_id=task.ref,
                 started_event_id=started.event_id,
@@ -546,10 +554,12 @@ class Engine:
 
         def change(tx: Transition) -> None:
             task = self._leased_workflow_task(tx, ref)
-            read = self._started_events.pop(ref.task_id, None)
+            read = self._started_events.get(ref.task_id)
             if task is None or read is None:
+                self._started_events.pop(ref.task_id, None)
                 return
             self.materialize_workflow_task(tx)
+            self._started_events.pop(ref.task_id, None)
             self._record_task_failure(tx, task, read.started, failure, cause)
 
         self.transition(ref.run_id, change)
@@ -570,9 +580,7 @@ class Engine:
         ):
             # Later attempts of a failing task stay out of the history, as in Temporal.
             self._trim_recent(state, started.event_id)
-            tx.add(
-                E.EVENT_TYPE_WORKFLOW_TASK_STARTED, started.workflow_task_started_event_attributes
-            )
+            tx.add_copy(started)
             attrs = WorkflowTaskFailedEventAttributes(
                 scheduled_event_id=task.ref,
                 started_event_id=started.event_id,

@@ -295,11 +295,15 @@ class Frontend:
             memo=started.memo,
             search_attributes=started.search_attributes,
         )
-        info.start_time.FromNanoseconds(int(exe.start_time * 1e9))
-        info.execution_time.FromNanoseconds(int(exe.start_time * 1e9))
-        if exe.close_time is not None:
-            info.close_time.FromNanoseconds(int(exe.close_time * 1e9))
-            info.execution_duration.FromNanoseconds(int((exe.close_time - exe.start_time) * 1e9))
+        # Times as the history has them, to the nanosecond.
+        if state.start_event_time is not None:
+            info.start_time.CopyFrom(state.start_event_time)
+            info.execution_time.CopyFrom(state.start_event_time)
+        if state.close_event is not None:
+            info.close_time.CopyFrom(state.close_event.event_time)
+            info.execution_duration.FromNanoseconds(
+                state.close_event.event_time.ToNanoseconds() - info.start_time.ToNanoseconds()
+            )
         config = WorkflowExecutionConfig(
             task_queue=TaskQueue(name=exe.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
             workflow_execution_timeout=started.workflow_execution_timeout,

@@ -33,23 +33,33 @@ class Queries:
         self, exe: ExecutionRecord, request: QueryWorkflowRequest, timeout: float
     ) -> Payloads:
         """Answers a query through a worker of the run's task queue, here or in another process."""
-        deadline = self.engine.clock.now() + timeout
-        # Like Temporal, a query waits for the first workflow task to complete.
-        while True:
-            state = self.engine.state_of(exe.run_id)
-            if state.completed_workflow_tasks or not state.running:
-                break
-            left = deadline - self.engine.clock.now()
-            if left <= 0:
-                raise QueryFailedError("query timed out: the workflow has not started yet")
-            await self.engine.wait_run_change(exe.run_id, min(left, 0.05))
-        handler = self.engine.matching.query_handlers.get(exe.task_queue)
-        if handler is not None:
-            return await handler(exe, request.query)
-        if not any(exe.task_queue in o.task_queues for o in self.engine.store.owners()):
+        engine = self.engine
+        deadline = engine.clock.now() + timeout
+        local = engine.matching.query_handlers.get(exe.task_queue)
+        if local is None and not any(
+            exe.task_queue in o.task_queues for o in engine.store.owners()
+        ):
             raise QueryFailedError(
                 f"no worker polls task queue {exe.task_queue!r} to answer the query"
             )
+        # Like Temporal, a query waits for the first workflow task, and for a
+        # workflow task that is due or running, so it sees what came before it
+        # (a signal, say). A task failing again and again does not hold it.
+        while True:
+            state = engine.state_of(exe.run_id)
+            now = engine.clock.now()
+            wft = state.wft
+            pending = wft is not None and wft.attempt == 1 and wft.visible_at <= now
+            if not state.running or (state.completed_workflow_tasks and not pending):
+                break
+            left = deadline - now
+            if left <= 0:
+                if not state.completed_workflow_tasks:
+                    raise QueryFailedError("query timed out: the workflow has not started yet")
+                break
+            await engine.wait_run_change(exe.run_id, min(left, 0.05))
+        if local is not None:
+            return await local(exe, request.query)
         now = self.engine.clock.now()
         with self.engine.store.transaction():
             query_id = self.engine.store.insert_query(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import (
     ActivityTaskScheduledEventAttributes,
@@ -104,6 +105,7 @@ class RunState:
     close_event: HistoryEvent | None = None
     cancel_requested: bool = False
     completed_workflow_tasks: int = 0
+    start_event_time: Timestamp | None = None
     # Updates requested but not yet accepted or rejected.
     requested_updates: int = 0
     # Events from ``recent_from`` on, kept so a sticky worker gets only what it
@@ -118,7 +120,9 @@ class RunState:
     def apply(self, event: HistoryEvent) -> None:
         """Folds one event into the state."""
         t = event.event_type
-        if t == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            self.start_event_time = event.event_time
+        elif t == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             self.activities[event.event_id] = PendingActivity(
                 event.event_id, event.activity_task_scheduled_event_attributes
             )

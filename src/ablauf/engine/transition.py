@@ -68,6 +68,13 @@ class Transition:
         self._append(event)
         return event
 
+    def add_copy(self, shown: HistoryEvent) -> HistoryEvent:
+        """Appends an event a worker has already seen, keeping its time and attributes."""
+        event = HistoryEvent()
+        event.CopyFrom(shown)
+        self._append(event)
+        return event
+
     def _append(self, event: HistoryEvent) -> None:
         exe = self.state.exe
         event.event_id = exe.next_event_id
