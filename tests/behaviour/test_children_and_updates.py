@@ -7,7 +7,13 @@ from datetime import timedelta
 
 import pytest
 from temporalio import workflow
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
 from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
@@ -137,7 +143,37 @@ class Messenger:
         raise ValueError(mode)
 
 
-WORKFLOWS = [Parent, Child, Messenger]
+@workflow.defn
+class Counter:
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.done and workflow.all_handlers_finished())
+        return self.total
+
+    @workflow.update
+    async def add(self, amount: int) -> int:
+        if amount == 13:
+            raise ApplicationError("unlucky", non_retryable=True)
+        await workflow.sleep(0.05)
+        self.total += amount
+        return self.total
+
+    @add.validator
+    def check_add(self, amount: int) -> None:
+        if amount < 0:
+            raise ValueError(f"negative amount {amount}")
+
+    @workflow.update
+    def finish(self) -> str:
+        self.done = True
+        return "finishing"
+
+
+WORKFLOWS = [Parent, Child, Messenger, Counter]
 
 
 # -- child workflows -------------------------------------------------------------------------------
@@ -299,3 +335,78 @@ async def test_external_cancel(client: Client, task_queue: str, suffix: str) -> 
         with pytest.raises(WorkflowFailureError) as info:
             await target.result()
         assert isinstance(info.value.cause, CancelledError)
+
+
+# -- updates ---------------------------------------------------------------------------------------
+
+
+async def test_update_accepted_with_result(client: Client, task_queue: str, suffix: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        handle = await client.start_workflow(
+            Counter.run, id=f"counter-{suffix}", task_queue=task_queue
+        )
+        assert await handle.execute_update(Counter.add, 5) == 5
+        assert await handle.execute_update(Counter.add, 7) == 12
+        assert await handle.execute_update(Counter.finish) == "finishing"
+        assert await handle.result() == 12
+        events = [e async for e in handle.fetch_history_events()]
+    kinds = [e.event_type for e in events]
+    assert kinds.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) == 3
+    assert kinds.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED) == 3
+
+
+async def test_update_rejected_by_validator(
+    client: Client, task_queue: str, suffix: str, engine_name: str
+) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        handle = await client.start_workflow(
+            Counter.run, id=f"counter-{suffix}", task_queue=task_queue
+        )
+        with pytest.raises(WorkflowUpdateFailedError) as info:
+            await handle.execute_update(Counter.add, -1)
+        assert isinstance(info.value.cause, ApplicationError)
+        assert info.value.cause.message == "negative amount -1"
+        assert info.value.cause.type == "ValueError"
+        # The run goes on: a valid update after the rejected one.
+        assert await handle.execute_update(Counter.add, 2) == 2
+        await handle.execute_update(Counter.finish)
+        assert await handle.result() == 2
+        events = [e async for e in handle.fetch_history_events()]
+    kinds = [e.event_type for e in events]
+    # A rejection leaves no event: only the two accepted updates are in history.
+    assert kinds.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) == 2
+    assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED not in kinds
+
+
+async def test_update_handler_failure(client: Client, task_queue: str, suffix: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        handle = await client.start_workflow(
+            Counter.run, id=f"counter-{suffix}", task_queue=task_queue
+        )
+        with pytest.raises(WorkflowUpdateFailedError) as info:
+            await handle.execute_update(Counter.add, 13)
+        assert isinstance(info.value.cause, ApplicationError)
+        assert info.value.cause.message == "unlucky"
+        await handle.execute_update(Counter.finish)
+        assert await handle.result() == 0
+
+
+async def test_start_update_then_result(client: Client, task_queue: str, suffix: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        handle = await client.start_workflow(
+            Counter.run, id=f"counter-{suffix}", task_queue=task_queue
+        )
+        update = await handle.start_update(
+            Counter.add, 3, wait_for_stage=WorkflowUpdateStage.ACCEPTED, id=f"upd-{suffix}"
+        )
+        assert update.id == f"upd-{suffix}"
+        assert await update.result() == 3
+        again = handle.get_update_handle_for(Counter.add, f"upd-{suffix}")
+        assert await again.result() == 3
+        # finish and the run's end wait for every handler: all_handlers_finished.
+        slow = await handle.start_update(
+            Counter.add, 4, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        await handle.execute_update(Counter.finish)
+        assert await handle.result() == 7
+        assert await slow.result() == 7

@@ -29,13 +29,14 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import ContinueAsNewVersioningBehavior
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import WorkflowExecutionStartedEventAttributes
-from temporalio.workflow._event_groups import _inbound_event_group
+from temporalio.workflow._event_groups import _inbound_event_group, _inbound_update_event_group
 
 from ablauf.replay import history
 from ablauf.replay.handles import ContinueAsNew, ContinueAsNewRequest, close_coroutine
 from ablauf.replay.history import C
 from ablauf.replay.machines import (
     CancelWorkflow,
+    DoUpdate,
     FireTimer,
     InitializeWorkflow,
     Job,
@@ -163,6 +164,8 @@ class WorkflowDriver(WorkflowOperations):
             self._resolve_external(self.external_signals, job)  # type: ignore[arg-type]
         elif kind is ResolveCancelExternal:
             self._resolve_external(self.external_cancels, job)  # type: ignore[arg-type]
+        elif kind is DoUpdate:
+            self._do_update(job)  # type: ignore[arg-type]
         elif kind is UpdateRandomSeed:
             self.reseed(job.seed)  # type: ignore[attr-defined]
         else:
@@ -493,9 +496,111 @@ class WorkflowDriver(WorkflowOperations):
         task = self.loop.create_task(self._top_level(run_signal()), name=f"signal: {job.name}")
         task.add_done_callback(lambda _: self.in_progress_signals.pop(signal_id, None))
 
+    # -- updates ---------------------------------------------------------------------------------
+
+    def _do_update(self, job: DoUpdate) -> None:
+        """Validate (unless replaying an accepted update), accept, run, respond; like the SDK."""
+        machines = self.machines
+
+        async def run_update() -> None:
+            temporalio.workflow._set_current_update_info(
+                temporalio.workflow.UpdateInfo(id=job.update_id, name=job.name)
+            )
+            request_input = job.request.input
+            payloads = list(request_input.args.payloads)
+            past_validation = False
+            try:
+                defn = self.updates.get(job.name) or self.updates.get(None)
+                if defn is None:
+                    known = " ".join(sorted(k for k in self.updates if k))
+                    raise RuntimeError(
+                        f"Update handler for '{job.name}' expected but not found, and there "
+                        f"is no dynamic handler. known updates: [{known}]"
+                    )
+                self.in_progress_updates[job.update_id] = (job.name, defn.unfinished_policy)
+                args = self._handler_args(
+                    job.name, payloads, defn.name, defn.arg_types, defn.dynamic_vararg
+                )
+                if job.run_validator and defn.validator is not None:
+                    with self.as_read_only(in_query=True):
+                        validator = self.workflow_get_update_validator(job.name)
+                        if validator is not None:
+                            validator(*args)
+                        # Fresh arguments: the validator may have changed them.
+                        args = self._handler_args(
+                            job.name, payloads, defn.name, defn.arg_types, defn.dynamic_vararg
+                        )
+                past_validation = True
+                self.check_may_schedule("add command")
+                machines.update_accepted(job)
+                with _inbound_update_event_group(job.update_id).scope():
+                    handler = self.workflow_get_update_handler(
+                        job.name
+                    ) or self.workflow_get_update_handler(None)
+                    assert handler is not None
+                    if inspect.iscoroutinefunction(handler):
+                        result = await handler(*args)
+                    else:
+                        result = handler(*args)
+                result_payloads = self.payload_converter.to_payloads([result])
+                if len(result_payloads) != 1:
+                    raise ValueError(f"Expected 1 result payload, got {len(result_payloads)}")
+                self.check_may_schedule("add command")
+                machines.update_completed(job, result_payloads[0], None)
+            except ContinueAsNew:
+                self.loop.failure = RuntimeError("Cannot continue as new from an update handler")
+            except (Exception, asyncio.CancelledError) as err:
+                if self.evicting:
+                    return
+                error: BaseException = err
+                if isinstance(err, asyncio.CancelledError):
+                    error = temporalio.exceptions.CancelledError(
+                        f"Cancellation raised within update {err}"
+                    )
+                if isinstance(error, temporalio.workflow.ReadOnlyContextError):
+                    self.loop.failure = error
+                    return
+                if not past_validation or self.workflow_is_failure_exception(error):
+                    failure = Failure()
+                    self.failure_converter.to_failure(error, self.payload_converter, failure)
+                    if past_validation:
+                        machines.update_completed(job, None, failure)
+                    else:
+                        machines.update_rejected(job, failure)
+                else:
+                    self.loop.failure = error
+            finally:
+                self.in_progress_updates.pop(job.update_id, None)
+
+        self.loop.create_task(run_update(), name=f"update: {job.name}")
+
     def warn_unfinished_handlers(self) -> None:
         """Warn, like the Python SDK, when the run ends while signal handlers still run."""
         policy = temporalio.workflow.HandlerUnfinishedPolicy.WARN_AND_ABANDON
+        updates = [
+            {"name": name, "id": update_id}
+            for update_id, (name, p) in self.in_progress_updates.items()
+            if p == policy
+        ]
+        if updates:
+            warnings.warn(
+                temporalio.workflow.UnfinishedUpdateHandlersWarning(
+                    "[TMPRL1102] Workflow finished while update handlers are still running. "
+                    "This may have interrupted work that the update handler was doing, and "
+                    "the client that sent the update will receive a 'workflow execution "
+                    "already completed' RPCError instead of the update result. You can wait "
+                    "for all update and signal handlers to complete by using `await "
+                    "workflow.wait_condition(lambda: workflow.all_handlers_finished())`. "
+                    "Alternatively, if both you and the clients sending the update are okay "
+                    "with interrupting running handlers when the workflow finishes, and "
+                    "causing clients to receive errors, then you can disable this warning via "
+                    "the update handler decorator: `@workflow.update(unfinished_policy="
+                    "workflow.HandlerUnfinishedPolicy.ABANDON)`. The following updates were "
+                    "unfinished (and warnings were not disabled for their handler): "
+                    + json.dumps(updates)
+                ),
+                stacklevel=2,
+            )
         names = collections.Counter(
             name for name, p in self.in_progress_signals.values() if p == policy
         )

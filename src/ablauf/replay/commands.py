@@ -12,10 +12,13 @@ from __future__ import annotations
 from collections import deque
 from typing import Final
 
+from google.protobuf.message import Message as ProtoMessage
 from temporalio.api.command.v1 import Command
-from temporalio.api.common.v1 import SearchAttributes
+from temporalio.api.common.v1 import Payload, SearchAttributes
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.protocol.v1 import Message
+from temporalio.api.update.v1 import Acceptance, Outcome, Rejection, Response
 
 from ablauf.replay import history
 from ablauf.replay.history import C, CoreFlag, E, InternalFlags
@@ -30,6 +33,7 @@ from ablauf.replay.machines import (
     ChildState,
     ChildWorkflowMachine,
     CommandEntry,
+    DoUpdate,
     Job,
     Machine,
     Nondeterminism,
@@ -42,6 +46,7 @@ from ablauf.replay.machines import (
     SignalExternalMachine,
     TimerMachine,
     TimerState,
+    UpdateMachine,
 )
 
 __all__ = ["CommandMachines"]
@@ -85,6 +90,8 @@ class CommandMachines:
         self._dropped_since_prepare = False
         # Machines still expecting events, by the id of the event that started them.
         self._by_event_id: dict[int, Machine] = {}
+        # Protocol messages (update acceptances, rejections, responses) of the new task.
+        self.messages: list[Message] = []
         # Patch ids seen in history or used by the workflow -> whether a command was made.
         self._patches: dict[str, bool] = {}
 
@@ -299,6 +306,66 @@ class CommandMachines:
             CancelExternalMachine(seq),
             E.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
         )
+
+    def _message(self, job: DoUpdate, suffix: str, body: ProtoMessage) -> str:
+        message_id = f"{job.request_message_id}/{suffix}"
+        if not self.replaying:
+            message = Message(id=message_id, protocol_instance_id=job.protocol_instance_id)
+            message.body.Pack(body)
+            self.messages.append(message)
+        return message_id
+
+    def update_accepted(self, job: DoUpdate) -> Command:
+        """Accept an update: an Acceptance message and the command that names it."""
+        message_id = self._message(
+            job,
+            "accept",
+            Acceptance(
+                accepted_request_message_id=job.request_message_id,
+                accepted_request_sequencing_event_id=job.sequencing_event_id,
+                accepted_request=job.request,
+            ),
+        )
+        command = self._add(
+            C.PROTOCOL_MESSAGE,
+            UpdateMachine(job.protocol_instance_id),
+            E.WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+        )
+        command.protocol_message_command_attributes.message_id = message_id
+        return command
+
+    def update_rejected(self, job: DoUpdate, failure: Failure) -> None:
+        """Reject an update: a Rejection message, no command and no event."""
+        self._message(
+            job,
+            "reject",
+            Rejection(
+                rejected_request_message_id=job.request_message_id,
+                rejected_request_sequencing_event_id=job.sequencing_event_id,
+                rejected_request=job.request,
+                failure=failure,
+            ),
+        )
+
+    def update_completed(
+        self, job: DoUpdate, result: Payload | None, failure: Failure | None
+    ) -> Command:
+        """Complete an accepted update with its result or failure."""
+        outcome = Outcome()
+        if failure is not None:
+            outcome.failure.CopyFrom(failure)
+        else:
+            outcome.success.payloads.append(result or Payload())
+        message_id = self._message(
+            job, "complete", Response(meta=job.request.meta, outcome=outcome)
+        )
+        command = self._add(
+            C.PROTOCOL_MESSAGE,
+            UpdateMachine(job.protocol_instance_id),
+            E.WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+        )
+        command.protocol_message_command_attributes.message_id = message_id
+        return command
 
     def close_workflow(self, command_type: int) -> Command:
         """Complete, fail, cancel or continue the run; the caller fills in the command."""

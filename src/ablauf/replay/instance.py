@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import temporalio.converter
@@ -28,7 +28,9 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.protocol.v1 import Message
 from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
+from temporalio.api.update.v1 import Request
 
 from ablauf.errors import UnsupportedFeatureError
 from ablauf.replay import history
@@ -37,6 +39,7 @@ from ablauf.replay.commands import RESULT_EVENTS_BY_INITIATED, CommandMachines
 from ablauf.replay.history import E, InternalFlags
 from ablauf.replay.machines import (
     CancelWorkflow,
+    DoUpdate,
     InitializeWorkflow,
     Job,
     Nondeterminism,
@@ -62,7 +65,7 @@ _RESULT_EVENTS: Final = frozenset(
         *RESULT_EVENTS_BY_INITIATED,
     }
 )
-# Commands ablauf cannot produce yet (Nexus, updates).
+# Commands ablauf cannot produce yet (Nexus, legacy update rejection events).
 _UNSUPPORTED_COMMAND_EVENTS: Final = history.COMMAND_EVENT_TYPES - {
     E.ACTIVITY_TASK_SCHEDULED,
     E.ACTIVITY_TASK_CANCEL_REQUESTED,
@@ -78,6 +81,8 @@ _UNSUPPORTED_COMMAND_EVENTS: Final = history.COMMAND_EVENT_TYPES - {
     E.START_CHILD_WORKFLOW_EXECUTION_INITIATED,
     E.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
     E.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+    E.WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    E.WORKFLOW_EXECUTION_UPDATE_COMPLETED,
 }
 _IGNORED_EVENTS: Final = frozenset(
     {
@@ -107,12 +112,16 @@ class WorkflowTaskOutcome:
         sdk_metadata: For ``WorkflowTaskCompletedEventAttributes.sdk_metadata`` of the
             completed task: the sdk-core and temporal-python flags this task used
             (sdk-core records them so later replays take the same code paths).
+        messages: Protocol messages for the server (update acceptances, rejections and
+            responses); each acceptance and response is named by a ProtocolMessage
+            command in ``commands``.
     """
 
     commands: list[Command]
     failure: Failure | None = None
     nondeterminism: bool = False
     sdk_metadata: WorkflowTaskCompletedMetadata | None = None
+    messages: list[Message] = field(default_factory=list)
 
 
 class WorkflowInstance:
@@ -155,6 +164,10 @@ class WorkflowInstance:
         )
         self._last_event_id = 0
         self._answered = False  # a new task was answered; its WorkflowTaskCompleted comes next
+        # A task answered without commands may have been speculative (only rejected
+        # updates): the server then drops its events, and they come again from here.
+        self._rollback_from: int | None = None
+        self._flags_before: tuple[set[int], set[int]] | None = None
         self._broken: str | None = None
         self._closed = False
 
@@ -163,7 +176,9 @@ class WorkflowInstance:
         """Id of the last event fed in."""
         return self._last_event_id
 
-    def activate(self, events: Sequence[HistoryEvent]) -> WorkflowTaskOutcome:
+    def activate(
+        self, events: Sequence[HistoryEvent], messages: Sequence[Message] = ()
+    ) -> WorkflowTaskOutcome:
         """Feed the events since the last call and answer the new workflow task, if any.
 
         The first call gets the history from event 1. Each recorded workflow task is
@@ -175,6 +190,7 @@ class WorkflowInstance:
 
         Args:
             events: Events continuing from :attr:`last_event_id`.
+            messages: Protocol messages of the new task: update requests.
 
         Returns:
             The commands for the new task, or the failure of the task.
@@ -188,6 +204,18 @@ class WorkflowInstance:
             raise RuntimeError("The workflow instance is closed")
         if self._broken is not None:
             raise RuntimeError(self._broken)
+        if (
+            self._answered
+            and self._rollback_from is not None
+            and events
+            and events[0].event_id == self._rollback_from
+        ):
+            # The answered task only rejected updates and left no events.
+            self._answered = False
+            self._last_event_id = self._rollback_from - 1
+            if self._flags_before is not None:
+                self._flags.core, self._flags.lang = self._flags_before
+        self._rollback_from = None
         expected = self._last_event_id + 1
         for offset, event in enumerate(events):
             if event.event_id != expected + offset:
@@ -196,7 +224,7 @@ class WorkflowInstance:
                     f"got event {event.event_id} at position {offset}"
                 )
         try:
-            return self._process(events)
+            return self._process(events, messages)
         except UnsupportedFeatureError as err:
             return self._task_failed(err)
         except Nondeterminism as err:
@@ -229,7 +257,9 @@ class WorkflowInstance:
 
     # -- processing -------------------------------------------------------------------------------
 
-    def _process(self, events: Sequence[HistoryEvent]) -> WorkflowTaskOutcome:
+    def _process(
+        self, events: Sequence[HistoryEvent], messages: Sequence[Message]
+    ) -> WorkflowTaskOutcome:
         machines = self._machines
         count = len(events)
         index = 0
@@ -260,7 +290,8 @@ class WorkflowInstance:
                 self._last_event_id = event.event_id
                 following = events[index + 1] if index + 1 < count else None
                 if following is None:
-                    return self._answer(event)
+                    self._deliver_updates(messages)
+                    return self._answer(event, events[index - 1] if index else None)
                 if following.event_type == E.WORKFLOW_TASK_COMPLETED:
                     outcome = self._replay(event, following, events, index)
                     if outcome is not None:
@@ -329,7 +360,19 @@ class WorkflowInstance:
         for later in events[index + 2 :]:
             if later.event_type == E.WORKFLOW_TASK_STARTED:
                 break
-            if later.event_type == E.MARKER_RECORDED:
+            if later.event_type == E.WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+                # Accepted updates run again, without their validators.
+                accepted = later.workflow_execution_update_accepted_event_attributes
+                self._jobs.append(
+                    DoUpdate(
+                        request=accepted.accepted_request,
+                        request_message_id=accepted.accepted_request_message_id,
+                        sequencing_event_id=accepted.accepted_request_sequencing_event_id,
+                        protocol_instance_id=accepted.protocol_instance_id,
+                        run_validator=False,
+                    )
+                )
+            elif later.event_type == E.MARKER_RECORDED:
                 details = history.patch_marker_details(later)
                 if details is not None:
                     machines.note_patch_marker(details[0])
@@ -340,8 +383,25 @@ class WorkflowInstance:
             return None
         return self._task_failed(error)
 
-    def _answer(self, started: HistoryEvent) -> WorkflowTaskOutcome:
+    def _deliver_updates(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            request = Request()
+            if not message.body.Unpack(request):
+                raise ValueError(f"Unexpected protocol message {message.body.type_url}")
+            self._jobs.append(
+                DoUpdate(
+                    request=request,
+                    request_message_id=message.id,
+                    sequencing_event_id=message.event_id,
+                    protocol_instance_id=message.protocol_instance_id,
+                    run_validator=True,
+                )
+            )
+
+    def _answer(self, started: HistoryEvent, previous: HistoryEvent | None) -> WorkflowTaskOutcome:
         """Run the new task and return its commands."""
+        self._machines.messages = []
+        flags_before = (set(self._flags.core), set(self._flags.lang))
         # Like temporalio, a flag the history already used keeps applying to new tasks.
         error = self._run_task(
             started, replaying=False, single_batch=_SINGLE_BATCH_FLAG in self._flags.lang
@@ -352,7 +412,18 @@ class WorkflowInstance:
         if commands and _is_terminal(commands[-1]):
             self._driver.warn_unfinished_handlers()
         self._answered = True
-        return WorkflowTaskOutcome(commands=commands, sdk_metadata=self._flags.gather())
+        if (
+            not commands
+            and previous is not None
+            and previous.event_type == E.WORKFLOW_TASK_SCHEDULED
+        ):
+            self._rollback_from = previous.event_id
+            self._flags_before = flags_before
+        return WorkflowTaskOutcome(
+            commands=commands,
+            sdk_metadata=self._flags.gather(),
+            messages=list(self._machines.messages),
+        )
 
     def _run_task(
         self, started: HistoryEvent, *, replaying: bool, single_batch: bool

@@ -20,6 +20,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import TimeoutType
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent, WorkflowExecutionStartedEventAttributes
+from temporalio.api.update.v1 import Request
 
 from ablauf.replay import history
 from ablauf.replay.history import E
@@ -605,3 +606,52 @@ class CancelExternalMachine(Machine):
         else:
             raise self.unexpected(event)
         return True
+
+
+# --- updates ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DoUpdate(Job):
+    """Run an update: its validator first unless ``run_validator`` is False (replay)."""
+
+    group: ClassVar[int] = SIGNAL_GROUP
+    request: Request
+    request_message_id: str
+    sequencing_event_id: int
+    protocol_instance_id: str
+    run_validator: bool
+
+    @property
+    def update_id(self) -> str:
+        """The update's id."""
+        return self.request.meta.update_id
+
+    @property
+    def name(self) -> str:
+        """The update's name."""
+        return self.request.input.name
+
+
+class UpdateMachine(Machine):
+    """The protocol-message commands of one update: acceptance, then completion."""
+
+    __slots__ = ("protocol_instance_id",)
+    label = "Update machine"
+
+    def __init__(self, protocol_instance_id: str) -> None:
+        super().__init__()
+        self.protocol_instance_id = protocol_instance_id
+
+    def on_command_event(self, entry: CommandEntry, event: HistoryEvent) -> None:
+        super().on_command_event(entry, event)
+        if event.event_type == E.WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            recorded = event.workflow_execution_update_accepted_event_attributes
+            instance_id = recorded.protocol_instance_id
+        else:
+            instance_id = event.workflow_execution_update_completed_event_attributes.meta.update_id
+        if instance_id != self.protocol_instance_id:
+            raise Nondeterminism(
+                f"Update {instance_id} in history does not match update "
+                f"{self.protocol_instance_id} of the command"
+            )

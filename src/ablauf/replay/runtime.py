@@ -99,6 +99,7 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         self._seed_callbacks: list[Callable[[int], None]] = []
         self._memo: dict[str, Any] | None = None
         self.in_progress_signals: dict[int, tuple[str, Any]] = {}
+        self.in_progress_updates: dict[str, tuple[str, Any]] = {}
 
     # -- guards ----------------------------------------------------------------------------------
 
@@ -183,7 +184,6 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         handler: Callable[..., Any] | None,
         validator: Callable[..., Any] | None,
     ) -> None:
-        # Registering is harmless; delivering updates is what ablauf does not do yet.
         self.check_may_schedule("set update handler")
         if handler is None:
             self.updates.pop(name, None)
@@ -194,7 +194,7 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         self.updates[name] = defn
 
     def workflow_all_handlers_finished(self) -> bool:
-        return not self.in_progress_signals
+        return not self.in_progress_signals and not self.in_progress_updates
 
     # -- information -----------------------------------------------------------------------------
 

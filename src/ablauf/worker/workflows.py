@@ -13,7 +13,9 @@ import temporalio.workflow
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.api.protocol.v1 import Message
 from temporalio.api.query.v1 import WorkflowQuery
+from temporalio.api.update.v1 import Acceptance, Rejection, Request, Response
 
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import EngineError, QueryFailedError
@@ -114,7 +116,8 @@ class WorkflowRunner:
                     task.workflow_type, task.namespace, task.workflow_id, task.run_id
                 )
             events = await self.codec.decode_events(task.events)
-            outcome = instance.activate(events)
+            messages = [await self._code_message(m, encode=False) for m in task.messages]
+            outcome = instance.activate(events, messages)
         except _NotRegistered as err:
             self._fail(ref, task.workflow_id, _failure(str(err), "NotFoundError"), _UNHANDLED)
             return
@@ -135,8 +138,9 @@ class WorkflowRunner:
             self._fail(ref, task.workflow_id, outcome.failure, cause)
             return
         commands = await self.codec.encode_commands(outcome.commands)
+        out = [await self._code_message(m, encode=True) for m in outcome.messages]
         try:
-            kept = engine.complete_workflow_task(ref, commands, outcome.sdk_metadata)
+            kept = engine.complete_workflow_task(ref, commands, outcome.sdk_metadata, out)
         except EngineError as err:
             instance.close()
             if isinstance(err, PayloadsTooLargeError):
@@ -152,6 +156,24 @@ class WorkflowRunner:
                 old.close()
         else:
             instance.close()
+
+    async def _code_message(self, message: Message, *, encode: bool) -> Message:
+        """A protocol message with the payloads in its body run through the codec."""
+        if self.codec.codec is None:
+            return message
+        for kind in (Request, Acceptance, Rejection, Response):
+            if message.body.Is(kind.DESCRIPTOR):
+                body = kind()
+                message.body.Unpack(body)
+                if encode:
+                    body = await self.codec.encode_message(body)
+                else:
+                    body = await self.codec.decode_message(body)
+                copy = Message()
+                copy.CopyFrom(message)
+                copy.body.Pack(body)
+                return copy
+        return message
 
     def _fail(self, ref: TaskRef, workflow_id: str, failure: Failure, cause: int) -> None:
         if ref.attempt == 1:
