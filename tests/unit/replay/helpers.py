@@ -19,7 +19,9 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import CommandType, EventType, RetryState, TimeoutType
 from temporalio.api.failure.v1 import Failure, TimeoutFailureInfo
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.protocol.v1 import Message
 from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
+from temporalio.api.update.v1 import Acceptance, Request, Response
 from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
@@ -126,6 +128,8 @@ class Run:
         self.child_types: dict[str, str] = {}
         self.signals_sent: list[int] = []  # initiated event ids of signals to other workflows
         self.cancels_sent: list[int] = []  # initiated event ids of cancel requests
+        self.messages: dict[str, Message] = {}  # protocol messages of the last task, by id
+        self.accepted: dict[str, int] = {}  # update id -> accepted event id
 
     def new_instance(self) -> WorkflowInstance:
         return WorkflowInstance(
@@ -315,11 +319,27 @@ class Run:
         )
         return started
 
-    def task(self) -> WorkflowTaskOutcome:
+    def update_request(self, name: str, *args: Any, update_id: str = "u1") -> Message:
+        """An update request as the server delivers it with the next workflow task."""
+        request = Request()
+        request.meta.update_id = update_id
+        request.meta.identity = "test"
+        request.input.name = name
+        if args:
+            request.input.args.payloads.extend(CONVERTER.payload_converter.to_payloads(args))
+        message = Message(
+            id=f"{update_id}/request",
+            protocol_instance_id=update_id,
+            event_id=self.history.last_id() + 1,  # the task's WorkflowTaskScheduled
+        )
+        message.body.Pack(request)
+        return message
+
+    def task(self, messages: Sequence[Message] = ()) -> WorkflowTaskOutcome:
         """Schedule and start a workflow task, answer it, and record its commands."""
         history = self.history
         started = self.start_task()
-        outcome = self.instance.activate(history.events[self.fed :])
+        outcome = self.instance.activate(history.events[self.fed :], messages)
         self.fed = len(history.events)
         self.outcomes.append(outcome)
         if outcome.failure is not None:
@@ -334,6 +354,7 @@ class Run:
             self.instance = self.new_instance()
             self.fed = 0
             return outcome
+        self.messages = {m.id: m for m in outcome.messages}
         self.record(outcome.commands, outcome.sdk_metadata, started.event_id)
         return outcome
 
@@ -467,6 +488,28 @@ class Run:
             attrs.workflow_execution.workflow_id = a.workflow_id
             attrs.workflow_execution.run_id = a.run_id
             self.cancels_sent.append(event.event_id)
+        elif kind == CommandType.COMMAND_TYPE_PROTOCOL_MESSAGE:
+            message = self.messages[command.protocol_message_command_attributes.message_id]
+            acceptance, response = Acceptance(), Response()
+            if message.body.Unpack(acceptance):
+                event = add(
+                    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+                    "workflow_execution_update_accepted_event_attributes",
+                    protocol_instance_id=message.protocol_instance_id,
+                    accepted_request_message_id=acceptance.accepted_request_message_id,
+                    accepted_request_sequencing_event_id=acceptance.accepted_request_sequencing_event_id,
+                    accepted_request=acceptance.accepted_request,
+                )
+                self.accepted[message.protocol_instance_id] = event.event_id
+            else:
+                assert message.body.Unpack(response)
+                add(
+                    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+                    "workflow_execution_update_completed_event_attributes",
+                    meta=response.meta,
+                    accepted_event_id=self.accepted[message.protocol_instance_id],
+                    outcome=response.outcome,
+                )
         elif kind == CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION:
             add(
                 EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
