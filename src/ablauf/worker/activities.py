@@ -167,9 +167,11 @@ class _Attempt:
             self.details.details = details
         if self.heartbeat_error is None:
             self.heartbeat_error = heartbeat_error
-        self.cancelled_event.set()
-        if self.done:
+        # Delivered once, as sdk-core does: a second request (the heartbeat's
+        # answer after the engine's own notice) must not interrupt the cleanup.
+        if self.cancelled_event.is_set() or self.done:
             return
+        self.cancelled_event.set()
         if self.thread_canceller is not None:
             self.thread_canceller.raise_in_thread()
         if self.defn.is_async and self.task is not None:
