@@ -43,7 +43,7 @@ async def await_operation(
             await asyncio.wait([fut])
             return fut.result()
         except asyncio.CancelledError as err:
-            if fut.done() and owner.single_batch:
+            if owner.evicting or (fut.done() and owner.single_batch):
                 raise
             apply_cancel(err)
             task = asyncio.current_task()

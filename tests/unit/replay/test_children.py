@@ -230,3 +230,11 @@ def _payloads(result: object) -> object:
     from temporalio.api.common.v1 import Payloads
 
     return Payloads(payloads=[payload(result)])
+
+
+def test_eviction_with_a_pending_child_and_signal() -> None:
+    run = Run(Parent, "signal")
+    run.task()
+    run.child_started("kid-1")
+    run.task()  # the signal is out, not yet delivered
+    run.close()  # eviction cancels the waiting coroutines without new commands
