@@ -143,7 +143,9 @@ async def test_info_and_history_length_seen_by_the_workflow(
         # first task; after the activity; after the timer
         "lengths": [3, 9, 14],
     }
+    assert desc.status == WorkflowExecutionStatus.COMPLETED
     assert desc.history_length == 20
+    assert desc.close_time is not None and desc.close_time > desc.start_time
 
 
 async def test_now_uuid4_and_random_are_the_same_on_replay(
