@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
 )
+from temporalio.converter import DataConverter
 from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
@@ -22,6 +24,8 @@ from temporalio.exceptions import (
 )
 
 from ablauf import Client, Worker
+
+from .test_converters import Reverse
 
 # -- workflows -------------------------------------------------------------------------------------
 
@@ -410,3 +414,36 @@ async def test_start_update_then_result(client: Client, task_queue: str, suffix:
         await handle.execute_update(Counter.finish)
         assert await handle.result() == 7
         assert await slow.result() == 7
+
+
+async def test_updates_and_children_through_a_codec(
+    target: str, task_queue: str, suffix: str
+) -> None:
+    converter = dataclasses.replace(DataConverter.default, payload_codec=Reverse())
+    client = await Client.connect(target, data_converter=converter)
+    try:
+        async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+            handle = await client.start_workflow(
+                Counter.run, id=f"counter-{suffix}", task_queue=task_queue
+            )
+            assert await handle.execute_update(Counter.add, 4) == 4
+            with pytest.raises(WorkflowUpdateFailedError):
+                await handle.execute_update(Counter.add, -4)
+            await handle.execute_update(Counter.finish)
+            assert await handle.result() == 4
+            result = await client.execute_workflow(
+                Parent.run,
+                args=["result", f"child-{suffix}", task_queue],
+                id=f"parent-{suffix}",
+                task_queue=task_queue,
+            )
+            assert result == f"hello:parent-{suffix}"
+        events = [e async for e in handle.fetch_history_events()]
+        completed = next(
+            e.workflow_execution_update_completed_event_attributes
+            for e in events
+            if e.HasField("workflow_execution_update_completed_event_attributes")
+        )
+        assert completed.outcome.success.payloads[0].metadata["encoding"] == b"binary/reversed"
+    finally:
+        await client.close()
