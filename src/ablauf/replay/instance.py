@@ -173,7 +173,13 @@ class WorkflowInstance:
 
     @property
     def last_event_id(self) -> int:
-        """Id of the last event fed in."""
+        """Id of the last event fed in that the server is sure to keep.
+
+        After a task answered without commands, which may have been a speculative
+        task the server drops, this is the event before that task.
+        """
+        if self._rollback_from is not None:
+            return self._rollback_from - 1
         return self._last_event_id
 
     def activate(
@@ -204,18 +210,24 @@ class WorkflowInstance:
             raise RuntimeError("The workflow instance is closed")
         if self._broken is not None:
             raise RuntimeError(self._broken)
-        if (
-            self._answered
-            and self._rollback_from is not None
-            and events
-            and events[0].event_id == self._rollback_from
-        ):
-            # The answered task only rejected updates and left no events.
-            self._answered = False
-            self._last_event_id = self._rollback_from - 1
-            if self._flags_before is not None:
-                self._flags.core, self._flags.lang = self._flags_before
+        rollback = self._rollback_from
         self._rollback_from = None
+        if self._answered and rollback is not None and events and events[0].event_id == rollback:
+            kept = (
+                len(events) > 2
+                and events[1].event_id == self._last_event_id
+                and events[1].event_type == E.WORKFLOW_TASK_STARTED
+                and events[2].event_type == E.WORKFLOW_TASK_COMPLETED
+            )
+            if kept:
+                # The server kept the answered task: skip what this instance has seen.
+                events = events[2:]
+            else:
+                # The answered task only rejected updates and left no events.
+                self._answered = False
+                self._last_event_id = rollback - 1
+                if self._flags_before is not None:
+                    self._flags.core, self._flags.lang = self._flags_before
         expected = self._last_event_id + 1
         for offset, event in enumerate(events):
             if event.event_id != expected + offset:

@@ -139,3 +139,51 @@ def test_speculative_task_that_only_rejected_leaves_no_events() -> None:
     assert _result(run) == 0
     assert run.replay().failure is None
     run.close()
+
+
+def test_dropped_speculative_task_then_a_signal_takes_its_event_ids() -> None:
+    run = Run(Tally)
+    run.task()
+    before = len(run.history.events)
+    run.start_task()
+    outcome = run.instance.activate(
+        run.history.events[run.fed :], [run.update_request("add", -1, update_id="u9")]
+    )
+    assert outcome.commands == []
+    # The worker asks for the events after the last one the server surely kept.
+    assert run.instance.last_event_id == before
+    del run.history.events[before:]
+    run.fed = before
+    run.signal("finish")  # takes the id the dropped WorkflowTaskScheduled had
+    run.task()
+    assert _result(run) == 0
+    run.close()
+
+
+@workflow.defn
+class Quiet:
+    def __init__(self) -> None:
+        self.seen = 0
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.seen == 2)
+        return self.seen
+
+    @workflow.signal
+    def poke(self) -> None:
+        self.seen += 1
+
+
+def test_kept_task_without_commands_is_fed_again_from_its_scheduled_event() -> None:
+    run = Run(Quiet)
+    run.task()
+    run.signal("poke")
+    assert run.task().commands == []
+    # Like the worker: events from last_event_id on, which now repeat the answered task.
+    run.fed = run.instance.last_event_id
+    run.signal("poke")
+    run.task()
+    assert _result(run) == 2
+    assert run.replay().failure is None
+    run.close()
