@@ -51,6 +51,7 @@ from ablauf.engine.errors import NotFoundError
 from ablauf.engine.executions import DEFAULT_WORKFLOW_TASK_TIMEOUT
 from ablauf.engine.timers import TimerKind
 from ablauf.engine.transition import Transition
+from ablauf.history.events import attributes_of
 
 if TYPE_CHECKING:
     from ablauf.engine.engine import Engine
@@ -153,6 +154,9 @@ def notify_parent(tx: Transition) -> None:
         return
     if tx.state.exe.status == S.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
         return
+    closed = tx.state.close_event
+    if closed is not None and getattr(attributes_of(closed), "new_execution_run_id", ""):
+        return  # a retry goes on as the next run of the same child
     parent = started.parent_workflow_execution
     ref = f"{started.parent_initiated_event_id}:{tx.state.exe.run_id}"
     _transfer(tx, parent.run_id, TimerKind.TRANSFER_CHILD_CLOSED, ref)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from temporalio.api.command.v1 import Command
 from temporalio.api.enums.v1 import (
@@ -12,6 +13,7 @@ from temporalio.api.enums.v1 import (
     RetryState,
     WorkflowExecutionStatus,
 )
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import (
     MarkerRecordedEventAttributes,
     TimerCanceledEventAttributes,
@@ -29,7 +31,7 @@ from temporalio.api.protocol.v1 import Message
 from ablauf.engine import activities, children, updates
 from ablauf.engine.errors import InvalidArgumentError
 from ablauf.engine.limits import check_payloads
-from ablauf.engine.timers import TimerKind
+from ablauf.engine.timers import TimerKind, activity_retry
 from ablauf.engine.transition import Transition
 
 __all__ = ["CLOSING", "apply"]
@@ -127,14 +129,7 @@ def _apply_one(tx: Transition, command: Command, wft_id: int) -> None:
             S.WORKFLOW_EXECUTION_STATUS_COMPLETED,
         )
     elif t == C.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION:
-        failed = WorkflowExecutionFailedEventAttributes(
-            failure=command.fail_workflow_execution_command_attributes.failure,
-            retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET,
-            workflow_task_completed_event_id=wft_id,
-        )
-        engine.close_run(
-            tx, E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, failed, S.WORKFLOW_EXECUTION_STATUS_FAILED
-        )
+        _fail(tx, command.fail_workflow_execution_command_attributes.failure, wft_id)
     elif t == C.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION:
         canceled = WorkflowExecutionCanceledEventAttributes(
             details=command.cancel_workflow_execution_command_attributes.details,
@@ -188,6 +183,41 @@ def _apply_one(tx: Transition, command: Command, wft_id: int) -> None:
         raise InvalidArgumentError(
             f"command {CommandType.Name(t)} is not supported by the embedded engine yet"
         )
+
+
+def _fail(tx: Transition, failure: Failure, wft_id: int) -> None:
+    """Fails the run; with a retry policy that allows it, the next attempt starts as a new run."""
+    engine = tx.engine
+    state = tx.state
+    prev = state.started
+    failed = WorkflowExecutionFailedEventAttributes(
+        failure=failure,
+        retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET,
+        workflow_task_completed_event_id=wft_id,
+    )
+    if prev.HasField("retry_policy"):
+        deadline = None
+        if prev.HasField("workflow_execution_expiration_time"):
+            deadline = prev.workflow_execution_expiration_time.ToNanoseconds() / 1e9
+        delay, failed.retry_state = activity_retry(
+            prev.retry_policy, prev.attempt, failure, tx.now, deadline
+        )
+        if delay is not None:
+            retry = WorkflowExecutionStartedEventAttributes()
+            retry.CopyFrom(prev)
+            retry.ClearField("original_execution_run_id")
+            retry.attempt = prev.attempt + 1
+            retry.continued_execution_run_id = state.exe.run_id
+            retry.initiator = ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_RETRY
+            retry.continued_failure.CopyFrom(failure)
+            retry.first_workflow_task_backoff.FromTimedelta(timedelta(seconds=delay))
+            retry.identity = engine.identity
+            new_tx = engine.create_run(state.exe.namespace, state.exe.workflow_id, retry, tx.now)
+            failed.new_execution_run_id = new_tx.state.exe.run_id
+            tx.after_commit.append(lambda: engine.after_create_run(new_tx))
+    engine.close_run(
+        tx, E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, failed, S.WORKFLOW_EXECUTION_STATUS_FAILED
+    )
 
 
 def _continue_as_new(tx: Transition, command: Command, wft_id: int) -> None:

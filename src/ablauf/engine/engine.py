@@ -293,7 +293,12 @@ class Engine:
             tx.add(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)
             for event_type, event_attrs in first_events:
                 tx.add(event_type, event_attrs)
-            tx.needs_workflow_task = True
+            backoff = attrs.first_workflow_task_backoff.ToTimedelta().total_seconds()
+            if backoff > 0:
+                # A retried run's first task waits out the retry interval.
+                self._schedule_workflow_task(tx, 1, backoff)
+            else:
+                tx.needs_workflow_task = True
             if deadline is not None:
                 self.store.insert_timer(run_id, TimerKind.WORKFLOW_RUN_TIMEOUT, "", 0, deadline)
                 tx.after_commit.append(self.notify_timer_added)

@@ -295,6 +295,10 @@ class Frontend:
             memo=started.memo,
             search_attributes=started.search_attributes,
         )
+        if started.HasField("parent_workflow_execution"):
+            info.parent_execution.CopyFrom(started.parent_workflow_execution)
+        if started.HasField("root_workflow_execution"):
+            info.root_execution.CopyFrom(started.root_workflow_execution)
         # Times as the history has them, to the nanosecond.
         if state.start_event_time is not None:
             info.start_time.CopyFrom(state.start_event_time)
