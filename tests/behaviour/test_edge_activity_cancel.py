@@ -103,7 +103,7 @@ class Cancels:
                 return [type(err).__name__, type(err.__cause__).__name__]
         handle = workflow.start_activity(
             cleans_up,
-            args=[key, kind == "swallow", 30 if kind == "abandon" else 200, 0.5],
+            args=[key, kind == "swallow", 50 if kind == "abandon" else 200, 0.5],
             start_to_close_timeout=timedelta(seconds=30),
             heartbeat_timeout=timedelta(seconds=1),
             cancellation_type={

@@ -197,7 +197,7 @@ async def test_sub_second_intervals(client: Client, task_queue: str) -> None:
     # timer tick, mostly about 1 s later (2.1-2.3 s in all), once in 1.87 s.
     result = await run(client, task_queue, "sub_second")
     assert result["result"] == 3
-    assert 0.3 <= result["elapsed"] < 3.0
+    assert 0.3 <= result["elapsed"] < 3.5
 
 
 async def test_maximum_interval_caps_the_backoff(client: Client, task_queue: str) -> None:

@@ -60,9 +60,9 @@ class Clock:
             return [r if isinstance(r, str) else type(r).__name__ for r in results]
         if kind == "gather_fails":
             try:
-                await asyncio.gather(call(0.5, "ok"), call(0, "boom"))
+                await asyncio.gather(call(3, "ok"), call(0, "boom"))
             except ActivityError as err:
-                return ["raised", type(err.cause).__name__, elapsed() < 0.5]
+                return ["raised", type(err.cause).__name__, elapsed() < 3]
         if kind == "cancel_timer":
             timer = asyncio.create_task(workflow.sleep(3600))
             await workflow.sleep(0.1)
@@ -125,7 +125,7 @@ def timers(types: list[Any]) -> list[Any]:
 async def test_wait_condition_timeout_raises_timeout_error(client: Client, task_queue: str) -> None:
     (name, elapsed), types, _ = await run(client, task_queue, "condition_times_out")
     assert name == "TimeoutError"
-    assert 0.5 <= elapsed < 1.5
+    assert 0.5 <= elapsed < 2.0
     assert timers(types) == [T.EVENT_TYPE_TIMER_STARTED, T.EVENT_TYPE_TIMER_FIRED]
 
 
@@ -207,7 +207,7 @@ async def test_a_sub_second_timer_fires_late_at_most_by_a_second(
     # The dev server fires sub-second timers on its own tick: a 0.1 s timer mostly
     # after about 1 s, never before its time.
     elapsed, _, _ = await run(client, task_queue, "short_sleep")
-    assert 0.1 <= elapsed < 1.5
+    assert 0.1 <= elapsed < 2.0
 
 
 async def test_sleep_zero_is_still_a_timer(client: Client, task_queue: str) -> None:
