@@ -51,7 +51,6 @@ from ablauf.engine.errors import NotFoundError
 from ablauf.engine.executions import DEFAULT_WORKFLOW_TASK_TIMEOUT
 from ablauf.engine.timers import TimerKind
 from ablauf.engine.transition import Transition
-from ablauf.history.events import attributes_of
 
 if TYPE_CHECKING:
     from ablauf.engine.engine import Engine
@@ -155,8 +154,10 @@ def notify_parent(tx: Transition) -> None:
     if tx.state.exe.status == S.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
         return
     closed = tx.state.close_event
-    if closed is not None and getattr(attributes_of(closed), "new_execution_run_id", ""):
-        return  # a retry goes on as the next run of the same child
+    if closed is not None:
+        failed = closed.workflow_execution_failed_event_attributes
+        if failed.new_execution_run_id:
+            return  # a retry goes on as the next run of the same child
     parent = started.parent_workflow_execution
     ref = f"{started.parent_initiated_event_id}:{tx.state.exe.run_id}"
     _transfer(tx, parent.run_id, TimerKind.TRANSFER_CHILD_CLOSED, ref)

@@ -195,7 +195,7 @@ def _fail(tx: Transition, failure: Failure, wft_id: int) -> None:
         retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET,
         workflow_task_completed_event_id=wft_id,
     )
-    if prev.HasField("retry_policy"):
+    if prev.HasField("retry_policy") and prev.retry_policy.ByteSize() > 0:
         deadline = None
         if prev.HasField("workflow_execution_expiration_time"):
             deadline = prev.workflow_execution_expiration_time.ToNanoseconds() / 1e9
