@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 
 def _free_port() -> int:
@@ -37,9 +38,10 @@ class DevServer:
         self.target = f"127.0.0.1:{self.port}"
         self._dir = tempfile.mkdtemp(prefix="ablauf-temporal-")
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
-        log = open(os.path.join(self._dir, "server.log"), "wb")  # noqa: SIM115
+        log = self._log = open(os.path.join(self._dir, "server.log"), "wb")  # noqa: SIM115
         self._proc = subprocess.Popen(
             [
                 temporal_cli(),
@@ -83,4 +85,6 @@ class DevServer:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        if self._log is not None:
+            self._log.close()
         shutil.rmtree(self._dir, ignore_errors=True)
