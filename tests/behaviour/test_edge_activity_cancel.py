@@ -165,7 +165,7 @@ async def run(
         if linger:
             # The activity learns of the cancel after the run has closed; give its
             # report time to reach the server before the worker stops.
-            await until(lambda: "cancel seen" in log[task_queue])
+            await until(lambda: "cancel seen" in log[task_queue], seconds=30)
             await asyncio.sleep(0.5)
         return result
 
