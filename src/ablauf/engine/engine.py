@@ -674,9 +674,6 @@ class Engine:
             if waiters and fut in waiters:
                 waiters.remove(fut)
 
-    def forget(self, run_id: str) -> None:
-        self._runs.pop(run_id, None)
-
     def notify_external_change(self) -> None:
         """Another process committed: wake everything that waits on a run."""
         waiters, self._run_waiters = self._run_waiters, {}
