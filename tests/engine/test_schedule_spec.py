@@ -35,25 +35,30 @@ def ranges(cal: StructuredCalendarSpec, field: str) -> list[tuple[int, int, int]
     return [(r.start, r.end, r.step) for r in getattr(cal, field)]
 
 
-@pytest.mark.parametrize(
-    "expr",
-    [
-        "* * * * *",
-        "0 0 * * *",
-        "0 9 * * *",
-        "0 12 * * MON-FRI",
-        "0 8 * * MON",
-        "0 0 1 * *",
-        "*/15 * * * *",
-        "5/20 1-5 * jan,jul *",
-        "30 2 29 2 *",
-        "0 9 * * sat,sun",
-    ],
-)
-@pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin", "America/New_York"])
+EXPRESSIONS = [
+    "* * * * *",
+    "0 0 * * *",
+    "0 9 * * *",
+    "0 12 * * MON-FRI",
+    "0 8 * * MON",
+    "0 0 1 * *",
+    "*/15 * * * *",
+    "5/20 1-5 * jan,jul *",
+    "30 2 29 2 *",
+    "0 9 * * sat,sun",
+]
+# In a DST gap croniter moves the time while Temporal skips it (tested below), so
+# expressions that land in a gap are compared in UTC only.
+CASES = [
+    (expr, tz)
+    for expr in EXPRESSIONS
+    for tz in ("UTC", "Europe/Berlin", "America/New_York")
+    if tz == "UTC" or not expr.startswith("30 2")
+]
+
+
+@pytest.mark.parametrize(("expr", "tz"), CASES)
 def test_times_match_croniter(expr: str, tz: str) -> None:
-    if tz != "UTC" and expr.startswith("30 2"):
-        pytest.skip("croniter moves a time in a DST gap, Temporal skips it (tested below)")
     zone = ZoneInfo(tz)
     it = croniter(expr, START.astimezone(zone), day_or=False)
     expected = [it.get_next(datetime).astimezone(UTC) for _ in range(300)]
