@@ -10,10 +10,11 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.command.v1 import ScheduleActivityTaskCommandAttributes
 from temporalio.api.common.v1 import Payload, Payloads
-from temporalio.api.enums.v1 import EventType, RetryState, TimeoutType
+from temporalio.api.enums.v1 import RetryState, TimeoutType
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure, TimeoutFailureInfo
 from temporalio.api.history.v1 import (
     ActivityTaskCanceledEventAttributes,
@@ -55,7 +56,6 @@ __all__ = [
     "schedule",
 ]
 
-E = EventType
 # Activities have no lease expiry of their own: their timeouts end an attempt.
 _NO_EXPIRY = 1e18
 _ALL_TIMERS = (
@@ -135,7 +135,7 @@ def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id:
     """ActivityTaskScheduled, its task row and its schedule-level timers."""
     state = tx.state
     store = tx.engine.store
-    if any(p.attrs.activity_id == cmd.activity_id for p in state.activities.values()):
+    if cmd.activity_id in state.activity_ids:
         raise InvalidArgumentError(f"activity id {cmd.activity_id} is already in use")
     attrs = _normalize(cmd, tx, wft_id)
     event = tx.add(E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, attrs)
@@ -161,7 +161,7 @@ def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id:
         last_failure=None,
     )
     store.insert_task(task)
-    pending.task = task
+    state.attach_activity_task(pending, task)
     ref = str(event.event_id)
     s2c = _secs(attrs.schedule_to_close_timeout)
     if s2c > 0:
@@ -223,9 +223,7 @@ def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
     state = engine.state_of(ref.run_id)
     if not state.running:
         return None
-    pending = next(
-        (p for p in state.activities.values() if p.task and p.task.id == ref.task_id), None
-    )
+    pending = state.activity_of_task(ref.task_id)
     if pending is None or pending.task is None or pending.task.lease_nonce != ref.nonce:
         return None
     task, attrs = pending.task, pending.attrs
@@ -265,12 +263,15 @@ def _current(tx: Transition, ref: TaskRef) -> PendingActivity | None:
     if not tx.state.running:
         # As on Temporal, a closed run takes no results: its history ends at the close event.
         return None
-    for pending in tx.state.activities.values():
-        task = pending.task
-        if task is not None and task.id == ref.task_id:
-            if task.lease_nonce == ref.nonce and task.attempt == ref.attempt and task.lease_owner:
-                return pending
-            return None
+    pending = tx.state.activity_of_task(ref.task_id)
+    task = pending.task if pending is not None else None
+    if (
+        task is not None
+        and task.lease_nonce == ref.nonce
+        and task.attempt == ref.attempt
+        and task.lease_owner
+    ):
+        return pending
     return None
 
 
@@ -346,7 +347,7 @@ def _close(tx: Transition, pending: PendingActivity, event_type: int, attrs: obj
     store.delete_task(task.id)
     _drop_timers(store, task)
     # The closing event may wait in the buffer; the activity is done either way.
-    tx.state.activities.pop(pending.scheduled_event_id, None)
+    tx.state.drop_activity(pending.scheduled_event_id)
 
 
 def _drop_timers(store: Store, task: TaskRecord) -> None:

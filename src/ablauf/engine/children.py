@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import temporalio.api.enums.v1.event_type_pb2 as E
+import temporalio.api.enums.v1.workflow_pb2 as S
 from google.protobuf.message import Message
 from temporalio.api.command.v1 import (
     RequestCancelExternalWorkflowExecutionCommandAttributes,
@@ -20,11 +22,9 @@ from temporalio.api.command.v1 import (
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import (
     CancelExternalWorkflowExecutionFailedCause,
-    EventType,
     ParentClosePolicy,
     SignalExternalWorkflowExecutionFailedCause,
     StartChildWorkflowExecutionFailedCause,
-    WorkflowExecutionStatus,
 )
 from temporalio.api.history.v1 import (
     ChildWorkflowExecutionCanceledEventAttributes,
@@ -64,8 +64,6 @@ __all__ = [
     "start_child",
 ]
 
-E = EventType
-S = WorkflowExecutionStatus
 _BY_PARENT = "by parent close policy"
 
 

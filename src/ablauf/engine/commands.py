@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+import temporalio.api.enums.v1.command_type_pb2 as C
+import temporalio.api.enums.v1.event_type_pb2 as E
+import temporalio.api.enums.v1.workflow_pb2 as S
 from temporalio.api.command.v1 import Command
 from temporalio.api.enums.v1 import (
     CommandType,
     ContinueAsNewInitiator,
-    EventType,
     RetryState,
-    WorkflowExecutionStatus,
 )
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import (
@@ -36,9 +37,6 @@ from ablauf.engine.transition import Transition
 
 __all__ = ["CLOSING", "apply"]
 
-C = CommandType
-E = EventType
-S = WorkflowExecutionStatus
 
 CLOSING = frozenset(
     {

@@ -13,15 +13,16 @@ import logging
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import temporalio.api.enums.v1.event_type_pb2 as E
+import temporalio.api.enums.v1.workflow_pb2 as S
 from google.protobuf.message import Message as ProtoMessage
 from temporalio.api.command.v1 import Command
 from temporalio.api.enums.v1 import (
-    EventType,
-    WorkflowExecutionStatus,
     WorkflowTaskFailedCause,
 )
 from temporalio.api.failure.v1 import Failure
@@ -62,8 +63,6 @@ __all__ = ["Engine"]
 
 logger = logging.getLogger(__name__)
 
-E = EventType
-S = WorkflowExecutionStatus
 T = TypeVar("T")
 
 # Temporal's history limits: a run beyond them is terminated.
@@ -113,6 +112,11 @@ class Engine:
         self._run_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.wake = asyncio.Event()
         self.on_commit: list[Callable[[str], None]] = []
+        # Group commit: transitions submitted while the loop is busy share one
+        # store transaction; what follows their commit waits until then.
+        self._deferred: list[Transition] | None = None
+        self._inbox: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._drain_handle: asyncio.Handle | None = None
         self.service = Service(self)
         self.queries = Queries(self)
         self.schedules = Schedules(self)
@@ -231,7 +235,76 @@ class Engine:
 
         self.transition(run_id, change)
 
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """Runs the transitions inside in one store transaction (each in a savepoint).
+
+        What follows each commit (handing tasks to local workers, waking waiters)
+        runs once the group has committed.
+        """
+        if self._deferred is not None:
+            yield
+            return
+        self._deferred = []
+        try:
+            with self.store.transaction():
+                yield
+        except BaseException:
+            # Cached states may hold changes that were rolled back.
+            self._deferred = None
+            self._runs.clear()
+            raise
+        done, self._deferred = self._deferred, None
+        for tx in done:
+            self._after_commit(tx)
+
+    def submit(self, change: Callable[[], T]) -> asyncio.Future[T]:
+        """Runs ``change`` in the next group commit.
+
+        The future resolves once the change is committed. Changes submitted
+        together share one transaction; a lone one is not delayed beyond the
+        current turn of the event loop.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._inbox.append((change, fut))
+        if self._drain_handle is None:
+            self._drain_handle = loop.call_soon(self._drain)
+        return fut
+
+    def _drain(self) -> None:
+        self._drain_handle = None
+        items, self._inbox = self._inbox, []
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        deferred: list[Transition] = []
+        try:
+            with self.group():
+                for change, fut in items:
+                    try:
+                        outcomes.append((fut, change(), None))
+                    except Exception as err:
+                        outcomes.append((fut, None, err))
+                # Taken here so the futures resolve before tasks reach local
+                # workers: a worker's bookkeeping for a change comes first.
+                assert self._deferred is not None
+                deferred, self._deferred[:] = list(self._deferred), []
+        except Exception as err:
+            outcomes = [(fut, None, err) for _, fut in items]
+            deferred = []
+        for fut, result, error in outcomes:
+            if fut.done():
+                continue
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(result)
+        for tx in deferred:
+            self._after_commit(tx)
+
     def _after_commit(self, tx: Transition) -> None:
+        if self._deferred is not None:
+            self._deferred.append(tx)
+            return
         run_id = tx.state.exe.run_id
         for action in tx.after_commit:
             action()

@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+import temporalio.api.enums.v1.event_type_pb2 as E
+import temporalio.api.enums.v1.workflow_pb2 as S
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Header, Payloads
 from temporalio.api.enums.v1 import (
-    EventType,
     TaskQueueKind,
-    WorkflowExecutionStatus,
     WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy,
 )
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["request_cancel", "signal", "start", "terminate"]
 
-E = EventType
-S = WorkflowExecutionStatus
 R = WorkflowIdReusePolicy
 C = WorkflowIdConflictPolicy
 

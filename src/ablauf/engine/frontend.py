@@ -137,7 +137,7 @@ class Frontend:
         self, req: StartWorkflowExecutionRequest, timeout: float | None
     ) -> StartWorkflowExecutionResponse:
         _check_start(req)
-        run_id, started = executions.start(self.engine, req)
+        run_id, started = await self.engine.submit(lambda: executions.start(self.engine, req))
         return StartWorkflowExecutionResponse(run_id=run_id, started=started)
 
     async def rpc_signal_with_start_workflow_execution(
@@ -145,7 +145,7 @@ class Frontend:
     ) -> SignalWithStartWorkflowExecutionResponse:
         _check_start(req)
         check_request(req.signal_input)
-        run_id, started = executions.start(self.engine, req)
+        run_id, started = await self.engine.submit(lambda: executions.start(self.engine, req))
         return SignalWithStartWorkflowExecutionResponse(run_id=run_id, started=started)
 
     async def rpc_request_cancel_workflow_execution(
@@ -154,7 +154,9 @@ class Frontend:
         exe = self.engine.execution(
             req.namespace, req.workflow_execution.workflow_id, req.workflow_execution.run_id
         )
-        executions.request_cancel(self.engine, exe.run_id, req.reason, req.identity)
+        await self.engine.submit(
+            lambda: executions.request_cancel(self.engine, exe.run_id, req.reason, req.identity)
+        )
         return RequestCancelWorkflowExecutionResponse()
 
     async def rpc_terminate_workflow_execution(
@@ -166,7 +168,9 @@ class Frontend:
         details = req.details if req.HasField("details") else None
         # Temporal's frontend names a terminate request that gives no reason.
         reason = req.reason or "terminated by user via frontend"
-        executions.terminate(self.engine, exe.run_id, reason, details, req.identity)
+        await self.engine.submit(
+            lambda: executions.terminate(self.engine, exe.run_id, reason, details, req.identity)
+        )
         return TerminateWorkflowExecutionResponse()
 
     async def rpc_signal_workflow_execution(
@@ -176,13 +180,11 @@ class Frontend:
         exe = self.engine.execution(
             req.namespace, req.workflow_execution.workflow_id, req.workflow_execution.run_id
         )
-        executions.signal(
-            self.engine,
-            exe.run_id,
-            req.signal_name,
-            req.input,
-            req.identity,
-            req.header if req.HasField("header") else None,
+        header = req.header if req.HasField("header") else None
+        await self.engine.submit(
+            lambda: executions.signal(
+                self.engine, exe.run_id, req.signal_name, req.input, req.identity, header
+            )
         )
         return SignalWorkflowExecutionResponse()
 
@@ -200,7 +202,7 @@ class Frontend:
         execution = req.workflow_execution
         exe = engine.execution(req.namespace, execution.workflow_id, execution.run_id)
         check_request(req.request.input.args)
-        updates.request(engine, exe.run_id, req.request)
+        await engine.submit(lambda: updates.request(engine, exe.run_id, req.request))
         update_id = req.request.meta.update_id
         stage, outcome = await updates.wait(
             engine, exe.run_id, update_id, req.wait_policy.lifecycle_stage, timeout or _LONG_POLL

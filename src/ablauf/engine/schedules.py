@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import temporalio.api.enums.v1.workflow_pb2 as S
 from temporalio.api.common.v1 import (
     Memo,
     Payload,
@@ -39,7 +40,6 @@ from temporalio.api.common.v1 import (
 from temporalio.api.enums.v1 import (
     ScheduleOverlapPolicy,
     TaskQueueKind,
-    WorkflowExecutionStatus,
     WorkflowIdReusePolicy,
 )
 from temporalio.api.failure.v1 import Failure
@@ -90,7 +90,6 @@ __all__ = ["SCHEDULED_BY", "SCHEDULED_START_TIME", "Schedules"]
 logger = logging.getLogger(__name__)
 
 OP = ScheduleOverlapPolicy
-S = WorkflowExecutionStatus
 
 # Temporal's scheduler constants (service/worker/scheduler/workflow.go).
 DEFAULT_CATCHUP_WINDOW = 365 * 24 * 3600.0

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.timestamp_pb2 import Timestamp
-from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import (
     ActivityTaskScheduledEventAttributes,
     HistoryEvent,
@@ -30,7 +30,6 @@ __all__ = [
     "RunState",
 ]
 
-E = EventType
 
 _ACTIVITY_CLOSED = {
     E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
@@ -97,6 +96,9 @@ class RunState:
     exe: ExecutionRecord
     started: WorkflowExecutionStartedEventAttributes
     activities: dict[int, PendingActivity] = field(default_factory=dict)
+    # Indexes into ``activities``: by activity id, and by task row id.
+    activity_ids: dict[str, int] = field(default_factory=dict)
+    activity_tasks: dict[int, int] = field(default_factory=dict)
     timers: dict[str, int] = field(default_factory=dict)
     children: dict[int, PendingChild] = field(default_factory=dict)
     # Signal and cancel requests to other workflows, by initiated event id.
@@ -123,12 +125,11 @@ class RunState:
         if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             self.start_event_time = event.event_time
         elif t == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            self.activities[event.event_id] = PendingActivity(
-                event.event_id, event.activity_task_scheduled_event_attributes
-            )
+            scheduled = event.activity_task_scheduled_event_attributes
+            self.activities[event.event_id] = PendingActivity(event.event_id, scheduled)
+            self.activity_ids[scheduled.activity_id] = event.event_id
         elif t in _ACTIVITY_CLOSED:
-            attrs = getattr(event, _ACTIVITY_CLOSED[t])
-            self.activities.pop(attrs.scheduled_event_id, None)
+            self.drop_activity(getattr(event, _ACTIVITY_CLOSED[t]).scheduled_event_id)
         elif t == E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
             pending = self.activities.get(
                 event.activity_task_cancel_requested_event_attributes.scheduled_event_id
@@ -167,13 +168,33 @@ class RunState:
         elif t in CLOSE_EVENTS:
             self.close_event = event
 
+    def drop_activity(self, scheduled_event_id: int) -> None:
+        """Forgets a pending activity (it closed)."""
+        pending = self.activities.pop(scheduled_event_id, None)
+        if pending is not None:
+            self.activity_ids.pop(pending.attrs.activity_id, None)
+            if pending.task is not None:
+                self.activity_tasks.pop(pending.task.id, None)
+
+    def attach_activity_task(self, pending: PendingActivity, task: TaskRecord) -> None:
+        """Links a pending activity to its task row."""
+        pending.task = task
+        self.activity_tasks[task.id] = pending.scheduled_event_id
+
+    def activity_of_task(self, task_id: int) -> PendingActivity | None:
+        """The pending activity whose task row has this id."""
+        pending = self.activities.get(self.activity_tasks.get(task_id, 0))
+        if pending is None or pending.task is None or pending.task.id != task_id:
+            return None
+        return pending
+
     def attach_tasks(self, tasks: Iterable[TaskRecord]) -> None:
         """Links the task rows of the run to the folded state."""
         for task in tasks:
             if task.kind == WORKFLOW_TASK:
                 self.wft = task
             elif task.kind == ACTIVITY_TASK and task.ref in self.activities:
-                self.activities[task.ref].task = task
+                self.attach_activity_task(self.activities[task.ref], task)
 
     @classmethod
     def fold(

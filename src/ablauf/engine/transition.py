@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.message import Message
-from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
 from ablauf.engine.state import RunState
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Transition"]
 
-E = EventType
 
 _ACTIVITY_OUTCOMES = frozenset(
     {

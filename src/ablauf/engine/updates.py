@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.any_pb2 import Any as AnyProto
-from temporalio.api.enums.v1 import EventType, UpdateWorkflowExecutionLifecycleStage
+from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage
 from temporalio.api.history.v1 import (
     WorkflowExecutionUpdateAcceptedEventAttributes,
     WorkflowExecutionUpdateCompletedEventAttributes,
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["apply_message", "deliverable", "reject_unanswered", "request", "wait"]
 
-E = EventType
 Stage = UpdateWorkflowExecutionLifecycleStage
 
 # Temporal's limits: updates in flight (requested or accepted) and per run.

@@ -125,13 +125,21 @@ class SqliteStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic write; nested uses join the outer transaction."""
+        """One atomic write. A nested use is a savepoint: if it fails, only its
+        own writes are undone and the outer transaction goes on."""
         if self._depth:
+            name = f"s{self._depth}"
+            self._db.execute(f"SAVEPOINT {name}")
             self._depth += 1
             try:
                 yield
+            except BaseException:
+                self._db.execute(f"ROLLBACK TO {name}")
+                self._db.execute(f"RELEASE {name}")
+                raise
             finally:
                 self._depth -= 1
+            self._db.execute(f"RELEASE {name}")
             return
         self._db.execute("BEGIN IMMEDIATE")
         self._depth = 1

@@ -266,7 +266,8 @@ class Worker:
         beat = _Heartbeats(self, ref, task.heartbeat_timeout)
         outcome = await runner.execute(task, beat.record)
         outcome = await self._encode_outcome(outcome)
-        engine_activities.record_outcome(engine, ref, outcome, await beat.pending())
+        details = await beat.pending()
+        await engine.submit(lambda: engine_activities.record_outcome(engine, ref, outcome, details))
 
     async def _encode_outcome(self, outcome: ActivityOutcome) -> ActivityOutcome:
         if self._codec.codec is None:

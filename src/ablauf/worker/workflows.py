@@ -3,6 +3,7 @@ miss, and answers to queries."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -139,23 +140,47 @@ class WorkflowRunner:
             return
         commands = await self.codec.encode_commands(outcome.commands)
         out = [await self._code_message(m, encode=True) for m in outcome.messages]
-        try:
-            kept = engine.complete_workflow_task(ref, commands, outcome.sdk_metadata, out)
-        except EngineError as err:
-            instance.close()
-            if isinstance(err, PayloadsTooLargeError):
-                failure, cause = _failure(str(err), PAYLOADS_TOO_LARGE_TYPE), _TOO_LARGE
-            else:
-                failure, cause = _failure(str(err), type(err).__name__), _BAD_COMMAND
-            self._fail(ref, task.workflow_id, failure, cause)
+        # Kept before the completion commits: the run's next task may be handed
+        # out right after the commit and must find the instance here.
+        self._keep(ref.run_id, instance)
+        done = engine.submit(
+            lambda: engine.complete_workflow_task(ref, commands, outcome.sdk_metadata, out)
+        )
+        done.add_done_callback(lambda f: self._completed(f, ref, task.workflow_id, instance))
+
+    def _keep(self, run_id: str, instance: WorkflowInstance) -> None:
+        if not self.max_cached:
             return
-        if kept and engine.state_of(ref.run_id).running and self.max_cached:
-            self.cache[ref.run_id] = instance
-            while len(self.cache) > self.max_cached:
-                _, old = self.cache.popitem(last=False)
-                old.close()
+        self.cache[run_id] = instance
+        while len(self.cache) > self.max_cached:
+            _, old = self.cache.popitem(last=False)
+            old.close()
+
+    def _completed(
+        self,
+        done: asyncio.Future[bool],
+        ref: TaskRef,
+        workflow_id: str,
+        instance: WorkflowInstance,
+    ) -> None:
+        err = done.exception()
+        if err is None and done.result() and self.engine.state_of(ref.run_id).running:
+            if not self.max_cached:
+                instance.close()
+            return
+        if self.cache.get(ref.run_id) is instance:
+            del self.cache[ref.run_id]
+        instance.close()
+        if err is None:
+            return
+        if isinstance(err, PayloadsTooLargeError):
+            failure, cause = _failure(str(err), PAYLOADS_TOO_LARGE_TYPE), _TOO_LARGE
+        elif isinstance(err, EngineError):
+            failure, cause = _failure(str(err), type(err).__name__), _BAD_COMMAND
         else:
-            instance.close()
+            logger.error("completing a workflow task of %s failed", workflow_id, exc_info=err)
+            return
+        self._fail(ref, workflow_id, failure, cause)
 
     async def _code_message(self, message: Message, *, encode: bool) -> Message:
         """A protocol message with the payloads in its body run through the codec."""
