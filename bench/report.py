@@ -6,7 +6,10 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import sqlite3
 import subprocess
+import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -37,6 +40,24 @@ def _run(*command: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+def _commit_cost(synchronous: str, commits: int = 200) -> float:
+    """Microseconds per one-row SQLite commit (WAL) in the temp directory the stores use."""
+    with tempfile.TemporaryDirectory(prefix="ablauf-bench-") as directory:
+        db = sqlite3.connect(os.path.join(directory, "probe.db"), isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={synchronous}")
+            db.execute("CREATE TABLE t (x INTEGER)")
+            started = time.perf_counter()
+            for i in range(commits):
+                db.execute("BEGIN")
+                db.execute("INSERT INTO t VALUES (?)", (i,))
+                db.execute("COMMIT")
+            return (time.perf_counter() - started) / commits * 1e6
+        finally:
+            db.close()
+
+
 def environment(temporal_cli: str | None) -> dict[str, str]:
     """What the figures depend on, for the header and ``--json``."""
     uname = os.uname()
@@ -53,6 +74,10 @@ def environment(temporal_cli: str | None) -> dict[str, str]:
         "temporalio": importlib.metadata.version("temporalio"),
         "temporal_cli": (_run(temporal_cli, "--version") if temporal_cli else "") or "not run",
         "ablauf": commit,
+        "sqlite_commit": (
+            f"{_commit_cost('NORMAL'):.0f} µs, with fsync {_commit_cost('FULL'):.0f} µs "
+            f"(in {tempfile.gettempdir()})"
+        ),
     }
 
 
@@ -100,6 +125,7 @@ def markdown(
         f"- machine: {env['machine']}, {env['cpu']}, {env['cores']} cores",
         f"- Python {env['python']}, temporalio {env['temporalio']}, "
         f"Temporal CLI: {env['temporal_cli']}",
+        f"- a one-row SQLite commit: {env['sqlite_commit']}",
         f"- sizes: {'quick (smoke run, not comparable with the full sizes)' if quick else 'full'}",
         "",
         "| workload | unit | Temporal | ablauf | ablauf/Temporal | ablauf fsync "
