@@ -18,8 +18,11 @@ Workloads (full sizes; ``--quick`` shrinks them):
   signals          1,000 signals to one workflow, 50 in flight, from the first
                    send until the workflow (which completes at 1,000) returns
   queries          200 queries to one running, cached workflow, 50 in flight
-  timers           200 workflows sleep 2 s at once; per workflow, lateness = time
-                   its result is seen - time its start returned - 2 s; p50, p99
+  timers           200 workflows sleep 2 s, all started at once; per workflow,
+                   lateness = wall-clock time its result reaches the client -
+                   (its TimerStarted event's time + 2 s), i.e. after the timer was
+                   due; p50, p99. "from start": result seen - start_workflow
+                   returned - 2 s, which adds the wait for the first workflow task
   start_to_result  200 one-activity workflows one after another; each
                    execute_workflow call timed; p50, p99
   memory           peak RSS of the process that ran the workloads (the client and

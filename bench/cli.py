@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
         default=600.0,
         help="seconds each workload may take on each engine (default: 600)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each workload this many times per engine and report the median (default: 1)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw figures to this file")
     return parser
 
@@ -88,23 +94,18 @@ def _peak_rss_kib(pid: int) -> tuple[int, int]:
 
 
 def _run_engine(
-    engine: str, server: str | None, workloads: list[str], quick: bool, timeout: float
+    engine: str, server: str | None, workloads: list[str], args: argparse.Namespace
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ablauf-bench-") as tmp:
         out = Path(tmp) / "result.json"
-        command = [sys.executable, "-m", "bench.engine", "--engine", engine]
-        command += [
-            "--workloads",
-            ",".join(workloads),
-            "--out",
-            str(out),
-            "--timeout",
-            str(timeout),
-        ]
+        command = [sys.executable, "-m", "bench.engine", "--engine", engine, "--out", str(out)]
+        command += ["--workloads", ",".join(workloads), "--timeout", str(args.timeout)]
+        command += ["--repeat", str(args.repeat)]
         command += ["--server", server] if server else []
-        command += ["--quick"] if quick else []
+        command += ["--quick"] if args.quick else []
+        budget = args.timeout * args.repeat * len(workloads) + 120
         try:
-            subprocess.run(command, cwd=ROOT, check=True, timeout=timeout * len(workloads) + 120)
+            subprocess.run(command, cwd=ROOT, check=True, timeout=budget)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             log(f"[{engine}] the engine's process failed: {exc}")
             return {"figures": [], "errors": {name: f"engine process: {exc}" for name in workloads}}
@@ -112,12 +113,12 @@ def _run_engine(
         return result
 
 
-def _temporal(workloads: list[str], quick: bool, timeout: float) -> dict[str, Any]:
+def _temporal(workloads: list[str], args: argparse.Namespace) -> dict[str, Any]:
     server = DevServer()
     log(f"[temporal] starting a dev server on {server.target}")
     server.start()
     try:
-        result = _run_engine("temporal", server.target, workloads, quick, timeout)
+        result = _run_engine("temporal", server.target, workloads, args)
         # DevServer keeps its process private; its peak RSS is part of Temporal's memory.
         server_kib, processes = _peak_rss_kib(server._proc.pid) if server._proc else (0, 0)
     finally:
@@ -143,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     for engine in engines:
         if engine == "temporal":
-            results[engine] = _temporal(workloads, args.quick, args.timeout)
+            results[engine] = _temporal(workloads, args)
         else:
-            results[engine] = _run_engine(engine, None, workloads, args.quick, args.timeout)
+            results[engine] = _run_engine(engine, None, workloads, args)
 
     figures = {
         engine: {
@@ -163,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         for label in dict.fromkeys(mine):
             labels.append(label)
             workload_of[label] = workload
-    print(markdown(env, args.quick, engines, labels, figures, errors, workload_of))
+    command = " ".join(["scripts/bench", *(sys.argv[1:] if argv is None else argv)])
+    sizes = "quick (a smoke run, not comparable with full sizes)" if args.quick else "full"
+    if args.repeat > 1:
+        sizes += f"; each figure the median of {args.repeat} runs"
+    print(markdown(env, command, sizes, engines, labels, figures, errors, workload_of))
     if args.json:
         raw = {
             "environment": env,

@@ -282,40 +282,56 @@ async def queries(b: Bench) -> list[Figure]:
 
 
 async def timers(b: Bench) -> list[Figure]:
-    """``n`` workflows sleep at once; lateness = result seen - start returned - sleep."""
+    """``n`` workflows sleep at once; how late after its timer was due each result is seen.
+
+    A timer is due at its TimerStarted event's time plus the sleep (that is how
+    both engines compute it); the client notes the wall-clock time each result
+    arrives. Engine and client share the machine's clock. The row ``from start``
+    counts from the moment ``start_workflow`` returned instead, so it also holds
+    the wait for each workflow's first task, which issues the timer.
+    """
     n, seconds = b.sizes.timers, b.sizes.timer_seconds
     async with b.session("timers") as s:
         await s.client.execute_workflow(
             w.Sleeper.run, 0.05, id=s.id("warmup"), task_queue=s.task_queue
         )
 
-        async def one(i: int) -> float:
+        async def one(i: int) -> tuple[float, int]:
             handle = await s.client.start_workflow(
                 w.Sleeper.run, seconds, id=s.id(i), task_queue=s.task_queue
             )
             started = time.perf_counter()
             await handle.result()
-            return (time.perf_counter() - started - seconds) * 1000
+            seen = time.time_ns()
+            return (time.perf_counter() - started - seconds) * 1000, seen
 
-        lateness = list(await asyncio.gather(*(one(i) for i in range(n))))
-        # The engine's own view: TimerFired's event time - TimerStarted's - sleep.
+        results = await asyncio.gather(*(one(i) for i in range(n)))
+        from_start = [late for late, _ in results]
         slots = asyncio.Semaphore(CONCURRENCY)
 
-        async def fired_late(i: int) -> float:
+        async def timer_events(i: int) -> tuple[int, int]:
             async with slots:
                 history = await s.client.get_workflow_handle(s.id(i)).fetch_history()
             times = {e.event_type: e.event_time.ToNanoseconds() for e in history.events}
-            fired = times[EventType.EVENT_TYPE_TIMER_FIRED]
-            return (fired - times[EventType.EVENT_TYPE_TIMER_STARTED]) / 1e6 - seconds * 1000
+            return times[EventType.EVENT_TYPE_TIMER_STARTED], times[
+                EventType.EVENT_TYPE_TIMER_FIRED
+            ]
 
-        in_history = list(await asyncio.gather(*(fired_late(i) for i in range(n))))
+        events = await asyncio.gather(*(timer_events(i) for i in range(n)))
+    sleep_ns = int(seconds * 1e9)
+    after_due = [
+        (seen - started - sleep_ns) / 1e6
+        for (_, seen), (started, _) in zip(results, events, strict=True)
+    ]
+    fired = [(fired - started - sleep_ns) / 1e6 for started, fired in events]
     note = (
-        f"in the history, TimerFired came {percentile(in_history, 50):.0f} ms (p50), "
-        f"{percentile(in_history, 99):.0f} ms (p99) after TimerStarted + {seconds:g} s"
+        f"TimerFired's event time was {percentile(fired, 50):.0f} ms (p50), "
+        f"{percentile(fired, 99):.0f} ms (p99) after the timer was due"
     )
     return [
-        _ms("timers", "timers p50", percentile(lateness, 50), lateness),
-        _ms("timers", "timers p99", percentile(lateness, 99), lateness, note),
+        _ms("timers", "timers p50", percentile(after_due, 50), after_due),
+        _ms("timers", "timers p99", percentile(after_due, 99), after_due, note),
+        _ms("timers", "timers p99 from start", percentile(from_start, 99), from_start),
     ]
 
 

@@ -63,8 +63,9 @@ def environment(temporal_cli: str | None) -> dict[str, str]:
     uname = os.uname()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     commit = _run("git", "rev-parse", "--short", "HEAD") or "unknown"
-    if _run("git", "status", "--porcelain", "--", "src"):
-        commit += " + uncommitted changes in src/"
+    dirty = [d for d in ("src", "bench") if _run("git", "status", "--porcelain", "--", d)]
+    if dirty:
+        commit += " + uncommitted changes in " + " and ".join(f"{d}/" for d in dirty)
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{uname.sysname} {uname.release} {uname.machine}",
@@ -110,7 +111,8 @@ def _met(figure: Figure | None, target: float | None) -> str:
 
 def markdown(
     env: Mapping[str, str],
-    quick: bool,
+    command: str,
+    sizes: str,
     engines: Sequence[str],
     labels: Sequence[str],
     figures: Mapping[str, Mapping[str, Figure]],
@@ -119,14 +121,13 @@ def markdown(
 ) -> str:
     """The report: ``figures[engine][label]``; ``errors[engine][workload]``."""
     lines = [
-        f"Benchmark (`scripts/bench{' --quick' if quick else ''}`), {env['date']}, "
-        f"ablauf {env['ablauf']}",
+        f"Benchmark (`{command}`), {env['date']}, ablauf {env['ablauf']}",
         "",
         f"- machine: {env['machine']}, {env['cpu']}, {env['cores']} cores",
         f"- Python {env['python']}, temporalio {env['temporalio']}, "
         f"Temporal CLI: {env['temporal_cli']}",
         f"- a one-row SQLite commit: {env['sqlite_commit']}",
-        f"- sizes: {'quick (smoke run, not comparable with the full sizes)' if quick else 'full'}",
+        f"- sizes: {sizes}",
         "",
         "| workload | unit | Temporal | ablauf | ablauf/Temporal | ablauf fsync "
         "| fsync/Temporal | ablauf target | met (ablauf / fsync) |",
