@@ -39,4 +39,14 @@ Workloads (full sizes; ``--quick`` shrinks them):
   scaling          400 workflows of 5 sequential activities, started by the
                    benchmark's process, run by 1 and then 2 worker processes on
                    one store (one SQLite file; one dev server): workflows/s, 2/1
+
+Like for like: both engines run the same client calls through ``ablauf.Client``
+and ``ablauf.Worker`` (on a Temporal target, temporalio's own client and worker,
+with ablauf's defaults of 1,000 concurrent activities and 1,000 cached
+workflows). The dev server keeps its SQLite file with an fsync per commit, so the
+fsync column is the one with the same durability. Everything shares one machine:
+on few cores, the dev server, the worker processes of ``scaling`` and the
+benchmark's own process compete for them. Stores live in the temp directory
+(``$TMPDIR``); the header gives the cost of a SQLite commit there, with and
+without fsync, since on tmpfs an fsync costs nothing.
 """

@@ -74,7 +74,11 @@ async def run(
                     log(f"[{engine}] {name} failed:\n{traceback.format_exc()}")
                     break
                 took = time.perf_counter() - started
-                log(f"[{engine}] {name}: {'; '.join(map(_describe, measured))} ({took:.1f} s)")
+                rss = peak_rss_figure().value
+                log(
+                    f"[{engine}] {name}: {'; '.join(map(_describe, measured))} "
+                    f"({took:.1f} s; peak RSS so far {rss:.0f} MiB)"
+                )
                 runs.append(measured)
             if name not in errors:
                 figures += _median(runs)
