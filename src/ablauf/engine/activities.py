@@ -160,19 +160,27 @@ def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id:
         heartbeat_details=None,
         last_failure=None,
     )
+    pending.task = task
+    # Offered (and leased) before it is written: one statement for both.
+    offer(tx, pending, fresh=True)
     store.insert_task(task)
     state.attach_activity_task(pending, task)
-    ref = str(event.event_id)
     s2c = _secs(attrs.schedule_to_close_timeout)
     if s2c > 0:
         store.insert_timer(
-            state.exe.run_id, TimerKind.ACTIVITY_SCHEDULE_TO_CLOSE, ref, 0, tx.now + s2c
+            state.exe.run_id,
+            TimerKind.ACTIVITY_SCHEDULE_TO_CLOSE,
+            str(event.event_id),
+            0,
+            tx.now + s2c,
         )
-    offer(tx, pending)
 
 
-def offer(tx: Transition, pending: PendingActivity) -> None:
-    """Leases the attempt to a local worker if one polls its queue; else arms schedule-to-start."""
+def offer(tx: Transition, pending: PendingActivity, fresh: bool = False) -> None:
+    """Leases the attempt to a local worker if one polls its queue; else arms schedule-to-start.
+
+    ``fresh``: the attempt was just scheduled, so it has no timers yet.
+    """
     engine = tx.engine
     task = pending.task
     assert task is not None
@@ -189,29 +197,33 @@ def offer(tx: Transition, pending: PendingActivity) -> None:
             )
         tx.after_commit.append(engine.notify_timer_added)
         return
-    start(tx, pending)
-    ref = TaskRef(task.id, task.lease_nonce, task.run_id, task.attempt)
-    tx.after_commit.append(lambda: queue.push(ref))
+    start(tx, pending, fresh)
+    nonce, attempt = task.lease_nonce, task.attempt
+    # The task's row id may be assigned only after this call.
+    tx.after_commit.append(lambda: queue.push(TaskRef(task.id, nonce, task.run_id, attempt)))
 
 
-def start(tx: Transition, pending: PendingActivity) -> None:
+def start(tx: Transition, pending: PendingActivity, fresh: bool = False) -> None:
     """Leases the current attempt to this process and arms its timeouts."""
     engine = tx.engine
     task = pending.task
     assert task is not None
     engine.lease(tx, task, _NO_EXPIRY)
     ref = str(task.ref)
-    engine.store.delete_timers(task.run_id, TimerKind.ACTIVITY_SCHEDULE_TO_START, ref)
+    if not fresh:
+        engine.store.delete_timers(task.run_id, TimerKind.ACTIVITY_SCHEDULE_TO_START, ref)
     stc = _secs(pending.attrs.start_to_close_timeout)
+    first = tx.now + stc
     engine.store.insert_timer(
-        task.run_id, TimerKind.ACTIVITY_START_TO_CLOSE, ref, task.attempt, tx.now + stc
+        task.run_id, TimerKind.ACTIVITY_START_TO_CLOSE, ref, task.attempt, first
     )
     hb = _secs(pending.attrs.heartbeat_timeout)
     if hb > 0:
         engine.store.insert_timer(
             task.run_id, TimerKind.ACTIVITY_HEARTBEAT, ref, task.attempt, tx.now + hb
         )
-    tx.after_commit.append(engine.notify_timer_added)
+        first = min(first, tx.now + hb)
+    tx.after_commit.append(lambda: engine.notify_timer_added(first))
 
 
 def _dt(at: float) -> datetime:
@@ -351,8 +363,7 @@ def _close(tx: Transition, pending: PendingActivity, event_type: int, attrs: obj
 
 
 def _drop_timers(store: Store, task: TaskRecord) -> None:
-    for kind in _ALL_TIMERS:
-        store.delete_timers(task.run_id, kind, str(task.ref))
+    store.delete_ref_timers(task.run_id, str(task.ref), _ALL_TIMERS)
 
 
 def _timeout_failure(
@@ -421,8 +432,7 @@ def _fail_attempt(
         return
     store = tx.engine.store
     ref = str(task.ref)
-    for kind in _ATTEMPT_TIMERS:
-        store.delete_timers(task.run_id, kind, ref)
+    store.delete_ref_timers(task.run_id, ref, _ATTEMPT_TIMERS)
     task.attempt += 1
     task.lease_owner = None
     task.lease_until = None

@@ -108,6 +108,10 @@ class Engine:
         self.identity = f"{os.getpid()}@ablauf"
         self.matching = Matching()
         self._runs: OrderedDict[str, RunState] = OrderedDict()
+        # Cached runs checked against the store since another connection last
+        # committed: they need no check until the next foreign commit.
+        self._fresh: set[str] = set()
+        self._data_version: int | None = None
         self._started_events: dict[int, _Started] = {}
         self._run_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.wake = asyncio.Event()
@@ -146,7 +150,7 @@ class Engine:
         """Frees the workflow tasks this process leased on ``task_queue``."""
         with self.store.transaction():
             self.store.release_leases([self.owner_id], WORKFLOW_TASK, task_queue)
-        self._runs.clear()
+        self.forget_runs()
 
     async def close(self) -> None:
         """Stops background work and frees this process's workflow task leases."""
@@ -160,13 +164,28 @@ class Engine:
     # transitions
 
     def _load(self, run_id: str) -> RunState:
+        data_version = self.store.data_version()
+        if data_version != self._data_version:
+            self._data_version = data_version
+            self._fresh.clear()
+        state = self._runs.get(run_id)
+        if state is not None and run_id in self._fresh:
+            self._runs.move_to_end(run_id)
+            return state
         version = self.store.execution_version(run_id)
         if version is None:
             raise NotFoundError(f"workflow run {run_id} not found")
-        state = self._runs.get(run_id)
-        if state is not None and state.exe.version == version:
-            self._runs.move_to_end(run_id)
-            return state
+        if state is None or state.exe.version != version:
+            state = self._fold(run_id)
+        self._runs[run_id] = state
+        self._runs.move_to_end(run_id)
+        self._fresh.add(run_id)
+        if len(self._runs) > CACHED_RUNS:
+            old, _ = self._runs.popitem(last=False)
+            self._fresh.discard(old)
+        return state
+
+    def _fold(self, run_id: str) -> RunState:
         exe = self.store.get_execution(run_id)
         assert exe is not None
         events = [parse_event(d) for d in self.store.read_events(run_id)]
@@ -174,10 +193,13 @@ class Engine:
         state.requested_updates = sum(
             1 for u in self.store.updates_of_run(run_id) if u.state == UPDATE_REQUESTED
         )
-        self._runs[run_id] = state
-        if len(self._runs) > CACHED_RUNS:
-            self._runs.popitem(last=False)
+        state.buffered = self.store.count_buffered_events(run_id)
         return state
+
+    def forget_runs(self) -> None:
+        """Drops every cached run state (after writes that bypass transitions)."""
+        self._runs.clear()
+        self._fresh.clear()
 
     def transition(self, run_id: str, change: Callable[[Transition], T]) -> T:
         """Applies ``change`` to the run in one store transaction."""
@@ -252,7 +274,7 @@ class Engine:
         except BaseException:
             # Cached states may hold changes that were rolled back.
             self._deferred = None
-            self._runs.clear()
+            self.forget_runs()
             raise
         done, self._deferred = self._deferred, None
         for tx in done:
@@ -316,8 +338,10 @@ class Engine:
         for hook in self.on_commit:
             hook(run_id)
 
-    def notify_timer_added(self) -> None:
-        self.wake.set()
+    def notify_timer_added(self, at: float | None = None) -> None:
+        """Wakes the background service, unless it is awake before ``at`` anyway."""
+        if at is None or at < self.service.deadline:
+            self.wake.set()
 
     # runs
 
@@ -444,15 +468,17 @@ class Engine:
             heartbeat_details=None,
             last_failure=None,
         )
-        self.store.insert_task(task)
         state.wft = task
         if delay > 0:
+            self.store.insert_task(task)
             self.store.insert_timer(
                 state.exe.run_id, TimerKind.WORKFLOW_TASK_RETRY, "", attempt, tx.now + delay
             )
             tx.after_commit.append(self.notify_timer_added)
         else:
+            # Leased before it is written: one statement for both.
             self.offer_workflow_task(tx)
+            self.store.insert_task(task)
 
     def offer_workflow_task(self, tx: Transition) -> None:
         """Leases the run's workflow task to this process if a local worker polls its queue."""
@@ -462,8 +488,9 @@ class Engine:
         if queue is None:
             return
         self.lease(tx, task, tx.now + self._task_timeout(tx.state))
-        ref = TaskRef(task.id, task.lease_nonce, task.run_id, task.attempt)
-        tx.after_commit.append(lambda: queue.push(ref))
+        nonce, attempt = task.lease_nonce, task.attempt
+        # The task's row id may be assigned only after this call.
+        tx.after_commit.append(lambda: queue.push(TaskRef(task.id, nonce, task.run_id, attempt)))
 
     def has_started(self, task_id: int) -> bool:
         """Whether a worker of this process has read the history of this workflow task."""
@@ -475,7 +502,8 @@ class Engine:
         task.lease_until = until
         task.lease_nonce += 1
         task.started_at = tx.now
-        self.store.update_task(task)
+        if task.id:
+            self.store.update_task(task)
 
     @staticmethod
     def _task_timeout(state: RunState) -> float:
@@ -575,11 +603,7 @@ class Engine:
                 self._started_events.pop(ref.task_id, None)
                 return False
             started = read.started
-            if (
-                task.ref == 0
-                and not cmds
-                and not self.store.has_buffered_events(tx.state.exe.run_id)
-            ):
+            if task.ref == 0 and not cmds and not tx.state.buffered:
                 # A speculative task that only rejected updates leaves no trace.
                 updates.reject_unanswered(tx, list(messages))
                 self._started_events.pop(ref.task_id, None)
@@ -588,7 +612,7 @@ class Engine:
                 return True
             self.materialize_workflow_task(tx)
             closing = any(c.command_type in commands.CLOSING for c in cmds)
-            if closing and self.store.has_buffered_events(tx.state.exe.run_id):
+            if closing and tx.state.buffered:
                 # Temporal refuses to close a run that has unseen events.
                 self._started_events.pop(ref.task_id, None)
                 self._record_task_failure(
@@ -708,7 +732,9 @@ class Engine:
                     lambda t=task: activities.cancel_local(self, t, "NOT_FOUND")  # type: ignore[misc]
                 )
         self.store.delete_timers(exe.run_id)
-        self.store.take_buffered_events(exe.run_id)
+        if tx.state.buffered:
+            self.store.take_buffered_events(exe.run_id)
+            tx.state.buffered = 0
         tx.state.wft = None
         children.notify_parent(tx)
         children.apply_parent_close_policies(tx)

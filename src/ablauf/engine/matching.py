@@ -43,18 +43,44 @@ class TaskRef:
         return cls(int(task_id), int(nonce), run_id, int(attempt))
 
 
+Consumer = Callable[[TaskRef], bool]
+
+
 class LocalQueue:
-    """Leased tasks waiting for this process's worker of one task queue."""
+    """Leased tasks for this process's workers of one task queue.
+
+    A pushed task goes straight to a consumer (a worker's callback that starts
+    it and returns True, or returns False when the worker is at capacity); it
+    waits here only when no consumer takes it, for :meth:`get` or :meth:`take`.
+    """
 
     def __init__(self) -> None:
         self._items: deque[TaskRef] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._consumers: deque[Consumer] = deque()
         self.pollers = 0
 
+    def add_consumer(self, consumer: Consumer) -> None:
+        self._consumers.append(consumer)
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        self._consumers.remove(consumer)
+
     def push(self, ref: TaskRef) -> None:
+        consumers = self._consumers
+        for _ in range(len(consumers)):
+            consumer = consumers[0]
+            # Round robin among the workers of this queue.
+            consumers.rotate(-1)
+            if consumer(ref):
+                return
         self._items.append(ref)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+    def take(self) -> TaskRef | None:
+        """The oldest waiting task, if any (for a consumer that has room again)."""
+        return self._items.popleft() if self._items else None
 
     async def get(self) -> TaskRef:
         while not self._items:

@@ -59,6 +59,8 @@ class Service:
         self._task: asyncio.Task[None] | None = None
         self._last_version: int | None = None
         self._next_scan = 0.0
+        # When the service looks again by itself.
+        self.deadline = 0.0
         _live_owner_ids[engine.owner_id] = engine
 
     def start(self) -> None:
@@ -100,7 +102,9 @@ class Service:
             deadline = now + POLL_INTERVAL
             if next_timer is not None and next_timer < deadline:
                 deadline = next_timer
+            self.deadline = deadline
             await engine.clock.sleep_until(deadline, engine.wake)
+            self.deadline = 0.0
 
     def tick(self) -> None:
         """One round of background work."""
@@ -180,6 +184,7 @@ class Service:
                 freed = store.release_leases(dead, WORKFLOW_TASK)
                 for owner_id in dead:
                     store.remove_owner(owner_id)
+            engine.forget_runs()
             if freed:
                 logger.info("freed %d workflow task(s) held by stopped processes", freed)
         wf_queues = engine.matching.task_queues(WORKFLOW_TASK)

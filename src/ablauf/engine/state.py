@@ -110,6 +110,8 @@ class RunState:
     start_event_time: Timestamp | None = None
     # Updates requested but not yet accepted or rejected.
     requested_updates: int = 0
+    # Events waiting in the store's buffer for the running workflow task.
+    buffered: int = 0
     # Events from ``recent_from`` on, kept so a sticky worker gets only what it
     # has not seen without a read from the store.
     recent: list[HistoryEvent] = field(default_factory=list)

@@ -100,6 +100,7 @@ class Transition:
         if self.workflow_task_running:
             event = make_event(0, self.now, event_type, attrs)
             self.engine.store.add_buffered_event(self.state.exe.run_id, event.SerializeToString())
+            self.state.buffered += 1
         else:
             wft = self.state.wft
             if wft is not None and wft.ref == 0:
@@ -109,7 +110,10 @@ class Transition:
 
     def flush_buffered(self) -> bool:
         """Moves buffered events into the history; True if there were any."""
+        if not self.state.buffered:
+            return False
         buffered = self.engine.store.take_buffered_events(self.state.exe.run_id)
+        self.state.buffered = 0
         for data in buffered:
             event = parse_event(data)
             event.event_time.CopyFrom(event.event_time)

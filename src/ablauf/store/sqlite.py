@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
@@ -37,6 +39,39 @@ _EXEC_COLUMNS = (
     "run_id, namespace, workflow_id, workflow_type, task_queue, status, start_time, "
     "close_time, next_event_id, history_size, version"
 )
+
+
+_READ_VERSION_TTL = 0.005
+# Checkpoint the WAL this often, and block writers for a full checkpoint when
+# it has grown this large despite that.
+_CHECKPOINT_INTERVAL = 0.05
+_WAL_RESTART_FRAMES = 16_384
+
+
+class _Checkpointer:
+    """Copies the WAL into the database file from a thread of its own."""
+
+    def __init__(self, path: str, synchronous: str) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ablauf-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(_CHECKPOINT_INTERVAL):
+            try:
+                _, frames, _ = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if frames > _WAL_RESTART_FRAMES:
+                    self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            except sqlite3.Error:
+                # Busy or closing: the next round tries again.
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._db.close()
 
 
 def _task(row: sqlite3.Row | tuple[object, ...]) -> TaskRecord:
@@ -85,6 +120,15 @@ class SqliteStore:
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{path!r} is not a usable ablauf store: {err}") from err
         self._depth = 0
+        self._tx_data_version: int | None = None
+        self._read_version = 0
+        self._read_version_at = -1.0
+        self._checkpointer: _Checkpointer | None = None
+        if path != ":memory:":
+            # Commits only append to the WAL; copying it into the database
+            # (and its fsync) happens on another thread.
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = _Checkpointer(path, synchronous)
 
     def _init_schema(self) -> None:
         tables = {
@@ -143,6 +187,7 @@ class SqliteStore:
             return
         self._db.execute("BEGIN IMMEDIATE")
         self._depth = 1
+        self._tx_data_version = None
         try:
             yield
         except BaseException:
@@ -153,10 +198,29 @@ class SqliteStore:
         self._db.execute("COMMIT")
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self._db.close()
 
     def data_version(self) -> int:
-        """Changes whenever another connection commits to the file."""
+        """Changes whenever another connection commits to the file.
+
+        Read once per transaction: while it holds the write lock, no other
+        connection can commit.
+        """
+        if self._depth:
+            if self._tx_data_version is None:
+                self._tx_data_version = self._query_data_version()
+            return self._tx_data_version
+        # Reads outside a transaction may see another process's commit up to
+        # a few milliseconds late; writes always check.
+        now = time.monotonic()
+        if now - self._read_version_at > _READ_VERSION_TTL:
+            self._read_version = self._query_data_version()
+            self._read_version_at = now
+        return self._read_version
+
+    def _query_data_version(self) -> int:
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
     # executions
@@ -251,13 +315,11 @@ class SqliteStore:
             self._db.execute("DELETE FROM buffered_events WHERE run_id=?", (run_id,))
         return [r[0] for r in rows]
 
-    def has_buffered_events(self, run_id: str) -> bool:
-        return (
-            self._db.execute(
-                "SELECT 1 FROM buffered_events WHERE run_id=? LIMIT 1", (run_id,)
-            ).fetchone()
-            is not None
-        )
+    def count_buffered_events(self, run_id: str) -> int:
+        row = self._db.execute(
+            "SELECT count(*) FROM buffered_events WHERE run_id=?", (run_id,)
+        ).fetchone()
+        return int(row[0])
 
     # tasks
 
@@ -405,6 +467,13 @@ class SqliteStore:
             sql += " AND ref=?"
             args.append(ref)
         self._db.execute(sql, args)
+
+    def delete_ref_timers(self, run_id: str, ref: str, kinds: Sequence[int]) -> None:
+        marks = ",".join("?" * len(kinds))
+        self._db.execute(
+            f"DELETE FROM timers WHERE run_id=? AND ref=? AND kind IN ({marks})",
+            (run_id, ref, *kinds),
+        )
 
     def due_timers(self, now: float, limit: int) -> list[TimerRecord]:
         return [

@@ -150,7 +150,7 @@ class _Attempt:
     loop: asyncio.AbstractEventLoop
     cancelled_event: temporalio.common._CompositeEvent
     thread_canceller: _ThreadCanceller | None = None
-    task: asyncio.Task[ActivityOutcome] | None = None
+    task: asyncio.Task[Any] | None = None
     done: bool = False
     heartbeat_error: Exception | None = None
     details: temporalio.activity._ActivityCancellationDetailsHolder = field(
@@ -286,6 +286,40 @@ class ActivityRunner:
         shutdown) and the ``CancelledError`` propagates; :meth:`shutdown` still waits
         for the activity to end.
         """
+        prepared = self._prepare(task, heartbeat)
+        if not isinstance(prepared, tuple):
+            return prepared
+        attempt, data_converter = prepared
+        attempt.task = attempt.loop.create_task(self._run(task, attempt, data_converter))
+        self._running[task.token] = attempt
+        attempt.task.add_done_callback(lambda _: self._forget(task.token, attempt))
+        try:
+            # Shielded so that only cancel() decides what the activity sees.
+            return await asyncio.shield(attempt.task)
+        except asyncio.CancelledError:
+            attempt.cancel(ActivityCancellationDetails(worker_shutdown=True))
+            raise
+
+    async def run(self, task: ActivityTask, heartbeat: HeartbeatCallback) -> ActivityOutcome:
+        """Like :meth:`execute`, but the attempt runs in the calling task.
+
+        The caller's task is then what a cancellation cancels until the attempt
+        has ended, so it must be a task of its own for this attempt.
+        """
+        prepared = self._prepare(task, heartbeat)
+        if not isinstance(prepared, tuple):
+            return prepared
+        attempt, data_converter = prepared
+        attempt.task = asyncio.current_task()
+        self._running[task.token] = attempt
+        try:
+            return await self._run(task, attempt, data_converter)
+        finally:
+            self._forget(task.token, attempt)
+
+    def _prepare(
+        self, task: ActivityTask, heartbeat: HeartbeatCallback
+    ) -> tuple[_Attempt, temporalio.converter.DataConverter] | ActivityOutcome:
         defn = self._activities.get(task.activity_type, self._dynamic)
         context = temporalio.converter.ActivitySerializationContext(
             namespace=task.namespace,
@@ -306,12 +340,11 @@ class ActivityRunner:
             )
             logger.warning("Completing activity as failed: %s", err)
             return _failed(err, data_converter)
-        loop = asyncio.get_running_loop()
         attempt = _Attempt(
             defn=defn,
             heartbeat=heartbeat,
             payload_converter=data_converter.payload_converter,
-            loop=loop,
+            loop=asyncio.get_running_loop(),
             cancelled_event=temporalio.common._CompositeEvent(
                 thread_event=threading.Event(),
                 async_event=asyncio.Event() if defn.is_async else None,
@@ -320,15 +353,7 @@ class ActivityRunner:
                 None if defn.is_async or defn.no_thread_cancel_exception else _ThreadCanceller()
             ),
         )
-        attempt.task = loop.create_task(self._run(task, attempt, data_converter))
-        self._running[task.token] = attempt
-        attempt.task.add_done_callback(lambda _: self._forget(task.token, attempt))
-        try:
-            # Shielded so that only cancel() decides what the activity sees.
-            return await asyncio.shield(attempt.task)
-        except asyncio.CancelledError:
-            attempt.cancel(ActivityCancellationDetails(worker_shutdown=True))
-            raise
+        return attempt, data_converter
 
     def _forget(self, token: bytes, attempt: _Attempt) -> None:
         if self._running.get(token) is attempt:

@@ -17,7 +17,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from ablauf.engine import activities as engine_activities
 from ablauf.engine.engine import Engine
-from ablauf.engine.matching import LocalQueue, TaskRef
+from ablauf.engine.matching import Consumer, LocalQueue, TaskRef
 from ablauf.history.tasks import ActivityCompleted, ActivityFailed, ActivityOutcome
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
 from ablauf.temporal import server_worker
@@ -141,10 +141,13 @@ class Worker:
             if activities
             else None
         )
-        self._slots = asyncio.Semaphore(max_concurrent_activities)
+        self._free_slots = max_concurrent_activities
         self._graceful = graceful_shutdown_timeout
         self._running: set[asyncio.Task[None]] = set()
-        self._loops: list[asyncio.Task[None]] = []
+        self._queues: list[tuple[LocalQueue, Consumer]] = []
+        self._workflow_tasks: set[asyncio.Task[None]] = set()
+        self._activity_queue: LocalQueue | None = None
+        self._stopping = False
         self._stopped = asyncio.Event()
         self._started = False
 
@@ -181,15 +184,15 @@ class Worker:
             raise RuntimeError("Already started")
         self._started = True
         engine = self.engine
-        loop = asyncio.get_running_loop()
         if self._workflows is not None:
             queue = engine.matching.register(WORKFLOW_TASK, self.task_queue)
             engine.matching.query_handlers[self.task_queue] = self._workflows.query
-            self._loops.append(loop.create_task(self._poll_workflow_tasks(queue)))
+            self._consume(queue, self._take_workflow_task)
         if self._activities is not None:
             queue = engine.matching.register(ACTIVITY_TASK, self.task_queue)
             engine.matching.activity_cancellers[self.task_queue] = self._activities.cancel
-            self._loops.append(loop.create_task(self._poll_activities(queue)))
+            self._activity_queue = queue
+            self._consume(queue, self._take_activity)
         engine.update_owner()
         engine.service.request_scan()
 
@@ -201,9 +204,10 @@ class Worker:
         if not self._started or self._stopped.is_set():
             return
         engine = self.engine
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._stopping = True
+        for queue, consumer in self._queues:
+            queue.remove_consumer(consumer)
+        await asyncio.gather(*self._workflow_tasks, return_exceptions=True)
         if self._activities is not None:
             timeout = self._graceful if self._graceful > timedelta() else None
             await self._activities.shutdown(graceful_timeout=timeout or timedelta(seconds=0.001))
@@ -219,35 +223,52 @@ class Worker:
         engine.update_owner()
         self._stopped.set()
 
+    def _consume(self, queue: LocalQueue, consumer: Consumer) -> None:
+        queue.add_consumer(consumer)
+        self._queues.append((queue, consumer))
+        # Tasks that waited for a worker of this queue.
+        while (ref := queue.take()) is not None:
+            if not consumer(ref):
+                queue.push(ref)
+                break
+
     # workflow tasks
 
-    async def _poll_workflow_tasks(self, queue: LocalQueue) -> None:
+    def _take_workflow_task(self, ref: TaskRef) -> bool:
+        task = asyncio.get_running_loop().create_task(self._process_workflow_task(ref))
+        self._workflow_tasks.add(task)
+        task.add_done_callback(self._workflow_tasks.discard)
+        return True
+
+    async def _process_workflow_task(self, ref: TaskRef) -> None:
         runner = self._workflows
         assert runner is not None
-        while True:
-            ref = await queue.get()
-            try:
-                await runner.process(ref)
-            except Exception:
-                logger.exception("processing a workflow task failed")
-                runner.evict(ref.run_id)
+        try:
+            await runner.process(ref)
+        except Exception:
+            logger.exception("processing a workflow task failed")
+            runner.evict(ref.run_id)
 
     # activities
 
-    async def _poll_activities(self, queue: LocalQueue) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            ref = await queue.get()
-            await self._slots.acquire()
-            task = loop.create_task(self._run_activity(ref))
-            self._running.add(task)
-            task.add_done_callback(self._activity_done)
+    def _take_activity(self, ref: TaskRef) -> bool:
+        if self._free_slots <= 0:
+            return False
+        self._free_slots -= 1
+        task = asyncio.get_running_loop().create_task(self._run_activity(ref))
+        self._running.add(task)
+        task.add_done_callback(self._activity_done)
+        return True
 
     def _activity_done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._slots.release()
+        self._free_slots += 1
         if not task.cancelled() and task.exception() is not None:
             logger.error("activity attempt crashed in ablauf", exc_info=task.exception())
+        if self._activity_queue is not None and not self._stopping:
+            ref = self._activity_queue.take()
+            if ref is not None:
+                self._take_activity(ref)
 
     async def _run_activity(self, ref: TaskRef) -> None:
         runner = self._activities
@@ -264,7 +285,7 @@ class Worker:
                 task, input=decoded[: len(task.input)], heartbeat_details=decoded[len(task.input) :]
             )
         beat = _Heartbeats(self, ref, task.heartbeat_timeout)
-        outcome = await runner.execute(task, beat.record)
+        outcome = await runner.run(task, beat.record)
         outcome = await self._encode_outcome(outcome)
         details = await beat.pending()
         await engine.submit(lambda: engine_activities.record_outcome(engine, ref, outcome, details))
