@@ -6,9 +6,11 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,25 @@ def _peak_rss_kib(pid: int) -> tuple[int, int]:
     return total, count
 
 
+def _machine_cpu() -> float:
+    """CPU-seconds all processes of the machine have used (busy time in /proc/stat)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu() -> float:
+    """CPU-seconds of this process and its children that have been waited for."""
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _run_engine(
     engine: str, server: str | None, workloads: list[str], args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -142,11 +163,20 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(temporal_cli() if "temporal" in engines else None)
     log(f"engines: {', '.join(engines)}; workloads: {', '.join(workloads)}")
     results: dict[str, dict[str, Any]] = {}
+    others: list[str] = []
     for engine in engines:
+        machine, own, started = _machine_cpu(), _own_cpu(), time.monotonic()
         if engine == "temporal":
             results[engine] = _temporal(workloads, args)
         else:
             results[engine] = _run_engine(engine, None, workloads, args)
+        other = max(0.0, (_machine_cpu() - machine) - (_own_cpu() - own))
+        wall = time.monotonic() - started
+        results[engine]["other_cpu_seconds"] = other
+        others.append(f"{other:.1f} CPU-s in the {wall:.0f} s of {ENGINE_TITLES[engine]}")
+        if other > 0.05 * wall:
+            log(f"[{engine}] other processes used {other:.1f} CPU-s meanwhile: figures may suffer")
+    env["other_cpu"] = "; ".join(others)
 
     figures = {
         engine: {

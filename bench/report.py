@@ -128,6 +128,7 @@ def markdown(
         f"Temporal CLI: {env['temporal_cli']}",
         f"- a one-row SQLite commit: {env['sqlite_commit']}",
         f"- sizes: {sizes}",
+        f"- other processes meanwhile: {env.get('other_cpu', 'not measured')}",
         "",
         "| workload | unit | Temporal | ablauf | ablauf/Temporal | ablauf fsync "
         "| fsync/Temporal | ablauf target | met (ablauf / fsync) |",
