@@ -33,6 +33,7 @@ from ablauf.engine.matching import TaskRef
 from ablauf.engine.state import PendingActivity
 from ablauf.engine.timers import TimerKind, activity_retry
 from ablauf.engine.transition import Transition
+from ablauf.history.events import seconds_of, set_seconds
 from ablauf.history.tasks import (
     ActivityCanceled,
     ActivityCompleted,
@@ -72,8 +73,7 @@ _ATTEMPT_TIMERS = (
 )
 
 
-def _secs(d: Duration) -> float:
-    return d.ToTimedelta().total_seconds()
+_secs = seconds_of
 
 
 def _normalize(
@@ -108,11 +108,11 @@ def _normalize(
     if s2c > 0:
         stc = min(stc, s2c)
         s2s = min(s2s, s2c) if s2s > 0 else s2c
-    attrs.start_to_close_timeout.FromTimedelta(_td(stc))
-    attrs.schedule_to_close_timeout.FromTimedelta(_td(s2c))
-    attrs.schedule_to_start_timeout.FromTimedelta(_td(s2s))
+    set_seconds(attrs.start_to_close_timeout, stc)
+    set_seconds(attrs.schedule_to_close_timeout, s2c)
+    set_seconds(attrs.schedule_to_start_timeout, s2s)
     hb = _secs(cmd.heartbeat_timeout)
-    attrs.heartbeat_timeout.FromTimedelta(_td(min(hb, stc) if hb > 0 else 0))
+    set_seconds(attrs.heartbeat_timeout, min(hb, stc) if hb > 0 else 0)
     policy = cmd.retry_policy
     attrs.retry_policy.CopyFrom(policy)
     rp = attrs.retry_policy
@@ -121,14 +121,8 @@ def _normalize(
     if rp.backoff_coefficient == 0:
         rp.backoff_coefficient = 2.0
     if not rp.HasField("maximum_interval") or _secs(rp.maximum_interval) <= 0:
-        rp.maximum_interval.FromTimedelta(_td(100 * _secs(rp.initial_interval)))
+        set_seconds(rp.maximum_interval, 100 * _secs(rp.initial_interval))
     return attrs
-
-
-def _td(seconds: float):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
-    return timedelta(seconds=seconds)
 
 
 def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id: int) -> None:

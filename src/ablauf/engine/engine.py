@@ -15,7 +15,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import temporalio.api.enums.v1.event_type_pb2 as E
@@ -48,7 +48,7 @@ from ablauf.engine.service import Service
 from ablauf.engine.state import RunState
 from ablauf.engine.timers import TimerKind, workflow_task_backoff
 from ablauf.engine.transition import Transition
-from ablauf.history.events import make_event, parse_event
+from ablauf.history.events import make_event, parse_event, seconds_of
 from ablauf.history.tasks import WorkflowTask
 from ablauf.store.base import (
     UPDATE_REQUESTED,
@@ -72,12 +72,14 @@ HISTORY_SIZE_LIMIT = 50 * 1024 * 1024
 SUGGEST_CAN_EVENTS = 4096
 SUGGEST_CAN_BYTES = 4 * 1024 * 1024
 CACHED_RUNS = 2000
+# Workflow tasks one group commit runs inline at most.
+INLINE_WORKFLOW_TASKS = 5000
 
 
 def _run_deadline(attrs: WorkflowExecutionStartedEventAttributes, now: float) -> float | None:
     """When the run times out: its run timeout, capped by the execution's expiration."""
     deadlines = []
-    run_timeout = attrs.workflow_run_timeout.ToTimedelta().total_seconds()
+    run_timeout = seconds_of(attrs.workflow_run_timeout)
     if run_timeout > 0:
         deadlines.append(now + run_timeout)
     if attrs.HasField("workflow_execution_expiration_time"):
@@ -306,6 +308,7 @@ class Engine:
                         outcomes.append((fut, change(), None))
                     except Exception as err:
                         outcomes.append((fut, None, err))
+                self._run_inline()
                 # Taken here so the futures resolve before tasks reach local
                 # workers: a worker's bookkeeping for a change comes first.
                 assert self._deferred is not None
@@ -323,6 +326,38 @@ class Engine:
         for tx in deferred:
             self._after_commit(tx)
 
+    def _run_inline(self) -> None:
+        """Runs the workflow tasks this group hands to workers that take them
+        inline, so their completions share the group's commit.
+
+        Nothing outside the process sees any of it before that commit, and an
+        activity or timer they start still waits for it.
+        """
+        deferred = self._deferred
+        assert deferred is not None
+        budget = INLINE_WORKFLOW_TASKS
+        i = 0
+        # Completions append transitions that may hand off further tasks.
+        while i < len(deferred) and budget > 0:
+            tx = deferred[i]
+            i += 1
+            if not tx.handoffs:
+                continue
+            later = []
+            for queue, ref in tx.handoffs:
+                inline = queue.inline
+                if inline is None or budget <= 0:
+                    later.append((queue, ref))
+                    continue
+                budget -= 1
+                try:
+                    inline(ref)
+                except Exception:
+                    # The worker reports its own failures; a crash here must
+                    # not undo the group.
+                    logger.exception("running a workflow task inline failed")
+            tx.handoffs = later
+
     def _after_commit(self, tx: Transition) -> None:
         if self._deferred is not None:
             self._deferred.append(tx)
@@ -330,6 +365,8 @@ class Engine:
         run_id = tx.state.exe.run_id
         for action in tx.after_commit:
             action()
+        for queue, ref in tx.handoffs:
+            queue.push(ref)
         waiters = self._run_waiters.pop(run_id, None)
         if waiters:
             for fut in waiters:
@@ -479,6 +516,9 @@ class Engine:
             # Leased before it is written: one statement for both.
             self.offer_workflow_task(tx)
             self.store.insert_task(task)
+            if tx.handoffs and tx.handoffs[-1][1].task_id == 0:
+                queue, handed = tx.handoffs[-1]
+                tx.handoffs[-1] = (queue, replace(handed, task_id=task.id))
 
     def offer_workflow_task(self, tx: Transition) -> None:
         """Leases the run's workflow task to this process if a local worker polls its queue."""
@@ -488,9 +528,8 @@ class Engine:
         if queue is None:
             return
         self.lease(tx, task, tx.now + self._task_timeout(tx.state))
-        nonce, attempt = task.lease_nonce, task.attempt
-        # The task's row id may be assigned only after this call.
-        tx.after_commit.append(lambda: queue.push(TaskRef(task.id, nonce, task.run_id, attempt)))
+        # A task not yet written gets its row id once it is (see above).
+        tx.handoffs.append((queue, TaskRef(task.id, task.lease_nonce, task.run_id, task.attempt)))
 
     def has_started(self, task_id: int) -> bool:
         """Whether a worker of this process has read the history of this workflow task."""
@@ -507,7 +546,7 @@ class Engine:
 
     @staticmethod
     def _task_timeout(state: RunState) -> float:
-        return state.started.workflow_task_timeout.ToTimedelta().total_seconds()
+        return seconds_of(state.started.workflow_task_timeout)
 
     def _leased_workflow_task(self, tx: Transition, ref: TaskRef) -> TaskRecord | None:
         task = tx.state.wft

@@ -58,6 +58,9 @@ class LocalQueue:
         self._items: deque[TaskRef] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._consumers: deque[Consumer] = deque()
+        # A worker that can run a task synchronously, inside the transaction
+        # that handed it out (workflow tasks without a payload codec).
+        self.inline: Callable[[TaskRef], None] | None = None
         self.pollers = 0
 
     def add_consumer(self, consumer: Consumer) -> None:

@@ -9,6 +9,8 @@ from temporalio.api.common.v1 import RetryPolicy
 from temporalio.api.enums.v1 import RetryState
 from temporalio.api.failure.v1 import Failure
 
+from ablauf.history.events import seconds_of
+
 __all__ = ["TimerKind", "activity_retry", "workflow_task_backoff"]
 
 
@@ -33,10 +35,6 @@ class TimerKind(IntEnum):
     SCHEDULE = 20
 
 
-def _seconds(duration: object) -> float:
-    return duration.ToTimedelta().total_seconds()  # type: ignore[attr-defined, no-any-return]
-
-
 def activity_retry(
     policy: RetryPolicy,
     attempt: int,
@@ -57,11 +55,11 @@ def activity_retry(
     if policy.maximum_attempts and attempt >= policy.maximum_attempts:
         return None, RetryState.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED
     if info is not None and info.HasField("next_retry_delay"):
-        delay = _seconds(info.next_retry_delay)
+        delay = seconds_of(info.next_retry_delay)
     else:
-        initial = _seconds(policy.initial_interval) or 1.0
+        initial = seconds_of(policy.initial_interval) or 1.0
         coefficient = policy.backoff_coefficient or 2.0
-        maximum = _seconds(policy.maximum_interval) or 100 * initial
+        maximum = seconds_of(policy.maximum_interval) or 100 * initial
         delay = min(initial * coefficient ** (attempt - 1), maximum)
     # Temporal's server schedules retries on whole seconds.
     delay = float(max(1, math.ceil(delay - 1e-9)))

@@ -14,6 +14,7 @@ from ablauf.history.events import attributes_of, make_event, parse_event
 
 if TYPE_CHECKING:
     from ablauf.engine.engine import Engine
+    from ablauf.engine.matching import LocalQueue, TaskRef
 
 __all__ = ["Transition"]
 
@@ -43,6 +44,9 @@ class Transition:
         self.events: list[HistoryEvent] = []
         self.encoded: list[tuple[int, bytes]] = []
         self.after_commit: list[Callable[[], None]] = []
+        # Workflow tasks handed to local workers: run inline in a group commit,
+        # or pushed to their queues after the commit.
+        self.handoffs: list[tuple[LocalQueue, TaskRef]] = []
         self.needs_workflow_task = False
         self._started_ids: dict[int, int] = {}
 

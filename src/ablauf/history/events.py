@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
-__all__ = ["ATTRIBUTE_FIELDS", "attributes_of", "make_event", "parse_event", "set_time"]
+__all__ = [
+    "ATTRIBUTE_FIELDS",
+    "attributes_of",
+    "make_event",
+    "parse_event",
+    "seconds_of",
+    "set_seconds",
+    "set_time",
+]
 
 # Attribute field name for each event type, derived from the proto itself.
 ATTRIBUTE_FIELDS: dict[int, str] = {}
@@ -28,6 +37,18 @@ def set_time(event: HistoryEvent, at: float) -> None:
     seconds = int(at)
     event.event_time.seconds = seconds
     event.event_time.nanos = round((at - seconds) * 1e9) % 1_000_000_000
+
+
+def seconds_of(duration: Duration) -> float:
+    """A Duration proto in seconds (cheaper than going through timedelta)."""
+    return duration.seconds + duration.nanos / 1e9
+
+
+def set_seconds(duration: Duration, seconds: float) -> None:
+    """Sets a Duration proto from seconds."""
+    whole = int(seconds)
+    duration.seconds = whole
+    duration.nanos = round((seconds - whole) * 1e9)
 
 
 def make_event(

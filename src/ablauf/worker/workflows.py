@@ -14,6 +14,7 @@ import temporalio.workflow
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.protocol.v1 import Message
 from temporalio.api.query.v1 import WorkflowQuery
 from temporalio.api.update.v1 import Acceptance, Rejection, Request, Response
@@ -22,7 +23,8 @@ from ablauf.engine.engine import Engine
 from ablauf.engine.errors import EngineError, QueryFailedError
 from ablauf.engine.limits import PAYLOADS_TOO_LARGE_TYPE, PayloadsTooLargeError
 from ablauf.engine.matching import TaskRef
-from ablauf.replay.instance import QueryFailed, WorkflowInstance
+from ablauf.history.tasks import WorkflowTask
+from ablauf.replay.instance import QueryFailed, WorkflowInstance, WorkflowTaskOutcome
 from ablauf.store.base import ExecutionRecord
 from ablauf.worker.codec import Codec
 
@@ -103,50 +105,112 @@ class WorkflowRunner:
 
     async def process(self, ref: TaskRef) -> None:
         """Runs one workflow task to completion or failure."""
-        engine = self.engine
-        instance = self.cache.pop(ref.run_id, None)
-        known = instance.last_event_id if instance is not None else 0
-        task = engine.workflow_task(ref, known)
-        if task is None:
-            if instance is not None:
-                instance.close()
+        if self.codec.codec is None:
+            self.process_now(ref)
             return
+        begun = self._begin(ref)
+        if begun is None:
+            return
+        task, instance = begun
         try:
-            if instance is None:
-                instance = self._new_instance(
-                    task.workflow_type, task.namespace, task.workflow_id, task.run_id
-                )
             events = await self.codec.decode_events(task.events)
             messages = [await self._code_message(m, encode=False) for m in task.messages]
-            outcome = instance.activate(events, messages)
-        except _NotRegistered as err:
-            self._fail(ref, task.workflow_id, _failure(str(err), "NotFoundError"), _UNHANDLED)
-            return
         except Exception as err:
-            logger.exception("workflow task of %s failed inside ablauf", task.workflow_id)
-            if instance is not None:
-                instance.close()
-            self._fail(
-                ref,
-                task.workflow_id,
-                _failure(f"{type(err).__name__}: {err}", type(err).__name__),
-                _UNHANDLED,
-            )
+            self._crashed(ref, task, instance, err)
             return
-        if outcome.failure is not None:
-            instance.close()
-            cause = _NONDETERMINISM if outcome.nondeterminism else _UNHANDLED
-            self._fail(ref, task.workflow_id, outcome.failure, cause)
+        outcome = self._activate(ref, task, instance, events, messages)
+        if outcome is None:
             return
         commands = await self.codec.encode_commands(outcome.commands)
         out = [await self._code_message(m, encode=True) for m in outcome.messages]
         # Kept before the completion commits: the run's next task may be handed
         # out right after the commit and must find the instance here.
         self._keep(ref.run_id, instance)
+        engine = self.engine
         done = engine.submit(
             lambda: engine.complete_workflow_task(ref, commands, outcome.sdk_metadata, out)
         )
-        done.add_done_callback(lambda f: self._completed(f, ref, task.workflow_id, instance))
+        done.add_done_callback(
+            lambda f: self._completed(ref, task.workflow_id, instance, f.exception(), f)
+        )
+
+    def process_now(self, ref: TaskRef) -> None:
+        """Runs one workflow task without a codec, completing it in the caller's
+        store transaction (the engine's group commit runs it this way)."""
+        begun = self._begin(ref)
+        if begun is None:
+            return
+        task, instance = begun
+        outcome = self._activate(ref, task, instance, task.events, task.messages)
+        if outcome is None:
+            return
+        self._keep(ref.run_id, instance)
+        try:
+            kept = self.engine.complete_workflow_task(
+                ref, outcome.commands, outcome.sdk_metadata, outcome.messages
+            )
+        except EngineError as err:
+            self._completed(ref, task.workflow_id, instance, err, None)
+            return
+        self._completed(ref, task.workflow_id, instance, None, kept)
+
+    def _begin(self, ref: TaskRef) -> tuple[WorkflowTask, WorkflowInstance] | None:
+        instance = self.cache.pop(ref.run_id, None)
+        known = instance.last_event_id if instance is not None else 0
+        task = self.engine.workflow_task(ref, known)
+        if task is None:
+            if instance is not None:
+                instance.close()
+            return None
+        if instance is None:
+            try:
+                instance = self._new_instance(
+                    task.workflow_type, task.namespace, task.workflow_id, task.run_id
+                )
+            except _NotRegistered as err:
+                self._fail(ref, task.workflow_id, _failure(str(err), "NotFoundError"), _UNHANDLED)
+                return None
+            except Exception as err:
+                self._crashed(ref, task, None, err)
+                return None
+        return task, instance
+
+    def _activate(
+        self,
+        ref: TaskRef,
+        task: WorkflowTask,
+        instance: WorkflowInstance,
+        events: Sequence[HistoryEvent],
+        messages: Sequence[Message],
+    ) -> WorkflowTaskOutcome | None:
+        try:
+            outcome = instance.activate(list(events), list(messages))
+        except Exception as err:
+            self._crashed(ref, task, instance, err)
+            return None
+        if outcome.failure is not None:
+            instance.close()
+            cause = _NONDETERMINISM if outcome.nondeterminism else _UNHANDLED
+            self._fail(ref, task.workflow_id, outcome.failure, cause)
+            return None
+        return outcome
+
+    def _crashed(
+        self,
+        ref: TaskRef,
+        task: WorkflowTask,
+        instance: WorkflowInstance | None,
+        err: Exception,
+    ) -> None:
+        logger.exception("workflow task of %s failed inside ablauf", task.workflow_id)
+        if instance is not None:
+            instance.close()
+        self._fail(
+            ref,
+            task.workflow_id,
+            _failure(f"{type(err).__name__}: {err}", type(err).__name__),
+            _UNHANDLED,
+        )
 
     def _keep(self, run_id: str, instance: WorkflowInstance) -> None:
         if not self.max_cached:
@@ -158,13 +222,15 @@ class WorkflowRunner:
 
     def _completed(
         self,
-        done: asyncio.Future[bool],
         ref: TaskRef,
         workflow_id: str,
         instance: WorkflowInstance,
+        err: BaseException | None,
+        kept: asyncio.Future[bool] | bool | None,
     ) -> None:
-        err = done.exception()
-        if err is None and done.result() and self.engine.state_of(ref.run_id).running:
+        if isinstance(kept, asyncio.Future):
+            kept = kept.result() if err is None else False
+        if err is None and kept and self.engine.state_of(ref.run_id).running:
             if not self.max_cached:
                 instance.close()
             return
