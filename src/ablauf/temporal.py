@@ -7,10 +7,12 @@ a ``host:port`` target already returns temporalio's own client.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import temporalio.client
-import temporalio.worker
+
+if TYPE_CHECKING:
+    import temporalio.worker
 
 __all__ = ["server_worker"]
 
@@ -24,6 +26,10 @@ def server_worker(
     options: dict[str, Any],
 ) -> temporalio.worker.Worker:
     """A ``temporalio.worker.Worker`` with the arguments ablauf's Worker was given."""
+    # Imported here: the embedded engine never needs the SDK's worker (nor the
+    # memory its imports take).
+    import temporalio.worker
+
     return temporalio.worker.Worker(
         client, task_queue=task_queue, activities=activities, workflows=workflows, **options
     )

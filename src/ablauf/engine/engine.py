@@ -263,8 +263,9 @@ class Engine:
     def group(self) -> Iterator[None]:
         """Runs the transitions inside in one store transaction (each in a savepoint).
 
-        What follows each commit (handing tasks to local workers, waking waiters)
-        runs once the group has committed.
+        Workflow tasks they hand to workers that take them inline run before the
+        commit; what follows each commit (handing other tasks to local workers,
+        waking waiters) runs once the group has committed.
         """
         if self._deferred is not None:
             yield
@@ -273,6 +274,7 @@ class Engine:
         try:
             with self.store.transaction():
                 yield
+                self._run_inline()
         except BaseException:
             # Cached states may hold changes that were rolled back.
             self._deferred = None

@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 POLL_INTERVAL = 0.02
 SCAN_INTERVAL = 1.0
 BATCH = 256
+# Timers fired in one group commit: the first workflows a burst of timers
+# wakes commit (and resume) without waiting for the whole burst.
+FIRE_GROUP = 16
 
 _live_owner_ids: weakref.WeakValueDictionary[str, Engine] = weakref.WeakValueDictionary()
 
@@ -85,10 +88,16 @@ class Service:
         while True:
             engine.wake.clear()
             try:
-                self.tick()
+                more = self.tick()
             except Exception:
                 logger.exception("ablauf engine background step failed; retrying")
+                more = False
                 await asyncio.sleep(POLL_INTERVAL)
+            if more:
+                # Let what the fired timers woke (workers, waiting clients) run
+                # before the next group.
+                await asyncio.sleep(0)
+                continue
             now = engine.clock.now()
             next_timer = engine.store.next_timer_at()
             # Time-skipping: with nothing left to run, jump to the next timer.
@@ -106,17 +115,16 @@ class Service:
             await engine.clock.sleep_until(deadline, engine.wake)
             self.deadline = 0.0
 
-    def tick(self) -> None:
-        """One round of background work."""
+    def tick(self) -> bool:
+        """One round of background work; True if more timers may be due already."""
         engine = self.engine
         now = engine.clock.now()
-        # Firing may add timers due at once (transfer steps); take those too.
-        for _ in range(8):
-            due = engine.store.due_timers(now, BATCH)
-            for timer in due:
-                self.fire(timer)
-            if not due:
-                break
+        due = engine.store.due_timers(now, FIRE_GROUP)
+        more = len(due) == FIRE_GROUP and self._fire_all(due)
+        if due and not more:
+            # Firing may add timers due at once (transfer steps): take those too.
+            due = engine.store.due_timers(now, FIRE_GROUP)
+            more = bool(due) and self._fire_all(due)
         version = engine.store.data_version()
         if version != self._last_version or now >= self._next_scan:
             self._last_version = version
@@ -124,6 +132,20 @@ class Service:
             self.scan(now)
             engine.queries.dispatch()
             engine.notify_external_change()
+        return more
+
+    def _fire_all(self, due: list[TimerRecord]) -> bool:
+        """Fires timers that came due together in one group commit; False if
+        one of them failed (it stays due and is tried again next round)."""
+        ok = True
+        with self.engine.group():
+            for timer in due:
+                try:
+                    self.fire(timer)
+                except Exception:
+                    logger.exception("firing timer %s of run %s failed", timer.id, timer.run_id)
+                    ok = False
+        return ok
 
     def fire(self, timer: TimerRecord) -> None:
         engine = self.engine

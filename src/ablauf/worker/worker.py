@@ -10,10 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import temporalio.client
-import temporalio.worker
 from temporalio.api.common.v1 import Payload, Payloads
 
 from ablauf.engine import activities as engine_activities
@@ -25,6 +24,9 @@ from ablauf.temporal import server_worker
 from ablauf.worker.activities import ActivityRunner
 from ablauf.worker.codec import Codec
 from ablauf.worker.workflows import WorkflowRunner
+
+if TYPE_CHECKING:
+    import temporalio.worker
 
 __all__ = ["Worker"]
 
@@ -165,7 +167,7 @@ class Worker:
         self._graceful = graceful_shutdown_timeout
         self._running: set[asyncio.Task[None]] = set()
         self._queues: list[tuple[LocalQueue, Consumer]] = []
-        self._workflow_tasks: set[asyncio.Task[None]] = set()
+        self._workflow_tasks: set[asyncio.Future[None]] = set()
         self._activity_queue: LocalQueue | None = None
         self._stopping = False
         self._inline_queue: LocalQueue | None = None
@@ -262,10 +264,22 @@ class Worker:
     # workflow tasks
 
     def _take_workflow_task(self, ref: TaskRef) -> bool:
-        task = asyncio.get_running_loop().create_task(self._process_workflow_task(ref))
+        runner = self._workflows
+        assert runner is not None
+        task: asyncio.Future[None]
+        if runner.codec.codec is None:
+            # Joins the next group commit with whatever else arrives meanwhile.
+            task = self.engine.submit(lambda: runner.process_now(ref))
+        else:
+            task = asyncio.get_running_loop().create_task(self._process_workflow_task(ref))
         self._workflow_tasks.add(task)
-        task.add_done_callback(self._workflow_tasks.discard)
+        task.add_done_callback(self._workflow_task_done)
         return True
+
+    def _workflow_task_done(self, task: asyncio.Future[None]) -> None:
+        self._workflow_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("processing a workflow task failed", exc_info=task.exception())
 
     async def _process_workflow_task(self, ref: TaskRef) -> None:
         runner = self._workflows
