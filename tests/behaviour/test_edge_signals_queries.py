@@ -169,6 +169,22 @@ async def test_many_signals_in_one_workflow_task(
     assert types.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) == 2
 
 
+async def test_a_burst_of_concurrent_signals_all_arrive(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    handle = await client.start_workflow(
+        Inbox.run, 100, id=f"in-burst-{suffix}", task_queue=task_queue
+    )
+    items = [f"s{i:03}" for i in range(100)]
+    async with worker(client, task_queue):
+        await asyncio.gather(*(handle.signal(Inbox.add, item) for item in items))
+        result = await handle.result()
+    # Signals that arrive before the first task run before the run method.
+    assert sorted(item for item in result if item != "run") == items
+    types = [e.event_type for e in (await handle.fetch_history()).events]
+    assert types.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) == 100
+
+
 async def test_typed_queries_answer_while_running_and_after_completion(
     client: Client, task_queue: str, suffix: str
 ) -> None:

@@ -7,6 +7,7 @@ final outcome is written, as ActivityTaskStarted plus the closing event.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -281,59 +282,75 @@ def _current(tx: Transition, ref: TaskRef) -> PendingActivity | None:
     return None
 
 
+Outcome = tuple[TaskRef, ActivityOutcome, Payloads | None]
+
+
 def record_outcome(
     engine: Engine, ref: TaskRef, outcome: ActivityOutcome, details: Payloads | None
 ) -> None:
     """Applies the result of one attempt; a stale attempt's result is dropped."""
+    record_outcomes(engine, ref.run_id, [(ref, outcome, details)])
+
+
+def record_outcomes(engine: Engine, run_id: str, outcomes: Sequence[Outcome]) -> None:
+    """Applies the results of attempts of one run, in order, in one transition."""
 
     def change(tx: Transition) -> None:
-        pending = _current(tx, ref)
-        if pending is None:
-            return
-        if details is not None:
-            assert pending.task is not None
-            pending.task.heartbeat_details = details.SerializeToString()
-        result = outcome.result if isinstance(outcome, ActivityCompleted) else None
-        if result is not None and result.ByteSize() > PAYLOAD_LIMIT:
-            # temporalio's worker refuses to upload such a result and fails the attempt.
-            too_large = Failure(
-                message=PAYLOADS_TOO_LARGE,
-                application_failure_info=ApplicationFailureInfo(type=PAYLOADS_TOO_LARGE_TYPE),
-            )
-            _fail_attempt(tx, pending, too_large, None)
-            return
-        if isinstance(outcome, ActivityCompleted):
-            _close(
-                tx,
-                pending,
-                E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-                ActivityTaskCompletedEventAttributes(
-                    result=Payloads(payloads=[result] if result is not None else []),
-                    scheduled_event_id=pending.scheduled_event_id,
-                    identity=engine.identity,
-                ),
-            )
-        elif isinstance(outcome, ActivityCanceled) and pending.cancel_requested_event_id:
-            _close(
-                tx,
-                pending,
-                E.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
-                ActivityTaskCanceledEventAttributes(
-                    details=Payloads(payloads=list(outcome.details)),
-                    latest_cancel_requested_event_id=pending.cancel_requested_event_id,
-                    scheduled_event_id=pending.scheduled_event_id,
-                    identity=engine.identity,
-                ),
-            )
-        else:
-            failure = (
-                outcome.failure
-                if isinstance(outcome, ActivityFailed)
-                else Failure(message="activity canceled")
-            )
-            _fail_attempt(tx, pending, failure, None)
+        for ref, outcome, details in outcomes:
+            _apply_outcome(tx, ref, outcome, details)
 
-    engine.transition(ref.run_id, change)
+    engine.transition(run_id, change)
+
+
+def _apply_outcome(
+    tx: Transition, ref: TaskRef, outcome: ActivityOutcome, details: Payloads | None
+) -> None:
+    engine = tx.engine
+    pending = _current(tx, ref)
+    if pending is None:
+        return
+    if details is not None:
+        assert pending.task is not None
+        pending.task.heartbeat_details = details.SerializeToString()
+    result = outcome.result if isinstance(outcome, ActivityCompleted) else None
+    if result is not None and result.ByteSize() > PAYLOAD_LIMIT:
+        # temporalio's worker refuses to upload such a result and fails the attempt.
+        too_large = Failure(
+            message=PAYLOADS_TOO_LARGE,
+            application_failure_info=ApplicationFailureInfo(type=PAYLOADS_TOO_LARGE_TYPE),
+        )
+        _fail_attempt(tx, pending, too_large, None)
+        return
+    if isinstance(outcome, ActivityCompleted):
+        _close(
+            tx,
+            pending,
+            E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+            ActivityTaskCompletedEventAttributes(
+                result=Payloads(payloads=[result] if result is not None else []),
+                scheduled_event_id=pending.scheduled_event_id,
+                identity=engine.identity,
+            ),
+        )
+    elif isinstance(outcome, ActivityCanceled) and pending.cancel_requested_event_id:
+        _close(
+            tx,
+            pending,
+            E.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
+            ActivityTaskCanceledEventAttributes(
+                details=Payloads(payloads=list(outcome.details)),
+                latest_cancel_requested_event_id=pending.cancel_requested_event_id,
+                scheduled_event_id=pending.scheduled_event_id,
+                identity=engine.identity,
+            ),
+        )
+    else:
+        failure = (
+            outcome.failure
+            if isinstance(outcome, ActivityFailed)
+            else Failure(message="activity canceled")
+        )
+        _fail_attempt(tx, pending, failure, None)
 
 
 def _close(tx: Transition, pending: PendingActivity, event_type: int, attrs: object) -> None:

@@ -13,10 +13,10 @@ import logging
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import temporalio.api.enums.v1.event_type_pb2 as E
 import temporalio.api.enums.v1.workflow_pb2 as S
@@ -64,6 +64,7 @@ __all__ = ["Engine"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 # Temporal's history limits: a run beyond them is terminated.
 HISTORY_COUNT_LIMIT = 51_200
@@ -100,6 +101,42 @@ class _Started:
     scheduled: HistoryEvent | None
 
 
+class _Batch(Generic[U]):
+    """Items submitted together under one key, applied in one call."""
+
+    def __init__(self, apply: Callable[[list[U]], None]) -> None:
+        self.apply = apply
+        self.items: list[U] = []
+        self.futures: list[asyncio.Future[None]] = []
+        self.errors: dict[int, Exception] = {}
+
+    def run(self) -> None:
+        try:
+            self.apply(self.items)
+        except Exception as err:
+            if len(self.items) == 1:
+                self.errors[0] = err
+                return
+            # One bad item must not cost the others their commit.
+            for i, item in enumerate(self.items):
+                try:
+                    self.apply([item])
+                except Exception as one:
+                    self.errors[i] = one
+
+    def committed(self, done: asyncio.Future[None]) -> None:
+        """Resolves each item's future once the group has committed (or failed)."""
+        failed = done.exception()
+        for i, fut in enumerate(self.futures):
+            if fut.done():
+                continue
+            error = failed or self.errors.get(i)
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(None)
+
+
 class Engine:
     """The durable state machine behind one store."""
 
@@ -123,6 +160,7 @@ class Engine:
         self._deferred: list[Transition] | None = None
         self._inbox: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._drain_handle: asyncio.Handle | None = None
+        self._batches: dict[Hashable, _Batch[Any]] = {}
         self.service = Service(self)
         self.queries = Queries(self)
         self.schedules = Schedules(self)
@@ -298,9 +336,25 @@ class Engine:
             self._drain_handle = loop.call_soon(self._drain)
         return fut
 
+    def submit_batched(
+        self, key: Hashable, item: U, apply: Callable[[list[U]], None]
+    ) -> asyncio.Future[None]:
+        """Like :meth:`submit`, but items with the same key that arrive together
+        go to one call of ``apply`` (e.g. one transition for many activity
+        results of one run). Should that call fail, each item is applied alone."""
+        batch = self._batches.get(key)
+        if batch is None:
+            batch = self._batches[key] = _Batch(apply)
+            self.submit(batch.run).add_done_callback(batch.committed)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        batch.items.append(item)
+        batch.futures.append(fut)
+        return fut
+
     def _drain(self) -> None:
         self._drain_handle = None
         items, self._inbox = self._inbox, []
+        self._batches = {}
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         deferred: list[Transition] = []
         try:

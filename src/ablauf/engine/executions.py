@@ -4,6 +4,8 @@ signal-with-start), signal, request cancellation, terminate."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import temporalio.api.enums.v1.event_type_pb2 as E
@@ -149,16 +151,32 @@ def signal(
     header: Header | None,
 ) -> None:
     """Delivers a signal to a running run."""
+    signal_many(engine, run_id, [Signal(name, input, identity, header)])
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One signal for :func:`signal_many`."""
+
+    name: str
+    input: Payloads
+    identity: str
+    header: Header | None
+
+
+def signal_many(engine: Engine, run_id: str, signals: Sequence[Signal]) -> None:
+    """Delivers signals to a running run, in order, in one transition."""
 
     def change(tx: Transition) -> None:
         if not tx.state.running:
             raise NotFoundError("workflow execution already completed")
-        attrs = WorkflowExecutionSignaledEventAttributes(
-            signal_name=name, input=input, identity=identity
-        )
-        if header is not None:
-            attrs.header.CopyFrom(header)
-        tx.add_external(E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, attrs)
+        for sig in signals:
+            attrs = WorkflowExecutionSignaledEventAttributes(
+                signal_name=sig.name, input=sig.input, identity=sig.identity
+            )
+            if sig.header is not None:
+                attrs.header.CopyFrom(sig.header)
+            tx.add_external(E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, attrs)
 
     engine.transition(run_id, change)
 

@@ -181,10 +181,13 @@ class Frontend:
             req.namespace, req.workflow_execution.workflow_id, req.workflow_execution.run_id
         )
         header = req.header if req.HasField("header") else None
-        await self.engine.submit(
-            lambda: executions.signal(
-                self.engine, exe.run_id, req.signal_name, req.input, req.identity, header
-            )
+        engine = self.engine
+        run_id = exe.run_id
+        # Signals to one run that arrive together go into one transition.
+        await engine.submit_batched(
+            ("signals", run_id),
+            executions.Signal(req.signal_name, req.input, req.identity, header),
+            lambda signals: executions.signal_many(engine, run_id, signals),
         )
         return SignalWorkflowExecutionResponse()
 

@@ -329,7 +329,12 @@ class Worker:
         outcome = await runner.run(task, beat.record)
         outcome = await self._encode_outcome(outcome)
         details = await beat.pending()
-        await engine.submit(lambda: engine_activities.record_outcome(engine, ref, outcome, details))
+        # Results of one run that arrive together are applied in one transition.
+        await engine.submit_batched(
+            ("activity results", ref.run_id),
+            (ref, outcome, details),
+            lambda outcomes: engine_activities.record_outcomes(engine, ref.run_id, outcomes),
+        )
 
     async def _encode_outcome(self, outcome: ActivityOutcome) -> ActivityOutcome:
         if self._codec.codec is None:
