@@ -22,9 +22,8 @@ Workloads (full sizes; ``--quick`` shrinks them):
                    lateness = wall-clock time its result reaches the client -
                    (its TimerStarted event's time + 2 s), i.e. after the timer was
                    due; p50, p99. "from start": result seen - start_workflow
-                   returned - 2 s, which adds the wait for the first workflow task
-                   (on ablauf the engine may run that task before the client's
-                   coroutine resumes, so this row can come out below the other)
+                   called - 2 s, which adds the start and the wait for the first
+                   workflow task (all 200 are started at once)
   start_to_result  200 one-activity workflows one after another; each
                    execute_workflow call timed; p50, p99
   memory           peak RSS of the process that ran the workloads (the client and
