@@ -66,7 +66,7 @@ async def run(
                 try:
                     measured = await asyncio.wait_for(driver(bench), timeout)
                 except TimeoutError:
-                    errors[name] = f"timed out after {timeout:.0f} s"
+                    errors[name] = f"timed out after {timeout:g} s"
                     log(f"[{engine}] {name}: {errors[name]}")
                     break
                 except Exception as exc:
