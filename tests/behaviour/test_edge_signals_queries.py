@@ -308,3 +308,21 @@ async def test_handlers_set_at_run_time_get_the_buffered_signals(
         await handle.signal("late", 3)
         assert await handle.result() == [1, 2, 3]
         assert await handle.query("late_q") == [1, 2, 3]
+
+
+async def test_a_long_history_reads_back_whole_and_in_order(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    handle = await client.start_workflow(
+        Inbox.run, 600, id=f"in-long-{suffix}", task_queue=task_queue
+    )
+    for start in range(0, 600, 100):
+        await asyncio.gather(
+            *(handle.signal(Inbox.add, f"s{i}") for i in range(start, start + 100))
+        )
+    async with worker(client, task_queue):
+        await handle.result()
+    events = (await handle.fetch_history()).events
+    # Servers hand histories out in pages; the client follows every one.
+    assert len(events) > 600
+    assert [e.event_id for e in events] == list(range(1, len(events) + 1))

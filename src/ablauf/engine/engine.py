@@ -852,8 +852,11 @@ class Engine:
         """The run's current state (read-only use)."""
         return self._load(run_id)
 
-    def history(self, run_id: str) -> list[HistoryEvent]:
-        return [parse_event(d) for d in self.store.read_events(run_id)]
+    def history(
+        self, run_id: str, first_event_id: int = 1, limit: int | None = None
+    ) -> list[HistoryEvent]:
+        """The run's events from ``first_event_id`` on, at most ``limit`` of them."""
+        return [parse_event(d) for d in self.store.read_events(run_id, first_event_id, limit)]
 
     async def wait_run_change(self, run_id: str, timeout: float) -> None:
         """Returns after the run changed in this process, or after ``timeout``."""

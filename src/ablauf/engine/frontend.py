@@ -113,6 +113,9 @@ def _check_start(
     check_request(req.input)
 
 
+HISTORY_PAGE_SIZE = 256
+
+
 class Frontend:
     """The RPCs ablauf's engine answers."""
 
@@ -263,10 +266,13 @@ class Frontend:
                         history=History(events=[state.close_event])
                     )
             elif not req.wait_new_event or state.exe.next_event_id > first or not state.running:
-                events = engine.history(exe.run_id)[first - 1 :]
+                # In pages, so a long history never sits in memory whole.
+                page = req.maximum_page_size or HISTORY_PAGE_SIZE
+                events = engine.history(exe.run_id, first, page)
                 token = b""
-                if req.wait_new_event and state.running:
-                    token = str(state.exe.next_event_id).encode()
+                following = first + len(events)
+                if following < state.exe.next_event_id or (req.wait_new_event and state.running):
+                    token = str(following).encode()
                 return GetWorkflowExecutionHistoryResponse(
                     history=History(events=events), next_page_token=token
                 )

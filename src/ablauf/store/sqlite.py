@@ -295,12 +295,15 @@ class SqliteStore:
             [(run_id, eid, data) for eid, data in events],
         )
 
-    def read_events(self, run_id: str, first_event_id: int = 1) -> list[bytes]:
+    def read_events(
+        self, run_id: str, first_event_id: int = 1, limit: int | None = None
+    ) -> list[bytes]:
         return [
             r[0]
             for r in self._db.execute(
-                "SELECT data FROM events WHERE run_id=? AND event_id>=? ORDER BY event_id",
-                (run_id, first_event_id),
+                "SELECT data FROM events WHERE run_id=? AND event_id>=? ORDER BY event_id "
+                "LIMIT ?",
+                (run_id, first_event_id, -1 if limit is None else limit),
             )
         ]
 
