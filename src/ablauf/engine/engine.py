@@ -13,10 +13,9 @@ import logging
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import TypeVar
 
 import temporalio.api.enums.v1.event_type_pb2 as E
 import temporalio.api.enums.v1.workflow_pb2 as S
@@ -40,6 +39,7 @@ from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 
 from ablauf.clock import Clock, SystemClock
 from ablauf.engine import activities, children, commands, updates
+from ablauf.engine.commit import GroupCommit
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError
 from ablauf.engine.matching import Matching, TaskRef
 from ablauf.engine.queries import Queries
@@ -64,7 +64,6 @@ __all__ = ["Engine"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-U = TypeVar("U")
 
 # Temporal's history limits: a run beyond them is terminated.
 HISTORY_COUNT_LIMIT = 51_200
@@ -73,8 +72,6 @@ HISTORY_SIZE_LIMIT = 50 * 1024 * 1024
 SUGGEST_CAN_EVENTS = 4096
 SUGGEST_CAN_BYTES = 4 * 1024 * 1024
 CACHED_RUNS = 2000
-# Workflow tasks one group commit runs inline at most.
-INLINE_WORKFLOW_TASKS = 5000
 
 
 def _run_deadline(attrs: WorkflowExecutionStartedEventAttributes, now: float) -> float | None:
@@ -101,42 +98,6 @@ class _Started:
     scheduled: HistoryEvent | None
 
 
-class _Batch(Generic[U]):
-    """Items submitted together under one key, applied in one call."""
-
-    def __init__(self, apply: Callable[[list[U]], None]) -> None:
-        self.apply = apply
-        self.items: list[U] = []
-        self.futures: list[asyncio.Future[None]] = []
-        self.errors: dict[int, Exception] = {}
-
-    def run(self) -> None:
-        try:
-            self.apply(self.items)
-        except Exception as err:
-            if len(self.items) == 1:
-                self.errors[0] = err
-                return
-            # One bad item must not cost the others their commit.
-            for i, item in enumerate(self.items):
-                try:
-                    self.apply([item])
-                except Exception as one:
-                    self.errors[i] = one
-
-    def committed(self, done: asyncio.Future[None]) -> None:
-        """Resolves each item's future once the group has committed (or failed)."""
-        failed = done.exception()
-        for i, fut in enumerate(self.futures):
-            if fut.done():
-                continue
-            error = failed or self.errors.get(i)
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(None)
-
-
 class Engine:
     """The durable state machine behind one store."""
 
@@ -155,12 +116,10 @@ class Engine:
         self._run_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.wake = asyncio.Event()
         self.on_commit: list[Callable[[str], None]] = []
-        # Group commit: transitions submitted while the loop is busy share one
-        # store transaction; what follows their commit waits until then.
-        self._deferred: list[Transition] | None = None
-        self._inbox: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
-        self._drain_handle: asyncio.Handle | None = None
-        self._batches: dict[Hashable, _Batch[Any]] = {}
+        self.commits = GroupCommit(self.store, self._run_after_commit, self.forget_runs)
+        self.group = self.commits.group
+        self.submit = self.commits.submit
+        self.submit_batched = self.commits.submit_batched
         self.service = Service(self)
         self.queries = Queries(self)
         self.schedules = Schedules(self)
@@ -297,127 +256,11 @@ class Engine:
 
         self.transition(run_id, change)
 
-    @contextmanager
-    def group(self) -> Iterator[None]:
-        """Runs the transitions inside in one store transaction (each in a savepoint).
-
-        Workflow tasks they hand to workers that take them inline run before the
-        commit; what follows each commit (handing other tasks to local workers,
-        waking waiters) runs once the group has committed.
-        """
-        if self._deferred is not None:
-            yield
-            return
-        self._deferred = []
-        try:
-            with self.store.transaction():
-                yield
-                self._run_inline()
-        except BaseException:
-            # Cached states may hold changes that were rolled back.
-            self._deferred = None
-            self.forget_runs()
-            raise
-        done, self._deferred = self._deferred, None
-        for tx in done:
-            self._after_commit(tx)
-
-    def submit(self, change: Callable[[], T]) -> asyncio.Future[T]:
-        """Runs ``change`` in the next group commit.
-
-        The future resolves once the change is committed. Changes submitted
-        together share one transaction; a lone one is not delayed beyond the
-        current turn of the event loop.
-        """
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        self._inbox.append((change, fut))
-        if self._drain_handle is None:
-            self._drain_handle = loop.call_soon(self._drain)
-        return fut
-
-    def submit_batched(
-        self, key: Hashable, item: U, apply: Callable[[list[U]], None]
-    ) -> asyncio.Future[None]:
-        """Like :meth:`submit`, but items with the same key that arrive together
-        go to one call of ``apply`` (e.g. one transition for many activity
-        results of one run). Should that call fail, each item is applied alone."""
-        batch = self._batches.get(key)
-        if batch is None:
-            batch = self._batches[key] = _Batch(apply)
-            self.submit(batch.run).add_done_callback(batch.committed)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        batch.items.append(item)
-        batch.futures.append(fut)
-        return fut
-
-    def _drain(self) -> None:
-        self._drain_handle = None
-        items, self._inbox = self._inbox, []
-        self._batches = {}
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        deferred: list[Transition] = []
-        try:
-            with self.group():
-                for change, fut in items:
-                    try:
-                        outcomes.append((fut, change(), None))
-                    except Exception as err:
-                        outcomes.append((fut, None, err))
-                self._run_inline()
-                # Taken here so the futures resolve before tasks reach local
-                # workers: a worker's bookkeeping for a change comes first.
-                assert self._deferred is not None
-                deferred, self._deferred[:] = list(self._deferred), []
-        except Exception as err:
-            outcomes = [(fut, None, err) for _, fut in items]
-            deferred = []
-        for fut, result, error in outcomes:
-            if fut.done():
-                continue
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(result)
-        for tx in deferred:
-            self._after_commit(tx)
-
-    def _run_inline(self) -> None:
-        """Runs the workflow tasks this group hands to workers that take them
-        inline, so their completions share the group's commit.
-
-        Nothing outside the process sees any of it before that commit, and an
-        activity or timer they start still waits for it.
-        """
-        deferred = self._deferred
-        assert deferred is not None
-        budget = INLINE_WORKFLOW_TASKS
-        i = 0
-        # Completions append transitions that may hand off further tasks.
-        while i < len(deferred) and budget > 0:
-            tx = deferred[i]
-            i += 1
-            if not tx.handoffs:
-                continue
-            later = []
-            for queue, ref in tx.handoffs:
-                inline = queue.inline
-                if inline is None or budget <= 0:
-                    later.append((queue, ref))
-                    continue
-                budget -= 1
-                try:
-                    inline(ref)
-                except Exception:
-                    # The worker reports its own failures; a crash here must
-                    # not undo the group.
-                    logger.exception("running a workflow task inline failed")
-            tx.handoffs = later
-
     def _after_commit(self, tx: Transition) -> None:
-        if self._deferred is not None:
-            self._deferred.append(tx)
-            return
+        if not self.commits.defer(tx):
+            self._run_after_commit(tx)
+
+    def _run_after_commit(self, tx: Transition) -> None:
         run_id = tx.state.exe.run_id
         for action in tx.after_commit:
             action()

@@ -301,8 +301,7 @@ class SqliteStore:
         return [
             r[0]
             for r in self._db.execute(
-                "SELECT data FROM events WHERE run_id=? AND event_id>=? ORDER BY event_id "
-                "LIMIT ?",
+                "SELECT data FROM events WHERE run_id=? AND event_id>=? ORDER BY event_id LIMIT ?",
                 (run_id, first_event_id, -1 if limit is None else limit),
             )
         ]
