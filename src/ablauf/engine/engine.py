@@ -48,7 +48,7 @@ from ablauf.engine.service import Service
 from ablauf.engine.state import RunState
 from ablauf.engine.timers import TimerKind, workflow_task_backoff
 from ablauf.engine.transition import Transition
-from ablauf.history.events import make_event, parse_event, seconds_of
+from ablauf.history.events import make_event, parse_event, parse_history, seconds_of
 from ablauf.history.tasks import WorkflowTask
 from ablauf.store.base import (
     UPDATE_REQUESTED,
@@ -499,7 +499,7 @@ class Engine:
         if first >= state.recent_from:
             events = list(state.recent[first - state.recent_from :])
         else:
-            events = [parse_event(d) for d in self.store.read_events(exe.run_id, first)]
+            events = parse_history(self.store.read_events(exe.run_id, first))
         if scheduled is not None:
             events.append(scheduled)
         events.append(started)
@@ -699,7 +699,7 @@ class Engine:
         self, run_id: str, first_event_id: int = 1, limit: int | None = None
     ) -> list[HistoryEvent]:
         """The run's events from ``first_event_id`` on, at most ``limit`` of them."""
-        return [parse_event(d) for d in self.store.read_events(run_id, first_event_id, limit)]
+        return parse_history(self.store.read_events(run_id, first_event_id, limit))
 
     async def wait_run_change(self, run_id: str, timeout: float) -> None:
         """Returns after the run changed in this process, or after ``timeout``."""
