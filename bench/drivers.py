@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import temporalio.client
 from temporalio.api.common.v1 import WorkflowExecution
@@ -161,34 +162,25 @@ def _ms(workload: str, label: str, value: float, samples: list[float], note: str
 # The workloads
 
 
-async def gather(b: Bench) -> list[Figure]:
-    """One workflow runs ``n`` activities with ``asyncio.gather``: start to result."""
-    n = b.sizes.gather
-    async with b.session("gather") as s:
-        await s.client.execute_workflow(w.Gather.run, 2, id=s.id("warmup"), task_queue=s.task_queue)
+async def _one_workflow(b: Bench, name: str, run: Any, n: int) -> list[Figure]:
+    """One workflow of ``n`` activities after a small warm-up: activities/s, start to result."""
+    async with b.session(name) as s:
+        await s.client.execute_workflow(run, 2, id=s.id("warmup"), task_queue=s.task_queue)
         started = time.perf_counter()
-        done = await s.client.execute_workflow(
-            w.Gather.run, n, id=s.id("run"), task_queue=s.task_queue
-        )
+        done = await s.client.execute_workflow(run, n, id=s.id("run"), task_queue=s.task_queue)
         seconds = time.perf_counter() - started
     assert done == n
-    return [_rate("gather", n, seconds, "activities/s")]
+    return [_rate(name, n, seconds, "activities/s")]
+
+
+async def gather(b: Bench) -> list[Figure]:
+    """One workflow runs ``n`` activities with ``asyncio.gather``: start to result."""
+    return await _one_workflow(b, "gather", w.Gather.run, b.sizes.gather)
 
 
 async def sequential(b: Bench) -> list[Figure]:
     """One workflow runs ``n`` activities one after another: start to result."""
-    n = b.sizes.sequential
-    async with b.session("sequential") as s:
-        await s.client.execute_workflow(
-            w.Sequential.run, 2, id=s.id("warmup"), task_queue=s.task_queue
-        )
-        started = time.perf_counter()
-        done = await s.client.execute_workflow(
-            w.Sequential.run, n, id=s.id("run"), task_queue=s.task_queue
-        )
-        seconds = time.perf_counter() - started
-    assert done == n
-    return [_rate("sequential", n, seconds, "activities/s")]
+    return await _one_workflow(b, "sequential", w.Sequential.run, b.sizes.sequential)
 
 
 async def many_workflows(b: Bench) -> list[Figure]:
