@@ -49,8 +49,8 @@ async def take_all(engine: Engine) -> dict[str, object]:
 
 async def run_first_task(engine: Engine, commands: list[Command]) -> None:
     ref = await take(engine, WORKFLOW_TASK)
-    assert engine.workflow_task(ref, 0) is not None
-    assert engine.complete_workflow_task(ref, commands)
+    assert engine.workflow_tasks.read(ref, 0) is not None
+    assert engine.workflow_tasks.complete(ref, commands)
 
 
 async def test_child_starts_and_reports_its_result(engine: Engine) -> None:
@@ -69,11 +69,11 @@ async def test_child_starts_and_reports_its_result(engine: Engine) -> None:
     assert started.task_queue.name == "q"
     refs = await take_all(engine)
     assert set(refs) == {parent, kid.run_id}
-    engine.workflow_task(refs[parent], 0)  # type: ignore[arg-type]
-    engine.complete_workflow_task(refs[parent], [])  # type: ignore[arg-type]
+    engine.workflow_tasks.read(refs[parent], 0)  # type: ignore[arg-type]
+    engine.workflow_tasks.complete(refs[parent], [])  # type: ignore[arg-type]
     kid_ref = refs[kid.run_id]
-    engine.workflow_task(kid_ref, 0)  # type: ignore[arg-type]
-    engine.complete_workflow_task(kid_ref, [complete(b"7")])  # type: ignore[arg-type]
+    engine.workflow_tasks.read(kid_ref, 0)  # type: ignore[arg-type]
+    engine.workflow_tasks.complete(kid_ref, [complete(b"7")])  # type: ignore[arg-type]
     engine.service.tick()
     last = engine.history(parent)[-2]
     assert last.event_type == E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED
@@ -100,8 +100,8 @@ async def test_parent_close_terminates_children_by_default(engine: Engine) -> No
     )
     engine.service.tick()
     parent_ref = (await take_all(engine))[parent]
-    engine.workflow_task(parent_ref, 0)  # type: ignore[arg-type]
-    engine.complete_workflow_task(parent_ref, [complete()])  # type: ignore[arg-type]
+    engine.workflow_tasks.read(parent_ref, 0)  # type: ignore[arg-type]
+    engine.workflow_tasks.complete(parent_ref, [complete()])  # type: ignore[arg-type]
     engine.service.tick()
     assert (
         engine.execution("default", "kid").status

@@ -69,7 +69,7 @@ def local(engine: Engine) -> Engine:
 async def test_start_hands_first_workflow_task_to_local_worker(local: Engine) -> None:
     run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
-    task = local.workflow_task(ref, 0)
+    task = local.workflow_tasks.read(ref, 0)
     assert task is not None
     assert [e.event_type for e in task.events] == [
         E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
@@ -90,8 +90,8 @@ async def test_second_start_of_running_id_is_refused(local: Engine) -> None:
 async def test_activity_round_trip(local: Engine) -> None:
     run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
-    assert local.workflow_task(ref, 0) is not None
-    assert local.complete_workflow_task(ref, [schedule_activity()])
+    assert local.workflow_tasks.read(ref, 0) is not None
+    assert local.workflow_tasks.complete(ref, [schedule_activity()])
     act_ref = await take(local, ACTIVITY_TASK)
     task = activities.activity_task(local, act_ref)
     assert task is not None and task.activity_type == "act" and task.attempt == 1
@@ -112,8 +112,8 @@ async def test_activity_round_trip(local: Engine) -> None:
 async def test_failed_attempt_is_retried_without_events(local: Engine, clock: ManualClock) -> None:
     run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
-    local.workflow_task(ref, 0)
-    local.complete_workflow_task(ref, [schedule_activity(attempts=2)])
+    local.workflow_tasks.read(ref, 0)
+    local.workflow_tasks.complete(ref, [schedule_activity(attempts=2)])
     act_ref = await take(local, ACTIVITY_TASK)
     boom = Failure(message="boom", application_failure_info=ApplicationFailureInfo(type="Boom"))
     before = types(local, run_id)
@@ -138,8 +138,8 @@ async def test_failed_attempt_is_retried_without_events(local: Engine, clock: Ma
 async def test_non_retryable_failure_ends_at_first_attempt(local: Engine) -> None:
     run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
-    local.workflow_task(ref, 0)
-    local.complete_workflow_task(ref, [schedule_activity()])
+    local.workflow_tasks.read(ref, 0)
+    local.workflow_tasks.complete(ref, [schedule_activity()])
     act_ref = await take(local, ACTIVITY_TASK)
     bad = Failure(
         message="bad", application_failure_info=ApplicationFailureInfo(non_retryable=True)
@@ -154,8 +154,8 @@ async def test_start_to_close_timeout_is_retried_then_times_out(
 ) -> None:
     run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
-    local.workflow_task(ref, 0)
-    local.complete_workflow_task(ref, [schedule_activity(attempts=1)])
+    local.workflow_tasks.read(ref, 0)
+    local.workflow_tasks.complete(ref, [schedule_activity(attempts=1)])
     act_ref = await take(local, ACTIVITY_TASK)
     clock.advance(30.0)
     local.service.tick()
@@ -171,18 +171,18 @@ async def test_start_to_close_timeout_is_retried_then_times_out(
 async def test_events_during_a_running_task_are_buffered(local: Engine) -> None:
     run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
-    local.workflow_task(ref, 0)
-    local.complete_workflow_task(ref, [schedule_activity()])
+    local.workflow_tasks.read(ref, 0)
+    local.workflow_tasks.complete(ref, [schedule_activity()])
     act_ref = await take(local, ACTIVITY_TASK)
     # A signal starts the next workflow task ...
     executions.signal(local, run_id, "sig", Payloads(), "me", None)
     ref2 = await take(local, WORKFLOW_TASK)
-    task2 = local.workflow_task(ref2, 0)
+    task2 = local.workflow_tasks.read(ref2, 0)
     assert task2 is not None
     # ... and the activity result arriving meanwhile waits for it to finish.
     activities.record_outcome(local, act_ref, ActivityCompleted(None), None)
     assert types(local, run_id)[-1] == "WORKFLOW_TASK_SCHEDULED"
-    local.complete_workflow_task(ref2, [])
+    local.workflow_tasks.complete(ref2, [])
     assert types(local, run_id)[-5:] == [
         "WORKFLOW_TASK_STARTED",
         "WORKFLOW_TASK_COMPLETED",
@@ -195,9 +195,9 @@ async def test_events_during_a_running_task_are_buffered(local: Engine) -> None:
 async def test_completing_with_unseen_signal_is_refused(local: Engine) -> None:
     run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
-    local.workflow_task(ref, 0)
+    local.workflow_tasks.read(ref, 0)
     executions.signal(local, run_id, "late", Payloads(), "me", None)
-    assert not local.complete_workflow_task(ref, [complete()])
+    assert not local.workflow_tasks.complete(ref, [complete()])
     events = local.history(run_id)
     names = types(local, run_id)
     assert "WORKFLOW_EXECUTION_COMPLETED" not in names
@@ -211,10 +211,10 @@ async def test_completing_with_unseen_signal_is_refused(local: Engine) -> None:
 async def test_timer_fires_when_due(local: Engine, clock: ManualClock) -> None:
     run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
-    local.workflow_task(ref, 0)
+    local.workflow_tasks.read(ref, 0)
     attrs = StartTimerCommandAttributes(timer_id="1")
     attrs.start_to_fire_timeout.FromSeconds(60)
-    local.complete_workflow_task(
+    local.workflow_tasks.complete(
         ref,
         [
             Command(
@@ -237,8 +237,8 @@ async def test_failed_workflow_task_is_recorded_once_and_retried(
     run_id = executions.start(local, start_request())[0]
     cause = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE
     ref = await take(local, WORKFLOW_TASK)
-    local.workflow_task(ref, 0)
-    local.fail_workflow_task(ref, Failure(message="bug"), cause)
+    local.workflow_tasks.read(ref, 0)
+    local.workflow_tasks.fail(ref, Failure(message="bug"), cause)
     assert types(local, run_id)[-3:] == [
         "WORKFLOW_TASK_STARTED",
         "WORKFLOW_TASK_FAILED",
@@ -248,15 +248,15 @@ async def test_failed_workflow_task_is_recorded_once_and_retried(
     local.service.tick()
     ref2 = await take(local, WORKFLOW_TASK)
     assert ref2.attempt == 2
-    local.workflow_task(ref2, 0)
-    local.fail_workflow_task(ref2, Failure(message="bug"), cause)
+    local.workflow_tasks.read(ref2, 0)
+    local.workflow_tasks.fail(ref2, Failure(message="bug"), cause)
     # Later attempts leave the history as it is.
     assert types(local, run_id)[-1] == "WORKFLOW_TASK_SCHEDULED"
     clock.advance(2)
     local.service.tick()
     ref3 = await take(local, WORKFLOW_TASK)
-    local.workflow_task(ref3, 0)
-    assert local.complete_workflow_task(ref3, [complete()])
+    local.workflow_tasks.read(ref3, 0)
+    assert local.workflow_tasks.complete(ref3, [complete()])
     assert types(local, run_id)[-3:] == [
         "WORKFLOW_TASK_STARTED",
         "WORKFLOW_TASK_COMPLETED",

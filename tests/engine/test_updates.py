@@ -39,8 +39,8 @@ async def idle_run(engine: Engine) -> str:
     engine.matching.register(WORKFLOW_TASK, "q")
     run_id = executions.start(engine, start_request())[0]
     ref = await take(engine, WORKFLOW_TASK)
-    engine.workflow_task(ref, 0)
-    engine.complete_workflow_task(ref, [])
+    engine.workflow_tasks.read(ref, 0)
+    engine.workflow_tasks.complete(ref, [])
     return run_id
 
 
@@ -49,13 +49,13 @@ async def test_rejected_update_leaves_no_trace(engine: Engine) -> None:
     before = types(engine, run_id)
     updates.request(engine, run_id, update_request("u1"))
     ref = await take(engine, WORKFLOW_TASK)
-    task = engine.workflow_task(ref, 4)
+    task = engine.workflow_tasks.read(ref, 4)
     assert task is not None
     assert [m.protocol_instance_id for m in task.messages] == ["u1"]
     # The speculative task shows a scheduled and a started event that are not stored.
     assert [e.event_id for e in task.events] == [5, 6]
     rejection = Rejection(rejected_request_message_id="u1/request", failure=Failure(message="no"))
-    assert engine.complete_workflow_task(ref, [], None, [message("u1", rejection, "reject")])
+    assert engine.workflow_tasks.complete(ref, [], None, [message("u1", rejection, "reject")])
     assert types(engine, run_id) == before
     rec = engine.store.get_update(run_id, "u1")
     assert rec is not None and rec.state == UPDATE_REJECTED
@@ -65,11 +65,11 @@ async def test_accepted_update_is_recorded(engine: Engine) -> None:
     run_id = await idle_run(engine)
     updates.request(engine, run_id, update_request("u2"))
     ref = await take(engine, WORKFLOW_TASK)
-    engine.workflow_task(ref, 4)
+    engine.workflow_tasks.read(ref, 4)
     accept = message("u2", Acceptance(accepted_request_message_id="u2/request"), "accept")
     outcome = Outcome(success=Payloads(payloads=[Payload(data=b"ok")]))
     respond = message("u2", Response(meta=Meta(update_id="u2"), outcome=outcome), "respond")
-    assert engine.complete_workflow_task(
+    assert engine.workflow_tasks.complete(
         ref,
         [protocol_command(accept.id), protocol_command(respond.id)],
         None,

@@ -14,42 +14,30 @@ import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import temporalio.api.enums.v1.event_type_pb2 as E
 import temporalio.api.enums.v1.workflow_pb2 as S
 from google.protobuf.message import Message as ProtoMessage
-from temporalio.api.command.v1 import Command
-from temporalio.api.enums.v1 import (
-    WorkflowTaskFailedCause,
-)
-from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import (
     HistoryEvent,
     WorkflowExecutionStartedEventAttributes,
     WorkflowExecutionTerminatedEventAttributes,
-    WorkflowTaskCompletedEventAttributes,
-    WorkflowTaskFailedEventAttributes,
-    WorkflowTaskScheduledEventAttributes,
-    WorkflowTaskStartedEventAttributes,
 )
-from temporalio.api.protocol.v1 import Message
-from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 
 from ablauf.clock import Clock, SystemClock
-from ablauf.engine import activities, children, commands, updates
+from ablauf.engine import activities, children
 from ablauf.engine.commit import GroupCommit
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError
-from ablauf.engine.matching import Matching, TaskRef
+from ablauf.engine.matching import Matching
 from ablauf.engine.queries import Queries
 from ablauf.engine.schedules import Schedules
 from ablauf.engine.service import Service
 from ablauf.engine.state import RunState
-from ablauf.engine.timers import TimerKind, workflow_task_backoff
+from ablauf.engine.timers import TimerKind
 from ablauf.engine.transition import Transition
-from ablauf.history.events import make_event, parse_event, parse_history, seconds_of
-from ablauf.history.tasks import WorkflowTask
+from ablauf.engine.workflow_tasks import WorkflowTasks
+from ablauf.history.events import parse_event, parse_history, seconds_of
 from ablauf.store.base import (
     UPDATE_REQUESTED,
     WORKFLOW_TASK,
@@ -68,9 +56,6 @@ T = TypeVar("T")
 # Temporal's history limits: a run beyond them is terminated.
 HISTORY_COUNT_LIMIT = 51_200
 HISTORY_SIZE_LIMIT = 50 * 1024 * 1024
-# Temporal's continue-as-new suggestion thresholds.
-SUGGEST_CAN_EVENTS = 4096
-SUGGEST_CAN_BYTES = 4 * 1024 * 1024
 CACHED_RUNS = 2000
 
 
@@ -89,15 +74,6 @@ class _HistoryLimitExceeded(Exception):
     pass
 
 
-@dataclass(slots=True)
-class _Started:
-    """A workflow task a worker of this process has read: the events made for it."""
-
-    started: HistoryEvent
-    # A speculative task's scheduled event, written only if the task leaves a trace.
-    scheduled: HistoryEvent | None
-
-
 class Engine:
     """The durable state machine behind one store."""
 
@@ -112,7 +88,6 @@ class Engine:
         # committed: they need no check until the next foreign commit.
         self._fresh: set[str] = set()
         self._data_version: int | None = None
-        self._started_events: dict[int, _Started] = {}
         self._run_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.wake = asyncio.Event()
         self.on_commit: list[Callable[[str], None]] = []
@@ -120,6 +95,7 @@ class Engine:
         self.group = self.commits.group
         self.submit = self.commits.submit
         self.submit_batched = self.commits.submit_batched
+        self.workflow_tasks = WorkflowTasks(self)
         self.service = Service(self)
         self.queries = Queries(self)
         self.schedules = Schedules(self)
@@ -224,9 +200,9 @@ class Engine:
             self._check_history_limits(tx)
         if state.running and state.wft is None:
             if tx.needs_workflow_task:
-                self._schedule_workflow_task(tx, attempt=1)
+                self.workflow_tasks.schedule(tx, attempt=1)
             elif state.requested_updates > 0:
-                self.schedule_speculative_workflow_task(tx)
+                self.workflow_tasks.schedule_speculative(tx)
         if tx.encoded:
             self.store.append_events(state.exe.run_id, tx.encoded)
         state.exe.version += 1
@@ -329,7 +305,7 @@ class Engine:
             backoff = attrs.first_workflow_task_backoff.ToTimedelta().total_seconds()
             if backoff > 0:
                 # A retried run's first task waits out the retry interval.
-                self._schedule_workflow_task(tx, 1, backoff)
+                self.workflow_tasks.schedule(tx, 1, backoff)
             else:
                 tx.needs_workflow_task = True
             if deadline is not None:
@@ -342,318 +318,14 @@ class Engine:
     def after_create_run(self, tx: Transition) -> None:
         self._after_commit(tx)
 
-    # workflow tasks
-
-    @staticmethod
-    def _scheduled_attributes(
-        state: RunState, attempt: int
-    ) -> WorkflowTaskScheduledEventAttributes:
-        return WorkflowTaskScheduledEventAttributes(
-            task_queue=state.started.task_queue,
-            start_to_close_timeout=state.started.workflow_task_timeout,
-            attempt=attempt,
-        )
-
-    def schedule_speculative_workflow_task(self, tx: Transition) -> None:
-        """A workflow task for updates only: no event unless it leaves a trace."""
-        self._schedule_workflow_task(tx, 1, speculative=True)
-
-    def materialize_workflow_task(self, tx: Transition) -> None:
-        """Writes the scheduled event of a speculative workflow task."""
-        task = tx.state.wft
-        if task is None or task.ref != 0:
-            return
-        read = self._started_events.get(task.id)
-        if read is not None and read.scheduled is not None:
-            # The worker saw this scheduled event already: store it as it was shown.
-            event = tx.add_copy(read.scheduled)
-        else:
-            event = tx.add(
-                E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-                self._scheduled_attributes(tx.state, task.attempt),
-            )
-        task.ref = event.event_id
-        self.store.update_task(task)
-
-    def _schedule_workflow_task(
-        self, tx: Transition, attempt: int, delay: float = 0.0, speculative: bool = False
-    ) -> None:
-        state = tx.state
-        ref = 0
-        if not speculative:
-            ref = tx.add(
-                E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, self._scheduled_attributes(state, attempt)
-            ).event_id
-        task = TaskRecord(
-            id=0,
-            kind=WORKFLOW_TASK,
-            run_id=state.exe.run_id,
-            namespace=state.exe.namespace,
-            task_queue=state.exe.task_queue,
-            ref=ref,
-            attempt=attempt,
-            visible_at=tx.now + delay,
-            lease_owner=None,
-            lease_until=None,
-            lease_nonce=0,
-            started_at=None,
-            scheduled_at=tx.now,
-            attempt_scheduled_at=tx.now + delay,
-            cancel_requested=False,
-            heartbeat_at=None,
-            heartbeat_details=None,
-            last_failure=None,
-        )
-        state.wft = task
-        if delay > 0:
-            self.store.insert_task(task)
-            self.store.insert_timer(
-                state.exe.run_id, TimerKind.WORKFLOW_TASK_RETRY, "", attempt, tx.now + delay
-            )
-            tx.after_commit.append(self.notify_timer_added)
-        else:
-            # Leased before it is written: one statement for both.
-            self.offer_workflow_task(tx)
-            self.store.insert_task(task)
-            if tx.handoffs and tx.handoffs[-1][1].task_id == 0:
-                queue, handed = tx.handoffs[-1]
-                tx.handoffs[-1] = (queue, replace(handed, task_id=task.id))
-
-    def offer_workflow_task(self, tx: Transition) -> None:
-        """Leases the run's workflow task to this process if a local worker polls its queue."""
-        task = tx.state.wft
-        assert task is not None
-        queue = self.matching.local(WORKFLOW_TASK, task.task_queue)
-        if queue is None:
-            return
-        self.lease(tx, task, tx.now + self._task_timeout(tx.state))
-        # A task not yet written gets its row id once it is (see above).
-        tx.handoffs.append((queue, TaskRef(task.id, task.lease_nonce, task.run_id, task.attempt)))
-
-    def has_started(self, task_id: int) -> bool:
-        """Whether a worker of this process has read the history of this workflow task."""
-        return task_id in self._started_events
-
     def lease(self, tx: Transition, task: TaskRecord, until: float) -> None:
-        self._started_events.pop(task.id, None)
+        self.workflow_tasks.forget(task.id)
         task.lease_owner = self.owner_id
         task.lease_until = until
         task.lease_nonce += 1
         task.started_at = tx.now
         if task.id:
             self.store.update_task(task)
-
-    @staticmethod
-    def _task_timeout(state: RunState) -> float:
-        return seconds_of(state.started.workflow_task_timeout)
-
-    def _leased_workflow_task(self, tx: Transition, ref: TaskRef) -> TaskRecord | None:
-        task = tx.state.wft
-        if (
-            task is None
-            or task.id != ref.task_id
-            or task.lease_nonce != ref.nonce
-            or task.lease_owner != self.owner_id
-            or (task.lease_until or 0) < tx.now
-        ):
-            # A task whose lease ran out (Temporal: timed out) may already be elsewhere.
-            return None
-        return task
-
-    def workflow_task(self, ref: TaskRef, known_last_event_id: int) -> WorkflowTask | None:
-        """The events a worker needs for a leased workflow task, or None if the lease is gone.
-
-        The WorkflowTaskStarted event at the end is not stored until the task completes.
-        """
-        state = self._load(ref.run_id)
-        task = state.wft
-        if task is None or task.id != ref.task_id or task.lease_nonce != ref.nonce:
-            return None
-        exe = state.exe
-        now = self.clock.now()
-        scheduled = None
-        scheduled_id = task.ref
-        if task.ref == 0:
-            scheduled_id = exe.next_event_id
-            scheduled = make_event(
-                scheduled_id,
-                now,
-                E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-                self._scheduled_attributes(state, task.attempt),
-            )
-        started = make_event(
-            scheduled_id + 1 if scheduled is not None else exe.next_event_id,
-            now,
-            E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
-            WorkflowTaskStartedEventAttributes(
-                scheduled_event_id=scheduled_id,
-                identity=self.identity,
-                request_id=str(uuid.uuid4()),
-                history_size_bytes=exe.history_size,
-                suggest_continue_as_new=exe.next_event_id >= SUGGEST_CAN_EVENTS
-                or exe.history_size >= SUGGEST_CAN_BYTES,
-            ),
-        )
-        self._started_events[task.id] = _Started(started, scheduled)
-        first = known_last_event_id + 1
-        if first >= state.recent_from:
-            events = list(state.recent[first - state.recent_from :])
-        else:
-            events = parse_history(self.store.read_events(exe.run_id, first))
-        if scheduled is not None:
-            events.append(scheduled)
-        events.append(started)
-        messages = (
-            updates.deliverable(self, exe.run_id, scheduled_id) if state.requested_updates else []
-        )
-        return WorkflowTask(
-            token=ref.token(),
-            namespace=exe.namespace,
-            workflow_id=exe.workflow_id,
-            run_id=exe.run_id,
-            workflow_type=exe.workflow_type,
-            task_queue=task.task_queue,
-            events=events,
-            first_event_id=first,
-            attempt=task.attempt,
-            messages=messages,
-        )
-
-    def complete_workflow_task(
-        self,
-        ref: TaskRef,
-        cmds: Sequence[Command],
-        sdk_metadata: WorkflowTaskCompletedMetadata | None = None,
-        messages: Sequence[Message] = (),
-    ) -> bool:
-        """Records a completed workflow task and applies its commands.
-
-        Returns False when the completion was not taken (the lease was lost or
-        new events make a closing command invalid); the worker then drops its
-        cached instance.
-        """
-
-        def change(tx: Transition) -> bool:
-            task = self._leased_workflow_task(tx, ref)
-            # Kept until the commit: a refused command still needs it to record the failure.
-            read = self._started_events.get(ref.task_id)
-            if task is None or read is None:
-                self._started_events.pop(ref.task_id, None)
-                return False
-            started = read.started
-            if task.ref == 0 and not cmds and not tx.state.buffered:
-                # A speculative task that only rejected updates leaves no trace.
-                updates.reject_unanswered(tx, list(messages))
-                self._started_events.pop(ref.task_id, None)
-                self.store.delete_task(task.id)
-                tx.state.wft = None
-                return True
-            self.materialize_workflow_task(tx)
-            closing = any(c.command_type in commands.CLOSING for c in cmds)
-            if closing and tx.state.buffered:
-                # Temporal refuses to close a run that has unseen events.
-                self._started_events.pop(ref.task_id, None)
-                self._record_task_failure(
-                    tx,
-                    task,
-                    started,
-                    None,
-                    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
-                )
-                return False
-            self._trim_recent(tx.state, started.event_id)
-            tx.add_copy(started)
-            completed_attrs = WorkflowTaskCompletedEventAttributes(
-                scheduled_event_id=task.ref,
-                started_event_id=started.event_id,
-                identity=self.identity,
-            )
-            if sdk_metadata is not None:
-                completed_attrs.sdk_metadata.CopyFrom(sdk_metadata)
-            completed = tx.add(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, completed_attrs)
-            self.store.delete_task(task.id)
-            tx.state.wft = None
-            commands.apply(tx, cmds, completed.event_id, messages)
-            if tx.state.running:
-                tx.flush_buffered()
-            self._started_events.pop(ref.task_id, None)
-            return True
-
-        return self.transition(ref.run_id, change)
-
-    @staticmethod
-    def _trim_recent(state: RunState, started_event_id: int) -> None:
-        # A sticky worker always knows the events before the task it answers.
-        drop = started_event_id - state.recent_from
-        if drop > 0:
-            del state.recent[:drop]
-            state.recent_from = started_event_id
-
-    def fail_workflow_task(self, ref: TaskRef, failure: Failure, cause: int) -> None:
-        """Records a failed workflow task and schedules its retry with backoff."""
-
-        def change(tx: Transition) -> None:
-            task = self._leased_workflow_task(tx, ref)
-            read = self._started_events.get(ref.task_id)
-            if task is None or read is None:
-                self._started_events.pop(ref.task_id, None)
-                return
-            self.materialize_workflow_task(tx)
-            self._started_events.pop(ref.task_id, None)
-            self._record_task_failure(tx, task, read.started, failure, cause)
-
-        self.transition(ref.run_id, change)
-
-    def _record_task_failure(
-        self,
-        tx: Transition,
-        task: TaskRecord,
-        started: HistoryEvent,
-        failure: Failure | None,
-        cause: int,
-    ) -> None:
-        state = tx.state
-        attempt = task.attempt + 1
-        if (
-            task.attempt == 1
-            or cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
-        ):
-            # Later attempts of a failing task stay out of the history, as in Temporal.
-            self._trim_recent(state, started.event_id)
-            tx.add_copy(started)
-            attrs = WorkflowTaskFailedEventAttributes(
-                scheduled_event_id=task.ref,
-                started_event_id=started.event_id,
-                cause=cause,  # type: ignore[arg-type]
-                identity=self.identity,
-            )
-            if failure is not None:
-                attrs.failure.CopyFrom(failure)
-            tx.add(E.EVENT_TYPE_WORKFLOW_TASK_FAILED, attrs)
-            self.store.delete_task(task.id)
-            state.wft = None
-            tx.flush_buffered()
-            if cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND:
-                attempt = 1
-            self._schedule_workflow_task(
-                tx, attempt, workflow_task_backoff(attempt) if attempt > 1 else 0
-            )
-            return
-        # The task is no longer running: what waited for it joins the history now.
-        tx.flush_buffered()
-        delay = workflow_task_backoff(attempt)
-        task.attempt = attempt
-        task.lease_owner = None
-        task.lease_until = None
-        task.visible_at = tx.now + delay
-        task.attempt_scheduled_at = task.visible_at
-        if failure is not None:
-            task.last_failure = failure.SerializeToString()
-        self.store.update_task(task)
-        self.store.insert_timer(
-            state.exe.run_id, TimerKind.WORKFLOW_TASK_RETRY, "", attempt, task.visible_at
-        )
-        tx.after_commit.append(self.notify_timer_added)
 
     # closing
 

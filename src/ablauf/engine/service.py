@@ -178,7 +178,7 @@ class Service:
             elif timer.kind == TimerKind.WORKFLOW_TASK_RETRY:
                 wft = state.wft
                 if wft is not None and wft.attempt == timer.attempt and wft.lease_owner is None:
-                    engine.offer_workflow_task(tx)
+                    engine.workflow_tasks.offer(tx)
             else:
                 activities.fire_timer(tx, timer.kind, timer.ref, timer.attempt)
 
@@ -233,7 +233,7 @@ class Service:
             wft.lease_owner = None
             tx.flush_buffered()
             tx.needs_workflow_task = False
-            engine.offer_workflow_task(tx)
+            engine.workflow_tasks.offer(tx)
 
         with contextlib.suppress(NotFoundError):
             engine.transition(task.run_id, change)

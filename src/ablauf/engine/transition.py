@@ -62,7 +62,7 @@ class Transition:
         if wft is None or wft.lease_owner is None or (wft.lease_until or 0) <= self.now:
             return False
         engine = self.engine
-        return wft.lease_owner != engine.owner_id or engine.has_started(wft.id)
+        return wft.lease_owner != engine.owner_id or engine.workflow_tasks.has_started(wft.id)
 
     def add(self, event_type: int, attrs: Message | None = None) -> HistoryEvent:
         """Appends an event to the history now."""
@@ -108,7 +108,7 @@ class Transition:
         else:
             wft = self.state.wft
             if wft is not None and wft.ref == 0:
-                self.engine.materialize_workflow_task(self)
+                self.engine.workflow_tasks.materialize(self)
             self.add(event_type, attrs)
             self.needs_workflow_task = True
 

@@ -77,7 +77,7 @@ def request(engine: Engine, run_id: str, req: Request) -> None:
         )
         state.requested_updates += 1
         if state.wft is None:
-            engine.schedule_speculative_workflow_task(tx)
+            engine.workflow_tasks.schedule_speculative(tx)
 
     engine.transition(run_id, change)
 

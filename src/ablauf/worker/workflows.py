@@ -128,7 +128,7 @@ class WorkflowRunner:
         self._keep(ref.run_id, instance)
         engine = self.engine
         done = engine.submit(
-            lambda: engine.complete_workflow_task(ref, commands, outcome.sdk_metadata, out)
+            lambda: engine.workflow_tasks.complete(ref, commands, outcome.sdk_metadata, out)
         )
         done.add_done_callback(
             lambda f: self._completed(ref, task.workflow_id, instance, f.exception(), f)
@@ -146,7 +146,7 @@ class WorkflowRunner:
             return
         self._keep(ref.run_id, instance)
         try:
-            kept = self.engine.complete_workflow_task(
+            kept = self.engine.workflow_tasks.complete(
                 ref, outcome.commands, outcome.sdk_metadata, outcome.messages
             )
         except EngineError as err:
@@ -157,7 +157,7 @@ class WorkflowRunner:
     def _begin(self, ref: TaskRef) -> tuple[WorkflowTask, WorkflowInstance] | None:
         instance = self.cache.pop(ref.run_id, None)
         known = instance.last_event_id if instance is not None else 0
-        task = self.engine.workflow_task(ref, known)
+        task = self.engine.workflow_tasks.read(ref, known)
         if task is None:
             if instance is not None:
                 instance.close()
@@ -271,7 +271,7 @@ class WorkflowRunner:
             logger.warning(
                 "workflow task of %s failed (will retry): %s", workflow_id, failure.message
             )
-        self.engine.fail_workflow_task(ref, failure, cause)
+        self.engine.workflow_tasks.fail(ref, failure, cause)
 
     async def query(self, exe: ExecutionRecord, query: WorkflowQuery) -> Payloads:
         """Answers a query from the cached instance, or from a replay of the history."""

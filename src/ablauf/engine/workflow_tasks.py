@@ -1,0 +1,371 @@
+"""Workflow tasks: scheduling, handing out, completing and failing them.
+
+A task's WorkflowTaskStarted event is made when a worker of this process
+reads the task and stored only when the task completes or fails, as Temporal
+keeps it in mutable state until then. A speculative task (for updates only)
+writes no events unless it leaves a trace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import temporalio.api.enums.v1.event_type_pb2 as E
+from temporalio.api.command.v1 import Command
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.api.failure.v1 import Failure
+from temporalio.api.history.v1 import (
+    HistoryEvent,
+    WorkflowTaskCompletedEventAttributes,
+    WorkflowTaskFailedEventAttributes,
+    WorkflowTaskScheduledEventAttributes,
+    WorkflowTaskStartedEventAttributes,
+)
+from temporalio.api.protocol.v1 import Message
+from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
+
+from ablauf.engine import commands, updates
+from ablauf.engine.matching import TaskRef
+from ablauf.engine.state import RunState
+from ablauf.engine.timers import TimerKind, workflow_task_backoff
+from ablauf.engine.transition import Transition
+from ablauf.history.events import make_event, parse_history, seconds_of
+from ablauf.history.tasks import WorkflowTask
+from ablauf.store.base import WORKFLOW_TASK, TaskRecord
+
+if TYPE_CHECKING:
+    from ablauf.engine.engine import Engine
+
+__all__ = ["SUGGEST_CAN_BYTES", "SUGGEST_CAN_EVENTS", "WorkflowTasks"]
+
+# Temporal's continue-as-new suggestion thresholds.
+SUGGEST_CAN_EVENTS = 4096
+SUGGEST_CAN_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class _Started:
+    """A workflow task a worker of this process has read: the events made for it."""
+
+    started: HistoryEvent
+    # A speculative task's scheduled event, written only if the task leaves a trace.
+    scheduled: HistoryEvent | None
+
+
+class WorkflowTasks:
+    """The workflow tasks of one engine's runs."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._started: dict[int, _Started] = {}
+
+    def forget(self, task_id: int) -> None:
+        """Forgets that a worker read this task (it is leased anew)."""
+        self._started.pop(task_id, None)
+
+    @staticmethod
+    def _scheduled_attributes(
+        state: RunState, attempt: int
+    ) -> WorkflowTaskScheduledEventAttributes:
+        return WorkflowTaskScheduledEventAttributes(
+            task_queue=state.started.task_queue,
+            start_to_close_timeout=state.started.workflow_task_timeout,
+            attempt=attempt,
+        )
+
+    def schedule_speculative(self, tx: Transition) -> None:
+        """A workflow task for updates only: no event unless it leaves a trace."""
+        self.schedule(tx, 1, speculative=True)
+
+    def materialize(self, tx: Transition) -> None:
+        """Writes the scheduled event of a speculative workflow task."""
+        task = tx.state.wft
+        if task is None or task.ref != 0:
+            return
+        read = self._started.get(task.id)
+        if read is not None and read.scheduled is not None:
+            # The worker saw this scheduled event already: store it as it was shown.
+            event = tx.add_copy(read.scheduled)
+        else:
+            event = tx.add(
+                E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+                self._scheduled_attributes(tx.state, task.attempt),
+            )
+        task.ref = event.event_id
+        self.engine.store.update_task(task)
+
+    def schedule(
+        self, tx: Transition, attempt: int, delay: float = 0.0, speculative: bool = False
+    ) -> None:
+        """Schedules the run's next workflow task, ``delay`` seconds from now (a
+        speculative one writes its scheduled event only if it leaves a trace)."""
+        state = tx.state
+        ref = 0
+        if not speculative:
+            ref = tx.add(
+                E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, self._scheduled_attributes(state, attempt)
+            ).event_id
+        task = TaskRecord(
+            id=0,
+            kind=WORKFLOW_TASK,
+            run_id=state.exe.run_id,
+            namespace=state.exe.namespace,
+            task_queue=state.exe.task_queue,
+            ref=ref,
+            attempt=attempt,
+            visible_at=tx.now + delay,
+            lease_owner=None,
+            lease_until=None,
+            lease_nonce=0,
+            started_at=None,
+            scheduled_at=tx.now,
+            attempt_scheduled_at=tx.now + delay,
+            cancel_requested=False,
+            heartbeat_at=None,
+            heartbeat_details=None,
+            last_failure=None,
+        )
+        state.wft = task
+        if delay > 0:
+            self.engine.store.insert_task(task)
+            self.engine.store.insert_timer(
+                state.exe.run_id, TimerKind.WORKFLOW_TASK_RETRY, "", attempt, tx.now + delay
+            )
+            tx.after_commit.append(self.engine.notify_timer_added)
+        else:
+            # Leased before it is written: one statement for both.
+            self.offer(tx)
+            self.engine.store.insert_task(task)
+            if tx.handoffs and tx.handoffs[-1][1].task_id == 0:
+                queue, handed = tx.handoffs[-1]
+                tx.handoffs[-1] = (queue, replace(handed, task_id=task.id))
+
+    def offer(self, tx: Transition) -> None:
+        """Leases the run's workflow task to this process if a local worker polls its queue."""
+        task = tx.state.wft
+        assert task is not None
+        queue = self.engine.matching.local(WORKFLOW_TASK, task.task_queue)
+        if queue is None:
+            return
+        self.engine.lease(tx, task, tx.now + self._task_timeout(tx.state))
+        # A task not yet written gets its row id once it is (see above).
+        tx.handoffs.append((queue, TaskRef(task.id, task.lease_nonce, task.run_id, task.attempt)))
+
+    def has_started(self, task_id: int) -> bool:
+        """Whether a worker of this process has read the history of this workflow task."""
+        return task_id in self._started
+
+    @staticmethod
+    def _task_timeout(state: RunState) -> float:
+        return seconds_of(state.started.workflow_task_timeout)
+
+    def _leased(self, tx: Transition, ref: TaskRef) -> TaskRecord | None:
+        task = tx.state.wft
+        if (
+            task is None
+            or task.id != ref.task_id
+            or task.lease_nonce != ref.nonce
+            or task.lease_owner != self.engine.owner_id
+            or (task.lease_until or 0) < tx.now
+        ):
+            # A task whose lease ran out (Temporal: timed out) may already be elsewhere.
+            return None
+        return task
+
+    def read(self, ref: TaskRef, known_last_event_id: int) -> WorkflowTask | None:
+        """The events a worker needs for a leased workflow task, or None if the lease is gone.
+
+        The WorkflowTaskStarted event at the end is not stored until the task completes.
+        """
+        state = self.engine._load(ref.run_id)
+        task = state.wft
+        if task is None or task.id != ref.task_id or task.lease_nonce != ref.nonce:
+            return None
+        exe = state.exe
+        now = self.engine.clock.now()
+        scheduled = None
+        scheduled_id = task.ref
+        if task.ref == 0:
+            scheduled_id = exe.next_event_id
+            scheduled = make_event(
+                scheduled_id,
+                now,
+                E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+                self._scheduled_attributes(state, task.attempt),
+            )
+        started = make_event(
+            scheduled_id + 1 if scheduled is not None else exe.next_event_id,
+            now,
+            E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+            WorkflowTaskStartedEventAttributes(
+                scheduled_event_id=scheduled_id,
+                identity=self.engine.identity,
+                request_id=str(uuid.uuid4()),
+                history_size_bytes=exe.history_size,
+                suggest_continue_as_new=exe.next_event_id >= SUGGEST_CAN_EVENTS
+                or exe.history_size >= SUGGEST_CAN_BYTES,
+            ),
+        )
+        self._started[task.id] = _Started(started, scheduled)
+        first = known_last_event_id + 1
+        if first >= state.recent_from:
+            events = list(state.recent[first - state.recent_from :])
+        else:
+            events = parse_history(self.engine.store.read_events(exe.run_id, first))
+        if scheduled is not None:
+            events.append(scheduled)
+        events.append(started)
+        messages = (
+            updates.deliverable(self.engine, exe.run_id, scheduled_id)
+            if state.requested_updates
+            else []
+        )
+        return WorkflowTask(
+            token=ref.token(),
+            namespace=exe.namespace,
+            workflow_id=exe.workflow_id,
+            run_id=exe.run_id,
+            workflow_type=exe.workflow_type,
+            task_queue=task.task_queue,
+            events=events,
+            first_event_id=first,
+            attempt=task.attempt,
+            messages=messages,
+        )
+
+    def complete(
+        self,
+        ref: TaskRef,
+        cmds: Sequence[Command],
+        sdk_metadata: WorkflowTaskCompletedMetadata | None = None,
+        messages: Sequence[Message] = (),
+    ) -> bool:
+        """Records a completed workflow task and applies its commands.
+
+        Returns False when the completion was not taken (the lease was lost or
+        new events make a closing command invalid); the worker then drops its
+        cached instance.
+        """
+
+        def change(tx: Transition) -> bool:
+            task = self._leased(tx, ref)
+            # Kept until the commit: a refused command still needs it to record the failure.
+            read = self._started.get(ref.task_id)
+            if task is None or read is None:
+                self._started.pop(ref.task_id, None)
+                return False
+            started = read.started
+            if task.ref == 0 and not cmds and not tx.state.buffered:
+                # A speculative task that only rejected updates leaves no trace.
+                updates.reject_unanswered(tx, list(messages))
+                self._started.pop(ref.task_id, None)
+                self.engine.store.delete_task(task.id)
+                tx.state.wft = None
+                return True
+            self.materialize(tx)
+            closing = any(c.command_type in commands.CLOSING for c in cmds)
+            if closing and tx.state.buffered:
+                # Temporal refuses to close a run that has unseen events.
+                self._started.pop(ref.task_id, None)
+                self._record_failure(
+                    tx,
+                    task,
+                    started,
+                    None,
+                    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+                )
+                return False
+            self._trim_recent(tx.state, started.event_id)
+            tx.add_copy(started)
+            completed_attrs = WorkflowTaskCompletedEventAttributes(
+                scheduled_event_id=task.ref,
+                started_event_id=started.event_id,
+                identity=self.engine.identity,
+            )
+            if sdk_metadata is not None:
+                completed_attrs.sdk_metadata.CopyFrom(sdk_metadata)
+            completed = tx.add(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, completed_attrs)
+            self.engine.store.delete_task(task.id)
+            tx.state.wft = None
+            commands.apply(tx, cmds, completed.event_id, messages)
+            if tx.state.running:
+                tx.flush_buffered()
+            self._started.pop(ref.task_id, None)
+            return True
+
+        return self.engine.transition(ref.run_id, change)
+
+    @staticmethod
+    def _trim_recent(state: RunState, started_event_id: int) -> None:
+        # A sticky worker always knows the events before the task it answers.
+        drop = started_event_id - state.recent_from
+        if drop > 0:
+            del state.recent[:drop]
+            state.recent_from = started_event_id
+
+    def fail(self, ref: TaskRef, failure: Failure, cause: int) -> None:
+        """Records a failed workflow task and schedules its retry with backoff."""
+
+        def change(tx: Transition) -> None:
+            task = self._leased(tx, ref)
+            read = self._started.get(ref.task_id)
+            if task is None or read is None:
+                self._started.pop(ref.task_id, None)
+                return
+            self.materialize(tx)
+            self._started.pop(ref.task_id, None)
+            self._record_failure(tx, task, read.started, failure, cause)
+
+        self.engine.transition(ref.run_id, change)
+
+    def _record_failure(
+        self,
+        tx: Transition,
+        task: TaskRecord,
+        started: HistoryEvent,
+        failure: Failure | None,
+        cause: int,
+    ) -> None:
+        state = tx.state
+        attempt = task.attempt + 1
+        if (
+            task.attempt == 1
+            or cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
+        ):
+            # Later attempts of a failing task stay out of the history, as in Temporal.
+            self._trim_recent(state, started.event_id)
+            tx.add_copy(started)
+            attrs = WorkflowTaskFailedEventAttributes(
+                scheduled_event_id=task.ref,
+                started_event_id=started.event_id,
+                cause=cause,  # type: ignore[arg-type]
+                identity=self.engine.identity,
+            )
+            if failure is not None:
+                attrs.failure.CopyFrom(failure)
+            tx.add(E.EVENT_TYPE_WORKFLOW_TASK_FAILED, attrs)
+            self.engine.store.delete_task(task.id)
+            state.wft = None
+            tx.flush_buffered()
+            if cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND:
+                attempt = 1
+            self.schedule(tx, attempt, workflow_task_backoff(attempt) if attempt > 1 else 0)
+            return
+        # The task is no longer running: what waited for it joins the history now.
+        tx.flush_buffered()
+        delay = workflow_task_backoff(attempt)
+        task.attempt = attempt
+        task.lease_owner = None
+        task.lease_until = None
+        task.visible_at = tx.now + delay
+        task.attempt_scheduled_at = task.visible_at
+        if failure is not None:
+            task.last_failure = failure.SerializeToString()
+        self.engine.store.update_task(task)
+        self.engine.store.insert_timer(
+            state.exe.run_id, TimerKind.WORKFLOW_TASK_RETRY, "", attempt, task.visible_at
+        )
+        tx.after_commit.append(self.engine.notify_timer_added)
