@@ -136,7 +136,8 @@ class Cancels:
         self.done = True
 
 
-async def until(check: Callable[[], bool], seconds: float = 10) -> None:
+async def until(check: Callable[[], bool], seconds: float = 30) -> None:
+    # Generous: a dev server loaded by the rest of the suite can take many seconds.
     for _ in range(int(seconds * 50)):
         if check():
             return

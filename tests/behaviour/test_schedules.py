@@ -103,8 +103,9 @@ async def schedule(
 async def until(
     handle: ScheduleHandle,
     check: Callable[[ScheduleDescription], bool],
-    seconds: float = 10,
+    seconds: float = 30,
 ) -> ScheduleDescription:
+    # Generous: a dev server loaded by the rest of the suite can take many seconds.
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
         desc = await handle.describe()
@@ -115,7 +116,7 @@ async def until(
         await asyncio.sleep(0.1)
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
+async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
     for _ in range(int(seconds * 10)):
         if await check():
             return
