@@ -119,12 +119,15 @@ class Service:
         """One round of background work; True if more timers may be due already."""
         engine = self.engine
         now = engine.clock.now()
-        due = engine.store.due_timers(now, FIRE_GROUP)
-        more = len(due) == FIRE_GROUP and self._fire_all(due)
-        if due and not more:
-            # Firing may add timers due at once (transfer steps): take those too.
+        more = False
+        # A second round takes timers the first made due at once (transfer steps).
+        for _ in range(2):
             due = engine.store.due_timers(now, FIRE_GROUP)
-            more = bool(due) and self._fire_all(due)
+            if not due or not self._fire_all(due):
+                break
+            if len(due) == FIRE_GROUP:
+                more = True
+                break
         version = engine.store.data_version()
         if version != self._last_version or now >= self._next_scan:
             self._last_version = version

@@ -104,10 +104,7 @@ class WorkflowRunner:
             instance.close()
 
     async def process(self, ref: TaskRef) -> None:
-        """Runs one workflow task to completion or failure."""
-        if self.codec.codec is None:
-            self.process_now(ref)
-            return
+        """Runs one workflow task to completion or failure, through the payload codec."""
         begun = self._begin(ref)
         if begun is None:
             return
