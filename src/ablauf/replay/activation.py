@@ -50,7 +50,7 @@ from ablauf.replay.machines import (
     UpdateRandomSeed,
 )
 from ablauf.replay.operations import WorkflowOperations, encode_search_attributes
-from ablauf.replay.runtime import with_context
+from ablauf.serialization import with_context
 
 __all__ = ["QueryFailed", "WorkflowDriver"]
 
@@ -757,6 +757,13 @@ class WorkflowDriver(WorkflowOperations):
         self.loop.tasks.clear()
         self.conditions.clear()
         temporalio.workflow._Runtime.set_on_loop(self.loop, None)
+        # Break the driver's reference cycles (loop, tasks, bound built-in handlers) so
+        # that plain reference counting frees a closed workflow, not the cyclic GC.
+        self.loop.close_scheduler()
+        self.primary_task = None
+        self.queries.clear()
+        self.signals.clear()
+        self.updates.clear()
 
 
 def _satisfied(fn: Any, fut: asyncio.Future[Any]) -> bool:

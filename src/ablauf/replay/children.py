@@ -16,6 +16,7 @@ import temporalio.converter
 import temporalio.workflow
 
 from ablauf.replay.machines import ChildWorkflowMachine
+from ablauf.serialization import with_context
 
 if TYPE_CHECKING:
     from temporalio.workflow import EventGroup
@@ -80,8 +81,6 @@ class ChildWorkflowHandle(temporalio.workflow.ChildWorkflowHandle[Any, Any]):
         context = temporalio.converter.WorkflowSerializationContext(
             namespace=owner.namespace, workflow_id=workflow_id
         )
-        from ablauf.replay.runtime import with_context
-
         self.payload_converter = with_context(owner.base_payload_converter, context)
         self.failure_converter = with_context(owner.base_failure_converter, context)
         super().__init__(self._run(), loop=owner.loop)

@@ -63,12 +63,31 @@ class TimerScheduler(Protocol):
         """Raise if the workflow may not schedule work now (read-only or evicting)."""
 
 
+class _ClosedScheduler:
+    """The scheduler of a loop whose workflow was evicted."""
+
+    def new_timer(
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        context: contextvars.Context | None,
+    ) -> DurableTimer:
+        raise RuntimeError("The workflow instance is closed")
+
+    def cancel_timer(self, timer: DurableTimer) -> None:
+        pass
+
+    def check_may_schedule(self, action: str, *, during_eviction: bool = False) -> None:
+        raise RuntimeError(f"The workflow instance is closed; cannot {action}")
+
+
 class WorkflowEventLoop(asyncio.AbstractEventLoop):
     """An event loop that only runs what is ready and never blocks or waits."""
 
     def __init__(self, scheduler: TimerScheduler) -> None:
         self._ready: deque[asyncio.Handle] = deque()
-        self._scheduler = scheduler
+        self._scheduler: TimerScheduler = scheduler
         self._exception_handler: _ExceptionHandler | None = None
         self.time_ns = 0
         """Workflow time in nanoseconds since the epoch."""
@@ -77,6 +96,11 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
         self.failure: BaseException | None = None
         """Set by a top-level coroutine whose error must fail the workflow task."""
         self.evicting = False
+
+    def close_scheduler(self) -> None:
+        """Detach the scheduler after eviction; scheduling anything later raises."""
+        self._ready.clear()
+        self._scheduler = _ClosedScheduler()
 
     # -- running ------------------------------------------------------------------------------
 

@@ -31,7 +31,8 @@ from ablauf.replay.children import await_operation
 from ablauf.replay.handles import ActivityHandle, ContinueAsNew, ContinueAsNewRequest
 from ablauf.replay.loop import DurableTimer, WorkflowEventLoop
 from ablauf.replay.machines import TimerMachine
-from ablauf.replay.runtime import WorkflowRuntime, with_context
+from ablauf.replay.runtime import WorkflowRuntime
+from ablauf.serialization import with_context
 
 if TYPE_CHECKING:
     from temporalio.workflow import (

@@ -20,7 +20,7 @@ import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import temporalio.common
 import temporalio.converter
@@ -33,10 +33,9 @@ from ablauf.replay.commands import CommandMachines
 from ablauf.replay.handles import EvictedError
 from ablauf.replay.history import InternalFlags
 from ablauf.replay.loop import WorkflowEventLoop
+from ablauf.serialization import with_context
 
-__all__ = ["WorkflowRuntime", "with_context"]
-
-_C = TypeVar("_C")
+__all__ = ["WorkflowRuntime"]
 
 
 class WorkflowRuntime(temporalio.workflow._Runtime):
@@ -329,10 +328,3 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
                 callback(seed)
             except Exception:
                 continue
-
-
-def with_context(converter: _C, context: temporalio.converter.SerializationContext) -> _C:
-    """Apply a serialization context to a converter that supports one."""
-    if isinstance(converter, temporalio.converter.WithSerializationContext):
-        return cast(_C, converter.with_context(context))
-    return converter

@@ -43,6 +43,7 @@ from ablauf.history.tasks import (
     ActivityOutcome,
     ActivityTask,
 )
+from ablauf.serialization import with_context
 
 __all__ = ["ActivityRunner", "cancellation_details_for"]
 
@@ -316,6 +317,7 @@ class ActivityRunner:
             return await self._run(task, attempt, data_converter)
         finally:
             self._forget(task.token, attempt)
+            attempt.task = None
 
     def _prepare(
         self, task: ActivityTask, heartbeat: HeartbeatCallback
@@ -330,7 +332,7 @@ class ActivityRunner:
             workflow_type=task.workflow_type,
             is_local=False,
         )
-        data_converter = self._data_converter.with_context(context)
+        data_converter = with_context(self._data_converter, context)
         if defn is None:
             names = ", ".join(sorted(self._activities))
             err = temporalio.exceptions.ApplicationError(
@@ -461,8 +463,9 @@ class ActivityRunner:
             priority=temporalio.common.Priority.default,
             retry_policy=task.retry_policy,
         )
-        # This task runs in its own copy of the context, so the value cannot leak.
-        temporalio.activity._Context.set(
+        # Reset afterwards: the context would otherwise keep the attempt (and through
+        # it this task) in a reference cycle that only the cyclic GC could free.
+        token = temporalio.activity._Context.set(
             temporalio.activity._Context(
                 info=lambda: info,
                 heartbeat=lambda *details: attempt.record_heartbeat(details),
@@ -475,14 +478,17 @@ class ActivityRunner:
                 cancellation_details=attempt.details,
             )
         )
-        temporalio.activity.logger.debug("Starting activity")
-        if defn.is_async:
-            return await defn.fn(*args)
-        # contextvars do not follow into executor threads by themselves.
-        run_in_context = contextvars.copy_context().run
-        return await attempt.loop.run_in_executor(
-            self._executor, run_in_context, self._call_sync, attempt, info, converter, args
-        )
+        try:
+            temporalio.activity.logger.debug("Starting activity")
+            if defn.is_async:
+                return await defn.fn(*args)
+            # contextvars do not follow into executor threads by themselves.
+            run_in_context = contextvars.copy_context().run
+            return await attempt.loop.run_in_executor(
+                self._executor, run_in_context, self._call_sync, attempt, info, converter, args
+            )
+        finally:
+            temporalio.activity._Context.reset(token)
 
     def _call_sync(
         self,
