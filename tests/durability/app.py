@@ -25,6 +25,28 @@ async def step(i: int) -> int:
     return i * 2
 
 
+@activity.defn
+async def hang() -> int:
+    """Hangs in its first attempt (until the process dies); later attempts return."""
+    info = activity.info()
+    with open(ATTEMPTS_FILE, "a") as f:
+        f.write(f"{info.workflow_id} hang {info.attempt}\n")
+    if info.attempt == 1:
+        await asyncio.sleep(3600)
+    return info.attempt
+
+
+@workflow.defn
+class Hang:
+    """One activity whose first attempt never ends by itself."""
+
+    @workflow.run
+    async def run(self, timeout: float) -> int:
+        return await workflow.execute_activity(
+            hang, start_to_close_timeout=timedelta(seconds=timeout)
+        )
+
+
 @workflow.defn
 class Chain:
     """Sequential activities, a durable timer, then two signals."""
@@ -56,7 +78,9 @@ class Chain:
 
 async def main(target: str, seconds: float | None) -> None:
     client = await Client.connect(target)
-    async with Worker(client, task_queue="durable", workflows=[Chain], activities=[step]):
+    async with Worker(
+        client, task_queue="durable", workflows=[Chain, Hang], activities=[step, hang]
+    ):
         print("worker ready", flush=True)
         if seconds is None:
             await asyncio.Event().wait()

@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,39 @@ async def test_timer_that_came_due_while_nothing_ran_fires_at_next_start(tmp_pat
     finally:
         kill(proc)
         await client.close()
+
+
+@pytest.mark.timeout(60)
+async def test_attempt_of_a_killed_process_times_out_and_retries(tmp_path: Path) -> None:
+    # The running attempt's start-to-close deadline was kept only in the killed
+    # process's memory; the next process must still time the attempt out on time.
+    store = tmp_path / "hang.db"
+    attempts = Path(f"{store}.attempts")
+    client = await Client.connect(f"sqlite:///{store}")
+    timeout = 2.0
+    handle = await client.start_workflow("Hang", timeout, id="hang", task_queue="durable")
+    proc = spawn(store)
+    for _ in range(500):
+        if attempts.exists() and attempts.read_text():
+            break
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    kill(proc)
+    proc = spawn(store)
+    try:
+        assert await asyncio.wait_for(handle.result(), 30) == 2
+        waited = time.monotonic() - started
+    finally:
+        kill(proc)
+    assert attempts.read_text().split("\n")[:2] == ["hang hang 1", "hang hang 2"]
+    # Timed out after start-to-close (plus the 1 s retry interval), not before.
+    assert waited >= timeout + 1 - 0.1
+    history = [e async for e in handle.fetch_history_events()]
+    started_attrs = [
+        e.activity_task_started_event_attributes
+        for e in history
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert [a.attempt for a in started_attrs] == [2]
+    assert started_attrs[0].last_failure.timeout_failure_info.timeout_type == 1  # START_TO_CLOSE
+    await client.close()

@@ -42,13 +42,14 @@ from ablauf.history.tasks import (
     ActivityOutcome,
     ActivityTask,
 )
-from ablauf.store.base import ACTIVITY_TASK, Store, TaskRecord
+from ablauf.store.base import ACTIVITY_TASK, TaskRecord
 
 if TYPE_CHECKING:
     from ablauf.engine.engine import Engine
 
 __all__ = [
     "activity_task",
+    "arm_lost",
     "cancel_local",
     "fire_timer",
     "heartbeat",
@@ -135,6 +136,7 @@ def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id:
     attrs = _normalize(cmd, tx, wft_id)
     event = tx.add(E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, attrs)
     pending = state.activities[event.event_id]
+    pending.timer_rows = False
     task = TaskRecord(
         id=0,
         kind=ACTIVITY_TASK,
@@ -162,6 +164,7 @@ def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id:
     state.attach_activity_task(pending, task)
     s2c = _secs(attrs.schedule_to_close_timeout)
     if s2c > 0:
+        pending.timer_rows = True
         store.insert_timer(
             state.exe.run_id,
             TimerKind.ACTIVITY_SCHEDULE_TO_CLOSE,
@@ -183,6 +186,7 @@ def offer(tx: Transition, pending: PendingActivity, fresh: bool = False) -> None
     if queue is None:
         s2s = _secs(pending.attrs.schedule_to_start_timeout)
         if s2s > 0:
+            pending.timer_rows = True
             engine.store.insert_timer(
                 task.run_id,
                 TimerKind.ACTIVITY_SCHEDULE_TO_START,
@@ -199,7 +203,7 @@ def offer(tx: Transition, pending: PendingActivity, fresh: bool = False) -> None
 
 
 def start(tx: Transition, pending: PendingActivity, fresh: bool = False) -> None:
-    """Leases the current attempt to this process and arms its timeouts."""
+    """Leases the current attempt to this process and arms its timeouts (in memory)."""
     engine = tx.engine
     task = pending.task
     assert task is not None
@@ -207,18 +211,43 @@ def start(tx: Transition, pending: PendingActivity, fresh: bool = False) -> None
     ref = str(task.ref)
     if not fresh:
         engine.store.delete_timers(task.run_id, TimerKind.ACTIVITY_SCHEDULE_TO_START, ref)
+    deadlines = _attempt_deadlines(pending, task.started_at or tx.now)
+    run_id, attempt = task.run_id, task.attempt
+
+    def arm() -> None:
+        for kind, at in deadlines:
+            engine.local_timers.add(run_id, kind, ref, attempt, at)
+        engine.notify_timer_added(min(at for _, at in deadlines))
+
+    tx.after_commit.append(arm)
+
+
+def _attempt_deadlines(
+    pending: PendingActivity, started_at: float, heartbeat_at: float | None = None
+) -> list[tuple[TimerKind, float]]:
+    """When the running attempt times out: start-to-close, and heartbeat if it has one."""
     stc = _secs(pending.attrs.start_to_close_timeout)
-    first = tx.now + stc
-    engine.store.insert_timer(
-        task.run_id, TimerKind.ACTIVITY_START_TO_CLOSE, ref, task.attempt, first
-    )
+    deadlines = [(TimerKind.ACTIVITY_START_TO_CLOSE, started_at + stc)]
     hb = _secs(pending.attrs.heartbeat_timeout)
     if hb > 0:
-        engine.store.insert_timer(
-            task.run_id, TimerKind.ACTIVITY_HEARTBEAT, ref, task.attempt, tx.now + hb
-        )
-        first = min(first, tx.now + hb)
-    tx.after_commit.append(lambda: engine.notify_timer_added(first))
+        deadlines.append((TimerKind.ACTIVITY_HEARTBEAT, (heartbeat_at or started_at) + hb))
+    return deadlines
+
+
+def arm_lost(tx: Transition, owner_ids: Sequence[str]) -> None:
+    """Arms durable timeouts for the run's attempts held by processes that are gone.
+
+    Their deadlines were kept in the owner's memory only; now they fire from the
+    timers table, and the attempts time out and retry as on Temporal.
+    """
+    for pending in tx.state.activities.values():
+        task = pending.task
+        if task is None or task.lease_owner not in owner_ids:
+            continue
+        pending.timer_rows = True
+        for kind, at in _attempt_deadlines(pending, task.started_at or tx.now, task.heartbeat_at):
+            tx.engine.store.insert_timer(task.run_id, kind, str(task.ref), task.attempt, at)
+    tx.after_commit.append(tx.engine.notify_timer_added)
 
 
 def _dt(at: float) -> datetime:
@@ -366,15 +395,36 @@ def _close(tx: Transition, pending: PendingActivity, event_type: int, attrs: obj
         started.last_failure.ParseFromString(task.last_failure)
     tx.add_external(E.EVENT_TYPE_ACTIVITY_TASK_STARTED, started)
     tx.add_external(event_type, attrs)  # type: ignore[arg-type]
-    store = tx.engine.store
-    store.delete_task(task.id)
-    _drop_timers(store, task)
+    tx.engine.store.delete_task(task.id)
+    _drop_timers(tx, pending)
     # The closing event may wait in the buffer; the activity is done either way.
     tx.state.drop_activity(pending.scheduled_event_id)
 
 
-def _drop_timers(store: Store, task: TaskRecord) -> None:
-    store.delete_ref_timers(task.run_id, str(task.ref), _ALL_TIMERS)
+def _drop_timers(
+    tx: Transition, pending: PendingActivity, kinds: Sequence[int] = _ALL_TIMERS
+) -> None:
+    task = pending.task
+    assert task is not None
+    run_id, ref = task.run_id, str(task.ref)
+    if pending.timer_rows:
+        tx.engine.store.delete_ref_timers(run_id, ref, kinds)
+    if task.lease_owner == tx.engine.owner_id:
+        local_timers = tx.engine.local_timers
+        tx.after_commit.append(lambda: local_timers.drop(run_id, ref))
+
+
+def _rearm(tx: Transition, pending: PendingActivity, kind: int, at: float) -> None:
+    """Arms a timeout of the running attempt again, in memory if it runs here."""
+    task = pending.task
+    assert task is not None
+    engine, run_id, ref, attempt = tx.engine, task.run_id, str(task.ref), task.attempt
+    if task.lease_owner == engine.owner_id:
+        tx.after_commit.append(lambda: engine.local_timers.add(run_id, kind, ref, attempt, at))
+    else:
+        pending.timer_rows = True
+        engine.store.insert_timer(run_id, kind, ref, attempt, at)
+    tx.after_commit.append(lambda: engine.notify_timer_added(at))
 
 
 def _timeout_failure(
@@ -443,7 +493,7 @@ def _fail_attempt(
         return
     store = tx.engine.store
     ref = str(task.ref)
-    store.delete_ref_timers(task.run_id, ref, _ATTEMPT_TIMERS)
+    _drop_timers(tx, pending, _ATTEMPT_TIMERS)
     task.attempt += 1
     task.lease_owner = None
     task.lease_until = None
@@ -455,6 +505,7 @@ def _fail_attempt(
     )
     task.last_failure = failure_to_keep.SerializeToString()
     store.update_task(task)
+    pending.timer_rows = True
     store.insert_timer(task.run_id, TimerKind.ACTIVITY_RETRY, ref, task.attempt, task.visible_at)
     tx.after_commit.append(tx.engine.notify_timer_added)
 
@@ -489,7 +540,7 @@ def request_cancel(tx: Transition, scheduled_event_id: int, wft_id: int) -> None
         )
         tx.needs_workflow_task = True
         store.delete_task(task.id)
-        _drop_timers(store, task)
+        _drop_timers(tx, pending)
     elif task.lease_owner == tx.engine.owner_id:
         tx.after_commit.append(lambda: cancel_local(tx.engine, task, "CANCELLED"))
 
@@ -539,8 +590,7 @@ def fire_timer(tx: Transition, kind: int, ref: str, attempt: int) -> None:
     elif kind == TimerKind.ACTIVITY_HEARTBEAT:
         hb = _secs(pending.attrs.heartbeat_timeout)
         if task.heartbeat_at is not None and task.heartbeat_at + hb > tx.now:
-            tx.engine.store.insert_timer(task.run_id, kind, ref, attempt, task.heartbeat_at + hb)
-            tx.after_commit.append(tx.engine.notify_timer_added)
+            _rearm(tx, pending, kind, task.heartbeat_at + hb)
             return
         timeout_type = TimeoutType.TIMEOUT_TYPE_HEARTBEAT
     else:

@@ -9,6 +9,7 @@ transaction, so several processes can share one store file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
@@ -29,6 +30,7 @@ from ablauf.clock import Clock, SystemClock
 from ablauf.engine import activities, children
 from ablauf.engine.commit import GroupCommit
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError
+from ablauf.engine.local_timers import LocalTimers
 from ablauf.engine.matching import Matching
 from ablauf.engine.queries import Queries
 from ablauf.engine.schedules import Schedules
@@ -39,6 +41,7 @@ from ablauf.engine.transition import Transition
 from ablauf.engine.workflow_tasks import WorkflowTasks
 from ablauf.history.events import parse_event, parse_history, seconds_of
 from ablauf.store.base import (
+    ACTIVITY_TASK,
     UPDATE_REQUESTED,
     WORKFLOW_TASK,
     ExecutionRecord,
@@ -83,6 +86,7 @@ class Engine:
         self.owner_id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.identity = f"{os.getpid()}@ablauf"
         self.matching = Matching()
+        self.local_timers = LocalTimers()
         self._runs: OrderedDict[str, RunState] = OrderedDict()
         # Cached runs checked against the store since another connection last
         # committed: they need no check until the next foreign commit.
@@ -128,13 +132,24 @@ class Engine:
         self.forget_runs()
 
     async def close(self) -> None:
-        """Stops background work and frees this process's workflow task leases."""
+        """Stops background work and frees this process's workflow task leases.
+
+        Attempts still running here keep their leases; their timeouts, kept in
+        memory so far, are armed in the store, where they fire for whoever runs next.
+        """
         await self.service.stop()
         self.queries.cancel()
         with self.store.transaction():
             self.store.release_leases([self.owner_id], WORKFLOW_TASK)
+            self.arm_lost([self.owner_id])
             self.store.remove_owner(self.owner_id)
         self.store.close()
+
+    def arm_lost(self, owner_ids: Sequence[str]) -> None:
+        """Arms durable timeouts for activity attempts leased by ``owner_ids``."""
+        for run_id in self.store.runs_with_leases(owner_ids, ACTIVITY_TASK):
+            with contextlib.suppress(NotFoundError):
+                self.transition(run_id, lambda tx: activities.arm_lost(tx, owner_ids))
 
     # transitions
 
@@ -341,6 +356,8 @@ class Engine:
                 tx.after_commit.append(
                     lambda t=task: activities.cancel_local(self, t, "NOT_FOUND")  # type: ignore[misc]
                 )
+                ref = str(task.ref)
+                tx.after_commit.append(lambda r=ref: self.local_timers.drop(exe.run_id, r))  # type: ignore[misc]
         self.store.delete_timers(exe.run_id)
         if tx.state.buffered:
             self.store.take_buffered_events(exe.run_id)

@@ -54,6 +54,12 @@ def owner_alive(owner_id: str, pid: int) -> bool:
     return True
 
 
+def _earliest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
 class Service:
     """Runs as one asyncio task per engine."""
 
@@ -99,7 +105,7 @@ class Service:
                 await asyncio.sleep(0)
                 continue
             now = engine.clock.now()
-            next_timer = engine.store.next_timer_at()
+            next_timer = _earliest(engine.store.next_timer_at(), engine.local_timers.next_at())
             # Time-skipping: with nothing left to run, jump to the next timer.
             if (
                 engine.clock.can_skip()
@@ -123,9 +129,10 @@ class Service:
         # A second round takes timers the first made due at once (transfer steps).
         for _ in range(2):
             due = engine.store.due_timers(now, FIRE_GROUP)
+            due += engine.local_timers.due(now, FIRE_GROUP)
             if not due or not self._fire_all(due):
                 break
-            if len(due) == FIRE_GROUP:
+            if len(due) >= FIRE_GROUP:
                 more = True
                 break
         version = engine.store.data_version()
@@ -156,8 +163,12 @@ class Service:
             engine.schedules.fire(timer)
             return
 
+        local = timer.id < 0
+
         def change(tx: Transition) -> None:
-            if not engine.store.delete_timer(timer.id) or not tx.state.running:
+            store = engine.store
+            armed = engine.local_timers.armed(timer) if local else store.delete_timer(timer.id)
+            if not armed or not tx.state.running:
                 return
             state = tx.state
             if timer.kind == TimerKind.USER_TIMER:
@@ -188,12 +199,16 @@ class Service:
         try:
             engine.transition(timer.run_id, change)
         except NotFoundError:
-            with engine.store.transaction():
-                engine.store.delete_timer(timer.id)
+            if not local:
+                with engine.store.transaction():
+                    engine.store.delete_timer(timer.id)
         except InvalidArgumentError:
             # The history would outgrow its limit: the engine has terminated
             # the run instead, which removed this timer too.
             pass
+        if local:
+            # Disarmed only now: a change that failed leaves the timer due.
+            engine.local_timers.take(timer)
 
     def scan(self, now: float) -> None:
         """Leases tasks in the store that local workers can take."""
@@ -207,6 +222,7 @@ class Service:
         if dead:
             with store.transaction():
                 freed = store.release_leases(dead, WORKFLOW_TASK)
+                engine.arm_lost(dead)
                 for owner_id in dead:
                     store.remove_owner(owner_id)
             engine.forget_runs()

@@ -77,6 +77,8 @@ class PendingActivity:
     attrs: ActivityTaskScheduledEventAttributes
     cancel_requested_event_id: int = 0
     task: TaskRecord | None = None
+    timer_rows: bool = True
+    """Whether the timers table may hold timers of this activity (unknown: True)."""
 
 
 @dataclass(slots=True)

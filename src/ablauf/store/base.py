@@ -185,6 +185,7 @@ class Store(Protocol):
     def release_leases(
         self, owner_ids: Sequence[str], kind: int, task_queue: str | None = None
     ) -> int: ...
+    def runs_with_leases(self, owner_ids: Sequence[str], kind: int) -> list[str]: ...
 
     # timers
     def insert_timer(

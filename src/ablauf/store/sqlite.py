@@ -447,6 +447,16 @@ class SqliteStore:
         cur = self._db.execute(sql, args)
         return cur.rowcount
 
+    def runs_with_leases(self, owner_ids: Sequence[str], kind: int) -> list[str]:
+        marks = ",".join("?" * len(owner_ids))
+        return [
+            r[0]
+            for r in self._db.execute(
+                f"SELECT DISTINCT run_id FROM tasks WHERE kind=? AND lease_owner IN ({marks})",
+                (kind, *owner_ids),
+            )
+        ]
+
     # timers
 
     def insert_timer(self, run_id: str, kind: int, ref: str, attempt: int, fire_at: float) -> int:
