@@ -44,6 +44,9 @@ class SystemClock:
     async def sleep_until(self, at: float, wake: asyncio.Event) -> None:
         delay = at - time.time()
         if delay <= 0:
+            # Yield all the same: a service that is behind on due timers must still
+            # let what the fired timers woke (waiting clients) move on.
+            await asyncio.sleep(0)
             return
         # Not asyncio.wait_for: on Python 3.11 a cancel that arrives as its timeout
         # fires is lost, and a background loop cancelled then never stops.

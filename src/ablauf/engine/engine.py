@@ -62,6 +62,11 @@ HISTORY_SIZE_LIMIT = 50 * 1024 * 1024
 CACHED_RUNS = 2000
 
 
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 def _run_deadline(attrs: WorkflowExecutionStartedEventAttributes, now: float) -> float | None:
     """When the run times out: its run timeout, capped by the execution's expiration."""
     deadlines = []
@@ -392,13 +397,15 @@ class Engine:
 
     async def wait_run_change(self, run_id: str, timeout: float) -> None:
         """Returns after the run changed in this process, or after ``timeout``."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         self._run_waiters.setdefault(run_id, []).append(fut)
+        # Not asyncio.wait_for: its wrapper costs a loop turn on every wake-up.
+        timer = loop.call_later(timeout, _resolve, fut)
         try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            pass
+            await fut
         finally:
+            timer.cancel()
             waiters = self._run_waiters.get(run_id)
             if waiters and fut in waiters:
                 waiters.remove(fut)

@@ -288,7 +288,10 @@ class Frontend:
                 if engine.clock.can_skip():
                     # A waiting client lets time skip ahead: look again now.
                     engine.wake.set()
-                await engine.wait_run_change(exe.run_id, min(left, 1.0))
+                # Every change wakes the wait (another process's through the service's
+                # data_version check), so it need not look again by itself: waking
+                # every waiting client each second would stall timers due then.
+                await engine.wait_run_change(exe.run_id, left)
 
     async def rpc_describe_workflow_execution(
         self, req: DescribeWorkflowExecutionRequest, timeout: float | None
