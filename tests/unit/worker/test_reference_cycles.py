@@ -60,5 +60,8 @@ async def test_finished_workflows_leave_no_cycles(
             assert result == 20
         gc.collect()
         kinds = {type(o).__qualname__ for o in saved_garbage}
+        # Nor do finished attempts leave their timeouts armed.
+        assert client.engine is not None
+        assert len(client.engine.local_timers) == 0
     await client.close()
     assert not kinds & {"WorkflowDriver", "WorkflowEventLoop", "_Attempt", "Task", "Doubler"}
