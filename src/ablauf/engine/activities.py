@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import temporalio.api.enums.v1.event_type_pb2 as E
@@ -262,37 +263,73 @@ def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
     pending = state.activity_of_task(ref.task_id)
     if pending is None or pending.task is None or pending.task.lease_nonce != ref.nonce:
         return None
-    task, attrs = pending.task, pending.attrs
+    task = pending.task
+    view = pending.worker_view
+    if view is None:
+        view = pending.worker_view = _WorkerView.of(pending.attrs, task)
     details: list[Payload] = []
     if task.heartbeat_details:
         payloads = Payloads()
         payloads.ParseFromString(task.heartbeat_details)
         details = list(payloads.payloads)
-
-    def timeout(d: Duration):  # type: ignore[no-untyped-def]
-        return d.ToTimedelta() if _secs(d) > 0 else None
-
+    exe = state.exe
     return ActivityTask(
         token=ref.token(),
-        namespace=state.exe.namespace,
-        workflow_id=state.exe.workflow_id,
-        run_id=state.exe.run_id,
-        workflow_type=state.exe.workflow_type,
-        activity_id=attrs.activity_id,
-        activity_type=attrs.activity_type.name,
+        namespace=exe.namespace,
+        workflow_id=exe.workflow_id,
+        run_id=exe.run_id,
+        workflow_type=exe.workflow_type,
+        activity_id=view.activity_id,
+        activity_type=view.activity_type,
         task_queue=task.task_queue,
-        input=list(attrs.input.payloads),
+        input=view.input,
         attempt=task.attempt,
-        scheduled_time=_dt(task.scheduled_at),
-        current_attempt_scheduled_time=_dt(task.attempt_scheduled_at),
+        scheduled_time=view.scheduled_time,
+        current_attempt_scheduled_time=(
+            view.scheduled_time
+            if task.attempt_scheduled_at == task.scheduled_at
+            else _dt(task.attempt_scheduled_at)
+        ),
         started_time=_dt(task.started_at or engine.clock.now()),
-        schedule_to_close_timeout=timeout(attrs.schedule_to_close_timeout),
-        start_to_close_timeout=timeout(attrs.start_to_close_timeout),
-        heartbeat_timeout=timeout(attrs.heartbeat_timeout),
-        retry_policy=RetryPolicy.from_proto(attrs.retry_policy),
+        schedule_to_close_timeout=view.schedule_to_close_timeout,
+        start_to_close_timeout=view.start_to_close_timeout,
+        heartbeat_timeout=view.heartbeat_timeout,
+        retry_policy=view.retry_policy,
         heartbeat_details=details,
-        headers=dict(attrs.header.fields),
+        headers=view.headers,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkerView:
+    """The parts of an activity task that are the same for every attempt."""
+
+    activity_id: str
+    activity_type: str
+    input: list[Payload]
+    scheduled_time: datetime
+    schedule_to_close_timeout: timedelta | None
+    start_to_close_timeout: timedelta | None
+    heartbeat_timeout: timedelta | None
+    retry_policy: RetryPolicy
+    headers: dict[str, Payload]
+
+    @staticmethod
+    def of(attrs: ActivityTaskScheduledEventAttributes, task: TaskRecord) -> _WorkerView:
+        def timeout(d: Duration) -> timedelta | None:
+            return d.ToTimedelta() if _secs(d) > 0 else None
+
+        return _WorkerView(
+            activity_id=attrs.activity_id,
+            activity_type=attrs.activity_type.name,
+            input=list(attrs.input.payloads),
+            scheduled_time=_dt(task.scheduled_at),
+            schedule_to_close_timeout=timeout(attrs.schedule_to_close_timeout),
+            start_to_close_timeout=timeout(attrs.start_to_close_timeout),
+            heartbeat_timeout=timeout(attrs.heartbeat_timeout),
+            retry_policy=RetryPolicy.from_proto(attrs.retry_policy),
+            headers=dict(attrs.header.fields),
+        )
 
 
 def _current(tx: Transition, ref: TaskRef) -> PendingActivity | None:

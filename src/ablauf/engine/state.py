@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -79,6 +80,8 @@ class PendingActivity:
     task: TaskRecord | None = None
     timer_rows: bool = True
     """Whether the timers table may hold timers of this activity (unknown: True)."""
+    worker_view: Any = None
+    """What every attempt shows a worker of the scheduled activity, made once."""
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ writes no events unless it leaves a trace.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -61,6 +62,12 @@ class WorkflowTasks:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._started: dict[int, _Started] = {}
+        self._request_prefix = str(uuid.uuid4())[:24]
+        self._requests = itertools.count()
+
+    def _request_id(self) -> str:
+        # Unique like the poll request's UUID on Temporal, without a random draw each.
+        return f"{self._request_prefix}{next(self._requests):012x}"
 
     def forget(self, task_id: int) -> None:
         """Forgets that a worker read this task (it is leased anew)."""
@@ -203,7 +210,7 @@ class WorkflowTasks:
             WorkflowTaskStartedEventAttributes(
                 scheduled_event_id=scheduled_id,
                 identity=self.engine.identity,
-                request_id=str(uuid.uuid4()),
+                request_id=self._request_id(),
                 history_size_bytes=exe.history_size,
                 suggest_continue_as_new=exe.next_event_id >= SUGGEST_CAN_EVENTS
                 or exe.history_size >= SUGGEST_CAN_BYTES,

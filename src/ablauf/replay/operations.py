@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["WorkflowOperations"]
 
 _NORMAL_QUEUE: Final = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
+# Its proto is empty: commands only mark the field present, as the SDK does.
+_DEFAULT_PRIORITY: Final = temporalio.common.Priority.default
 
 # Summary of the timer a wait_condition timeout starts (set around asyncio.wait_for).
 _timer_summary: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -266,7 +268,9 @@ class WorkflowOperations(WorkflowRuntime):
             attrs.heartbeat_timeout.FromTimedelta(heartbeat_timeout)
         if retry_policy:
             retry_policy.apply_to_proto(attrs.retry_policy)
-        if priority:
+        if priority is _DEFAULT_PRIORITY:
+            attrs.priority.SetInParent()
+        elif priority:
             attrs.priority.CopyFrom(priority._to_proto())
         # sdk-core asks to stay on compatible workers when the queue is the workflow's.
         attrs.use_workflow_build_id = versioning_intent is None and queue == info.task_queue
@@ -526,7 +530,9 @@ class WorkflowOperations(WorkflowRuntime):
             attrs.memo.fields[key].CopyFrom(payload)
         if search_attributes:
             encode_search_attributes(search_attributes, attrs)
-        if priority:
+        if priority is _DEFAULT_PRIORITY:
+            attrs.priority.SetInParent()
+        elif priority:
             attrs.priority.CopyFrom(priority._to_proto())
         if versioning_override:
             attrs.versioning_override.CopyFrom(versioning_override._to_proto())
