@@ -301,3 +301,25 @@ async def test_history_over_the_event_limit_terminates_the_run(engine: Engine) -
     assert terminated.reason == "Workflow history count exceeds limit."
     with pytest.raises(NotFoundError):
         executions.signal(engine, run_id, "tick", Payloads(), "me", None)
+
+
+async def test_attempt_left_running_at_close_times_out_for_the_next_process(
+    local: Engine, tmp_path, clock: ManualClock
+) -> None:
+    from ablauf.store.sqlite import SqliteStore
+
+    run_id = executions.start(local, start_request())[0]
+    ref = await take(local, WORKFLOW_TASK)
+    local.workflow_tasks.read(ref, 0)
+    local.workflow_tasks.complete(ref, [schedule_activity(attempts=1)])
+    await take(local, ACTIVITY_TASK)
+    # The attempt's start-to-close deadline lived in this engine's memory only.
+    await local.close()
+    other = Engine(SqliteStore(str(tmp_path / "engine.db")), clock=clock)
+    clock.advance(29.0)
+    other.service.tick()
+    assert types(other, run_id)[-1] == "ACTIVITY_TASK_SCHEDULED"
+    clock.advance(1.0)
+    other.service.tick()
+    assert types(other, run_id)[-2:] == ["ACTIVITY_TASK_TIMED_OUT", "WORKFLOW_TASK_SCHEDULED"]
+    other.store.close()
