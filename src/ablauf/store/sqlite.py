@@ -6,7 +6,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -98,6 +97,40 @@ def _task(row: sqlite3.Row | tuple[object, ...]) -> TaskRecord:
     )
 
 
+class _Transaction:
+    """:meth:`SqliteStore.transaction`; a class, as every transition enters one."""
+
+    __slots__ = ("_savepoint", "_store")
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._savepoint = ""
+
+    def __enter__(self) -> None:
+        store = self._store
+        if store._depth:
+            self._savepoint = f"s{store._depth}"
+            store._db.execute(f"SAVEPOINT {self._savepoint}")
+            store._depth += 1
+            return
+        store._db.execute("BEGIN IMMEDIATE")
+        store._depth = 1
+        store._tx_data_version = None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> None:
+        store, savepoint = self._store, self._savepoint
+        if savepoint:
+            store._depth -= 1
+            if kind is not None:
+                store._db.execute(f"ROLLBACK TO {savepoint}")
+            store._db.execute(f"RELEASE {savepoint}")
+            return
+        store._depth = 0
+        store._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
 class SqliteStore:
     """The store in one SQLite file.
 
@@ -167,35 +200,10 @@ class SqliteStore:
             raise
         self._db.execute("COMMIT")
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """One atomic write. A nested use is a savepoint: if it fails, only its
         own writes are undone and the outer transaction goes on."""
-        if self._depth:
-            name = f"s{self._depth}"
-            self._db.execute(f"SAVEPOINT {name}")
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._db.execute(f"ROLLBACK TO {name}")
-                self._db.execute(f"RELEASE {name}")
-                raise
-            finally:
-                self._depth -= 1
-            self._db.execute(f"RELEASE {name}")
-            return
-        self._db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        self._tx_data_version = None
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self._db.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self._db.execute("COMMIT")
+        return _Transaction(self)
 
     def close(self) -> None:
         if self._checkpointer is not None:
