@@ -93,7 +93,9 @@ class Cancels:
                 return await asyncio.wait_for(
                     workflow.execute_activity(
                         cleans_up,
-                        args=[key, False, 30, 0.0],
+                        # The short wait's activity must outlast the cancel: on the dev
+                        # server that takes the timer's 1 s tick and a heartbeat round trip.
+                        args=[key, False, 200 if kind == "wait_for_short" else 30, 0.0],
                         start_to_close_timeout=timedelta(seconds=30),
                         heartbeat_timeout=timedelta(seconds=1),
                     ),
