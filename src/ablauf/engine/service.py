@@ -136,12 +136,16 @@ class Service:
                 more = True
                 break
         version = engine.store.data_version()
-        if version != self._last_version or now >= self._next_scan:
+        foreign_commit = version != self._last_version
+        if foreign_commit or now >= self._next_scan:
             self._last_version = version
             self._next_scan = now + SCAN_INTERVAL
             self.scan(now)
             engine.queries.dispatch()
-            engine.notify_external_change()
+            if foreign_commit:
+                # Only then can a waiting client's run have changed unseen: waking
+                # every waiter on each periodic scan would stall what is due then.
+                engine.notify_external_change()
         return more
 
     def _fire_all(self, due: list[TimerRecord]) -> bool:
