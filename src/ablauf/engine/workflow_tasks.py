@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import temporalio.api.enums.v1.event_type_pb2 as E
@@ -148,7 +148,10 @@ class WorkflowTasks:
             self.engine.store.insert_task(task)
             if tx.handoffs and tx.handoffs[-1][1].task_id == 0:
                 queue, handed = tx.handoffs[-1]
-                tx.handoffs[-1] = (queue, replace(handed, task_id=task.id))
+                tx.handoffs[-1] = (
+                    queue,
+                    TaskRef(task.id, handed.nonce, handed.run_id, handed.attempt),
+                )
 
     def offer(self, tx: Transition) -> None:
         """Leases the run's workflow task to this process if a local worker polls its queue."""

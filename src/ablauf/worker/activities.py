@@ -141,7 +141,7 @@ class _ThreadCanceller:
                 raise temporalio.exceptions.CancelledError()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Attempt:
     """The runner's state for one running attempt."""
 
