@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import inspect
 import json
 import logging
@@ -176,7 +177,11 @@ class WorkflowDriver(WorkflowOperations):
     def _prepare_start(self, job: InitializeWorkflow) -> None:
         attrs = job.attributes
         self.started = attrs
-        self.info = history.workflow_info(
+        self.task_queue = attrs.task_queue.name
+        self.workflow_type = attrs.workflow_type.name
+        # A partial, not a lambda over self: no reference cycle for the GC to find.
+        self.make_info = functools.partial(
+            history.workflow_info,
             attrs,
             namespace=self.namespace,
             workflow_id=self.workflow_id,
@@ -187,8 +192,7 @@ class WorkflowDriver(WorkflowOperations):
         self.search_attributes = dict(attrs.search_attributes.indexed_fields)
         self.last_completion_result = list(attrs.last_completion_result.payloads)
         self.last_failure = attrs.continued_failure if attrs.HasField("continued_failure") else None
-        self.seed = history.randomness_seed(attrs.original_execution_run_id)
-        self.random.seed(self.seed)
+        self.seed_from_run(attrs.original_execution_run_id)
         payloads = attrs.input.payloads
         if self.defn.name is None:
             # Dynamic workflows get all arguments as one list of raw values.

@@ -227,14 +227,13 @@ class WorkflowOperations(WorkflowRuntime):
                 "Activity must have start_to_close_timeout or schedule_to_close_timeout"
             )
         markers = self._markers(event_groups)
-        info = self._info()
         seq = self.next_seq("activity")
         activity_id = activity_id or str(seq)
-        queue = task_queue or info.task_queue
+        queue = task_queue or self.task_queue
         context = temporalio.converter.ActivitySerializationContext(
-            namespace=info.namespace,
-            workflow_id=info.workflow_id,
-            workflow_type=info.workflow_type,
+            namespace=self.namespace,
+            workflow_id=self.workflow_id,
+            workflow_type=self.workflow_type,
             activity_type=name,
             activity_id=activity_id,
             activity_task_queue=queue,
@@ -273,7 +272,7 @@ class WorkflowOperations(WorkflowRuntime):
         elif priority:
             attrs.priority.CopyFrom(priority._to_proto())
         # sdk-core asks to stay on compatible workers when the queue is the workflow's.
-        attrs.use_workflow_build_id = versioning_intent is None and queue == info.task_queue
+        attrs.use_workflow_build_id = versioning_intent is None and queue == self.task_queue
         if summary_payload is not None:
             command.user_metadata.summary.CopyFrom(summary_payload)
         command.event_group_markers.extend(markers)
@@ -492,7 +491,6 @@ class WorkflowOperations(WorkflowRuntime):
                 result_type = defn.ret_type
         else:
             raise TypeError("Workflow must be a string or callable")
-        info = self._info()
         handle = ChildHandle(
             self, self.next_seq("child"), id, name, result_type, self._markers(event_groups)
         )
@@ -501,13 +499,13 @@ class WorkflowOperations(WorkflowRuntime):
         # Convert before making the command so a conversion error leaves none behind.
         payloads = converter.to_payloads(args) if args else None
         memo_payloads = {k: converter.to_payloads([v])[0] for k, v in (memo or {}).items()}
-        queue = task_queue or info.task_queue
+        queue = task_queue or self.task_queue
         machine, command = self.machines.start_child(
-            handle.seq, info.namespace, id, name, int(cancellation_type)
+            handle.seq, self.namespace, id, name, int(cancellation_type)
         )
         handle.machine = machine
         attrs = command.start_child_workflow_execution_command_attributes
-        attrs.namespace = info.namespace
+        attrs.namespace = self.namespace
         attrs.workflow_id = id
         attrs.workflow_type.name = name
         attrs.task_queue.name = queue
@@ -537,7 +535,7 @@ class WorkflowOperations(WorkflowRuntime):
         if versioning_override:
             attrs.versioning_override.CopyFrom(versioning_override._to_proto())
         # sdk-core asks to stay on compatible workers when the queue is the workflow's.
-        attrs.inherit_build_id = versioning_intent is None and queue == info.task_queue
+        attrs.inherit_build_id = versioning_intent is None and queue == self.task_queue
         if static_summary:
             command.user_metadata.summary.CopyFrom(converter.to_payload(static_summary))
         if static_details:

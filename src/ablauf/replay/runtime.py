@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import random
 import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from random import Random
 from typing import Any, cast
 
 import temporalio.common
@@ -29,6 +29,7 @@ import temporalio.workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 
+from ablauf.replay import history
 from ablauf.replay.commands import CommandMachines
 from ablauf.replay.handles import EvictedError
 from ablauf.replay.history import InternalFlags
@@ -72,6 +73,10 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         self.worker_failure_types = tuple(failure_exception_types)
         self.dynamic_failure_types: Sequence[type[BaseException]] | None = None
         self.info: temporalio.workflow.Info | None = None
+        # Builds ``info`` when first asked for: most workflows never do.
+        self.make_info: Callable[[], temporalio.workflow.Info] | None = None
+        self.task_queue = ""
+        self.workflow_type = ""
         # Raw search attribute values (started event plus upserts), for continue-as-new.
         self.search_attributes: dict[str, Payload] = {}
         self.last_completion_result: list[Payload] = []
@@ -93,8 +98,11 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         self.signals: dict[str | None, temporalio.workflow._SignalDefinition] = dict(defn.signals)
         self.queries: dict[str | None, temporalio.workflow._QueryDefinition] = dict(defn.queries)
         self.updates: dict[str | None, temporalio.workflow._UpdateDefinition] = dict(defn.updates)
-        self.seed = 0
-        self.random = random.Random(0)
+        # Hashing the run id and seeding a generator cost more than a short
+        # workflow's whole task, so both wait until workflow code asks.
+        self._seed: int | None = 0
+        self._seed_run_id = ""
+        self._random: Random | None = None
         self._seed_callbacks: list[Callable[[int], None]] = []
         self._memo: dict[str, Any] | None = None
         self.in_progress_signals: dict[int, tuple[str, Any]] = {}
@@ -199,7 +207,9 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
 
     def _info(self) -> temporalio.workflow.Info:
         if self.info is None:
-            raise RuntimeError("The workflow has not started yet")
+            if self.make_info is None:
+                raise RuntimeError("The workflow has not started yet")
+            self.info = self.make_info()
         return self.info
 
     def workflow_info(self) -> temporalio.workflow.Info:
@@ -308,7 +318,27 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
 
     # -- randomness ------------------------------------------------------------------------------
 
-    def workflow_random(self) -> random.Random:
+    @property
+    def seed(self) -> int:
+        """The current seed of ``workflow.random()``."""
+        if self._seed is None:
+            self._seed = history.randomness_seed(self._seed_run_id)
+        return self._seed
+
+    @property
+    def random(self) -> Random:
+        """The generator behind ``workflow.random()``."""
+        if self._random is None:
+            self._random = Random(self.seed)
+        return self._random
+
+    def seed_from_run(self, run_id: str) -> None:
+        """Seed ``workflow.random()`` from ``run_id`` as sdk-core does (when first used)."""
+        self._seed, self._seed_run_id = None, run_id
+        if self._random is not None:
+            self._random.seed(self.seed)
+
+    def workflow_random(self) -> Random:
         self.check_may_schedule("random")
         return self.random
 
@@ -321,8 +351,9 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
 
     def reseed(self, seed: int) -> None:
         """Seed ``workflow.random()``; callbacks keep derived generators in step."""
-        self.seed = seed
-        self.random.seed(seed)
+        self._seed = seed
+        if self._random is not None:
+            self._random.seed(seed)
         for callback in self._seed_callbacks:
             try:
                 callback(seed)
