@@ -19,6 +19,7 @@ from ablauf.store.base import (
     TimerRecord,
     UpdateRecord,
 )
+from ablauf.store.pending_rows import PendingRows, Row
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -34,6 +35,15 @@ _UPDATE_COLUMNS = "run_id, update_id, seq, request, state, outcome, accepted_eve
 _SCHEDULE_COLUMNS = (
     "namespace, schedule_id, schedule, info, memo, search_attributes, state, created_at"
 )
+_INSERT_TASK = f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({','.join('?' * 18)})"
+_INSERT_EVENT = "INSERT INTO events (run_id, event_id, data) VALUES (?,?,?)"
+_UPDATE_EXECUTION = (
+    "UPDATE executions SET status=?, close_time=?, next_event_id=?, history_size=?, "
+    "version=? WHERE run_id=?"
+)
+_TASKS, _EVENTS, _EXECUTIONS = "tasks", "events", "executions"
+# Tables whose writes wait for the commit (see pending_rows), with their statements.
+_WRITE_BEHIND = {_EXECUTIONS: _UPDATE_EXECUTION, _EVENTS: _INSERT_EVENT, _TASKS: _INSERT_TASK}
 _EXEC_COLUMNS = (
     "run_id, namespace, workflow_id, workflow_type, task_queue, status, start_time, "
     "close_time, next_event_id, history_size, version"
@@ -111,6 +121,7 @@ class _Transaction:
         if store._depth:
             self._savepoint = f"s{store._depth}"
             store._db.execute(f"SAVEPOINT {self._savepoint}")
+            store._pending.savepoint()
             store._depth += 1
             return
         store._db.execute("BEGIN IMMEDIATE")
@@ -125,10 +136,23 @@ class _Transaction:
             store._depth -= 1
             if kind is not None:
                 store._db.execute(f"ROLLBACK TO {savepoint}")
+                store._pending.rollback()
+            else:
+                store._pending.release()
             store._db.execute(f"RELEASE {savepoint}")
             return
         store._depth = 0
-        store._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            if kind is None:
+                store._write_pending()
+                store._db.execute("COMMIT")
+                return
+        except BaseException:
+            store._db.execute("ROLLBACK")
+            raise
+        finally:
+            store._pending.reset()
+        store._db.execute("ROLLBACK")
 
 
 class SqliteStore:
@@ -153,6 +177,7 @@ class SqliteStore:
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{path!r} is not a usable ablauf store: {err}") from err
         self._depth = 0
+        self._pending = PendingRows(list(_WRITE_BEHIND))
         self._tx_data_version: int | None = None
         self._read_version = 0
         self._read_version_at = -1.0
@@ -252,26 +277,26 @@ class SqliteStore:
         )
 
     def get_execution(self, run_id: str) -> ExecutionRecord | None:
+        self._write_pending(_EXECUTIONS)
         row = self._db.execute(
             f"SELECT {_EXEC_COLUMNS} FROM executions WHERE run_id=?", (run_id,)
         ).fetchone()
         return ExecutionRecord(*row) if row else None
 
     def update_execution(self, rec: ExecutionRecord) -> None:
-        self._db.execute(
-            "UPDATE executions SET status=?, close_time=?, next_event_id=?, history_size=?, "
-            "version=? WHERE run_id=?",
-            (
-                rec.status,
-                rec.close_time,
-                rec.next_event_id,
-                rec.history_size,
-                rec.version,
-                rec.run_id,
-            ),
-        )
+        """Updates the run's row; inside a transaction, once at its commit."""
+        row = (rec.status, rec.close_time, rec.next_event_id, rec.history_size, rec.version)
+        if self._depth:
+            self._pending.put(_EXECUTIONS, rec.run_id, (*row, rec.run_id))
+        else:
+            self._db.execute(_UPDATE_EXECUTION, (*row, rec.run_id))
 
     def execution_version(self, run_id: str) -> int | None:
+        held = self._pending.tables[_EXECUTIONS].get(run_id)
+        if held is not None:
+            version = held[4]
+            assert isinstance(version, int)
+            return version
         row = self._db.execute(
             "SELECT version FROM executions WHERE run_id=?", (run_id,)
         ).fetchone()
@@ -292,20 +317,25 @@ class SqliteStore:
         )
 
     def iter_run_ids(self) -> Iterator[str]:
+        self._write_pending(_EXECUTIONS)
         for row in self._db.execute("SELECT run_id FROM executions ORDER BY start_time"):
             yield str(row[0])
 
     # history
 
     def append_events(self, run_id: str, events: Sequence[tuple[int, bytes]]) -> None:
-        self._db.executemany(
-            "INSERT INTO events (run_id, event_id, data) VALUES (?,?,?)",
-            [(run_id, eid, data) for eid, data in events],
-        )
+        """Appends to the run's history; inside a transaction, at its commit."""
+        if not self._depth:
+            self._db.executemany(_INSERT_EVENT, [(run_id, eid, data) for eid, data in events])
+            return
+        put = self._pending.put
+        for eid, data in events:
+            put(_EVENTS, (run_id, eid), (run_id, eid, data))
 
     def read_events(
         self, run_id: str, first_event_id: int = 1, limit: int | None = None
     ) -> list[bytes]:
+        self._write_pending(_EVENTS)
         return [
             r[0]
             for r in self._db.execute(
@@ -333,34 +363,59 @@ class SqliteStore:
 
     # tasks
 
-    def insert_task(self, rec: TaskRecord) -> int:
-        cur = self._db.execute(
-            f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                rec.kind,
-                rec.run_id,
-                rec.namespace,
-                rec.task_queue,
-                rec.ref,
-                rec.attempt,
-                rec.visible_at,
-                rec.lease_owner,
-                rec.lease_until,
-                rec.lease_nonce,
-                rec.started_at,
-                rec.scheduled_at,
-                rec.attempt_scheduled_at,
-                int(rec.cancel_requested),
-                rec.heartbeat_at,
-                rec.heartbeat_details,
-                rec.last_failure,
-            ),
+    @staticmethod
+    def _task_row(rec: TaskRecord) -> Row:
+        return (
+            rec.id,
+            rec.kind,
+            rec.run_id,
+            rec.namespace,
+            rec.task_queue,
+            rec.ref,
+            rec.attempt,
+            rec.visible_at,
+            rec.lease_owner,
+            rec.lease_until,
+            rec.lease_nonce,
+            rec.started_at,
+            rec.scheduled_at,
+            rec.attempt_scheduled_at,
+            int(rec.cancel_requested),
+            rec.heartbeat_at,
+            rec.heartbeat_details,
+            rec.last_failure,
         )
-        assert cur.lastrowid is not None
-        rec.id = cur.lastrowid
-        return cur.lastrowid
+
+    def _write_pending(self, *tables: str) -> None:
+        """Writes the held-back rows of ``tables`` (all if none is named): before
+        the commit, or before a statement that reads or changes such rows."""
+        pending = self._pending
+        for table in tables or _WRITE_BEHIND:
+            if pending.tables[table]:
+                self._db.executemany(_WRITE_BEHIND[table], pending.take(table))
+
+    def insert_task(self, rec: TaskRecord) -> int:
+        """Inserts a task row; inside a transaction it is written at the commit."""
+        if not self._depth:
+            rec.id = 0
+            cur = self._db.execute(_INSERT_TASK, (None, *self._task_row(rec)[1:]))
+            assert cur.lastrowid is not None
+            rec.id = cur.lastrowid
+            return rec.id
+        pending = self._pending
+        if pending.next_id is None:
+            # This transaction holds the write lock: no other process inserts meanwhile.
+            row = self._db.execute("SELECT max(id) FROM tasks").fetchone()
+            pending.next_id = (row[0] or 0) + 1
+        rec.id = pending.next_id
+        pending.next_id += 1
+        pending.put(_TASKS, rec.id, self._task_row(rec))
+        return rec.id
 
     def update_task(self, rec: TaskRecord) -> None:
+        if rec.id in self._pending.tables[_TASKS]:
+            self._pending.put(_TASKS, rec.id, self._task_row(rec))
+            return
         self._db.execute(
             "UPDATE tasks SET attempt=?, visible_at=?, lease_owner=?, lease_until=?, "
             "lease_nonce=?, started_at=?, attempt_scheduled_at=?, cancel_requested=?, "
@@ -385,25 +440,34 @@ class SqliteStore:
         )
 
     def delete_task(self, task_id: int) -> None:
-        self._db.execute("DELETE FROM tasks WHERE id=?", (task_id,))
+        if not self._pending.drop(_TASKS, task_id):
+            self._db.execute("DELETE FROM tasks WHERE id=?", (task_id,))
 
     def get_task(self, task_id: int) -> TaskRecord | None:
+        held = self._pending.tables[_TASKS].get(task_id)
+        if held is not None:
+            return _task(held)
         row = self._db.execute(
             f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id=?", (task_id,)
         ).fetchone()
         return _task(row) if row else None
 
     def tasks_of_run(self, run_id: str) -> list[TaskRecord]:
-        return [
+        tasks = [
             _task(r)
             for r in self._db.execute(
                 f"SELECT {_TASK_COLUMNS} FROM tasks WHERE run_id=? ORDER BY id", (run_id,)
             )
         ]
+        held = [_task(r) for r in self._pending.tables[_TASKS].values() if r[2] == run_id]
+        if held:
+            tasks = sorted(tasks + held, key=lambda t: t.id)
+        return tasks
 
     def ready_tasks(
         self, kind: int, task_queues: Sequence[str], now: float, limit: int
     ) -> list[TaskRecord]:
+        self._write_pending(_TASKS)
         marks = ",".join("?" * len(task_queues))
         return [
             _task(r)
@@ -416,6 +480,7 @@ class SqliteStore:
         ]
 
     def next_task_visible_at(self, kind: int, task_queues: Sequence[str]) -> float | None:
+        self._write_pending(_TASKS)
         marks = ",".join("?" * len(task_queues))
         row = self._db.execute(
             f"SELECT min(CASE WHEN lease_owner IS NULL THEN visible_at "
@@ -427,6 +492,7 @@ class SqliteStore:
 
     def has_runnable_tasks(self, now: float) -> bool:
         """Whether any task is leased (running) or due."""
+        self._write_pending(_TASKS)
         row = self._db.execute(
             "SELECT 1 FROM tasks WHERE lease_owner IS NOT NULL OR visible_at<=? LIMIT 1", (now,)
         ).fetchone()
@@ -435,6 +501,7 @@ class SqliteStore:
     def release_leases(
         self, owner_ids: Sequence[str], kind: int, task_queue: str | None = None
     ) -> int:
+        self._write_pending(_TASKS, _EXECUTIONS)
         if not owner_ids:
             return 0
         marks = ",".join("?" * len(owner_ids))
@@ -456,6 +523,7 @@ class SqliteStore:
         return cur.rowcount
 
     def runs_with_leases(self, owner_ids: Sequence[str], kind: int) -> list[str]:
+        self._write_pending(_TASKS)
         marks = ",".join("?" * len(owner_ids))
         return [
             r[0]

@@ -1,0 +1,115 @@
+"""Task rows inserted in a transaction reach the SQLite file at its commit, with
+savepoints undoing exactly their own part."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ablauf.store.base import TaskRecord
+from ablauf.store.sqlite import SqliteStore
+
+
+def _task(run_id: str = "run-1", kind: int = 0) -> TaskRecord:
+    return TaskRecord(
+        id=0,
+        kind=kind,
+        run_id=run_id,
+        namespace="default",
+        task_queue="q",
+        ref=1,
+        attempt=1,
+        visible_at=0.0,
+        lease_owner=None,
+        lease_until=None,
+        lease_nonce=0,
+        started_at=None,
+        scheduled_at=0.0,
+        attempt_scheduled_at=0.0,
+        cancel_requested=False,
+        heartbeat_at=None,
+        heartbeat_details=None,
+        last_failure=None,
+    )
+
+
+def _rows_on_disk(path: Path) -> list[tuple[int, str, int]]:
+    """What another connection sees in the file."""
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT id, run_id, attempt FROM tasks ORDER BY id").fetchall()
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = SqliteStore(str(tmp_path / "s.db"))
+    yield s
+    s.close()
+
+
+def test_a_row_inserted_and_deleted_in_one_transaction_never_reaches_the_file(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    with store.transaction():
+        kept, gone = _task("a"), _task("b")
+        store.insert_task(kept)
+        store.insert_task(gone)
+        assert kept.id != gone.id
+        assert [t.id for t in store.tasks_of_run("b")] == [gone.id]
+        store.delete_task(gone.id)
+        assert _rows_on_disk(tmp_path / "s.db") == []
+    assert _rows_on_disk(tmp_path / "s.db") == [(kept.id, "a", 1)]
+    assert store.get_task(gone.id) is None
+
+
+def test_ids_continue_after_the_rows_in_the_file(store: SqliteStore) -> None:
+    with store.transaction():
+        first = store.insert_task(_task())
+    with store.transaction():
+        second = store.insert_task(_task())
+    assert second > first
+    assert [t.id for t in store.tasks_of_run("run-1")] == [first, second]
+
+
+def test_a_rolled_back_savepoint_restores_the_held_rows(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    task = _task()
+    with store.transaction():
+        with store.transaction():
+            store.insert_task(task)
+        with pytest.raises(RuntimeError), store.transaction():
+            task.attempt = 2
+            store.update_task(task)
+            store.delete_task(task.id)
+            store.insert_task(_task("other"))
+            raise RuntimeError("undo this savepoint")
+        assert [t.attempt for t in store.tasks_of_run("run-1")] == [1]
+        assert store.tasks_of_run("other") == []
+    assert _rows_on_disk(tmp_path / "s.db") == [(task.id, "run-1", 1)]
+
+
+def test_rows_written_out_for_a_read_come_back_when_its_savepoint_rolls_back(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    task = _task()
+    with store.transaction():
+        with store.transaction():
+            store.insert_task(task)
+        with pytest.raises(RuntimeError), store.transaction():
+            # A read of the whole table writes the held rows out first.
+            assert [t.id for t in store.ready_tasks(0, ["q"], 1.0, 10)] == [task.id]
+            raise RuntimeError("undo this savepoint")
+        assert [t.id for t in store.tasks_of_run("run-1")] == [task.id]
+    assert _rows_on_disk(tmp_path / "s.db") == [(task.id, "run-1", 1)]
+
+
+def test_a_failed_transaction_leaves_nothing(store: SqliteStore, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.insert_task(_task())
+        raise RuntimeError("roll back")
+    assert _rows_on_disk(tmp_path / "s.db") == []
+    with store.transaction():
+        store.insert_task(_task("after"))
+    assert [r[1] for r in _rows_on_disk(tmp_path / "s.db")] == ["after"]
