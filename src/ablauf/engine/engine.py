@@ -158,15 +158,20 @@ class Engine:
 
     # transitions
 
-    def _load(self, run_id: str) -> RunState:
+    def _cached(self, run_id: str) -> RunState | None:
+        """The run's cached state if nothing changed it since it was loaded."""
         data_version = self.store.data_version()
         if data_version != self._data_version:
             self._data_version = data_version
             self._fresh.clear()
-        state = self._runs.get(run_id)
-        if state is not None and run_id in self._fresh:
+        return self._runs.get(run_id) if run_id in self._fresh else None
+
+    def _load(self, run_id: str) -> RunState:
+        state = self._cached(run_id)
+        if state is not None:
             self._runs.move_to_end(run_id)
             return state
+        state = self._runs.get(run_id)
         version = self.store.execution_version(run_id)
         if version is None:
             raise NotFoundError(f"workflow run {run_id} not found")
@@ -380,7 +385,8 @@ class Engine:
             if current is None:
                 raise NotFoundError(f"workflow not found for ID: {workflow_id}")
             run_id = current
-        exe = self.store.get_execution(run_id)
+        cached = self._cached(run_id)
+        exe = cached.exe if cached is not None else self.store.get_execution(run_id)
         if exe is None or exe.workflow_id != workflow_id:
             raise NotFoundError(f"workflow not found for ID: {workflow_id}")
         return exe

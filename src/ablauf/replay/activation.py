@@ -752,9 +752,10 @@ class WorkflowDriver(WorkflowOperations):
         tasks = list(self.loop.tasks)
         for task in tasks:
             task.cancel()
-        # Nothing that happens during teardown matters.
-        with contextlib.suppress(BaseException):
-            self._run_once(check_conditions=False)
+        if tasks or self.loop.has_ready():
+            # Nothing that happens during teardown matters.
+            with contextlib.suppress(BaseException):
+                self._run_once(check_conditions=False)
         for task in list(self.loop.tasks):
             # A coroutine that swallowed its cancellation is closed by force.
             close_coroutine(task.get_coro())  # type: ignore[arg-type]

@@ -231,6 +231,9 @@ SDK_NAME: Final = "temporal-python"
 SDK_VERSION: Final = temporalio.__version__
 
 
+_ALL_CORE_FLAGS: Final = frozenset(CoreFlag)
+
+
 @dataclass(slots=True)
 class InternalFlags:
     """Flags recorded in WorkflowTaskCompleted ``sdk_metadata``, as sdk-core keeps them.
@@ -269,7 +272,7 @@ class InternalFlags:
 
     def gather(self) -> WorkflowTaskCompletedMetadata:
         """Metadata for the completion of a new task: newly used flags and SDK identity."""
-        self.core_used.update(CoreFlag)
+        self.core_used.update(_ALL_CORE_FLAGS)
         metadata = WorkflowTaskCompletedMetadata(
             core_used_flags=sorted(self.core_used - self.core),
             lang_used_flags=sorted(self.lang_used - self.lang),
