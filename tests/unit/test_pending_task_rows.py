@@ -113,3 +113,16 @@ def test_a_failed_transaction_leaves_nothing(store: SqliteStore, tmp_path: Path)
     with store.transaction():
         store.insert_task(_task("after"))
     assert [r[1] for r in _rows_on_disk(tmp_path / "s.db")] == ["after"]
+
+
+def test_a_run_s_tasks_are_found_among_many_held_rows(store: SqliteStore, tmp_path: Path) -> None:
+    with store.transaction():
+        mine = [store.insert_task(_task("mine")) for _ in range(3)]
+        for i in range(100):
+            store.insert_task(_task(f"other-{i}"))
+        store.delete_task(mine[1])
+        assert [t.id for t in store.tasks_of_run("mine")] == [mine[0], mine[2]]
+        store.delete_task(mine[0])
+        assert [t.id for t in store.tasks_of_run("mine")] == [mine[2]]
+    assert [r[0] for r in _rows_on_disk(tmp_path / "s.db") if r[1] == "mine"] == [mine[2]]
+    assert len(_rows_on_disk(tmp_path / "s.db")) == 101

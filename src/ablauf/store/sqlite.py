@@ -42,6 +42,7 @@ _UPDATE_EXECUTION = (
     "version=? WHERE run_id=?"
 )
 _TASKS, _EVENTS, _EXECUTIONS = "tasks", "events", "executions"
+_SCAN_HELD_TASKS = 64
 # Tables whose writes wait for the commit (see pending_rows), with their statements.
 _WRITE_BEHIND = {_EXECUTIONS: _UPDATE_EXECUTION, _EVENTS: _INSERT_EVENT, _TASKS: _INSERT_TASK}
 _EXEC_COLUMNS = (
@@ -453,6 +454,9 @@ class SqliteStore:
         return _task(row) if row else None
 
     def tasks_of_run(self, run_id: str) -> list[TaskRecord]:
+        if len(self._pending.tables[_TASKS]) > _SCAN_HELD_TASKS:
+            # Many held rows (a big group): written out, not scanned for each run.
+            self._write_pending(_TASKS)
         tasks = [
             _task(r)
             for r in self._db.execute(
