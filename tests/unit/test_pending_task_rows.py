@@ -72,9 +72,7 @@ def test_ids_continue_after_the_rows_in_the_file(store: SqliteStore) -> None:
     assert [t.id for t in store.tasks_of_run("run-1")] == [first, second]
 
 
-def test_a_rolled_back_savepoint_restores_the_held_rows(
-    store: SqliteStore, tmp_path: Path
-) -> None:
+def test_a_rolled_back_savepoint_restores_the_held_rows(store: SqliteStore, tmp_path: Path) -> None:
     task = _task()
     with store.transaction():
         with store.transaction():
