@@ -34,9 +34,6 @@ class PendingRows:
         self.next_id: int | None = None
         """The next free task id in this transaction, once known."""
 
-    def __bool__(self) -> bool:
-        return any(self.tables.values())
-
     def put(self, table: str, key: Hashable, row: Row) -> None:
         """Holds ``row`` (new, or newer than the held one)."""
         held = self.tables[table]

@@ -143,17 +143,18 @@ class _Transaction:
             store._db.execute(f"RELEASE {savepoint}")
             return
         store._depth = 0
+        if kind is not None:
+            store._pending.reset()
+            store._db.execute("ROLLBACK")
+            return
         try:
-            if kind is None:
-                store._write_pending()
-                store._db.execute("COMMIT")
-                return
+            store._write_pending()
+            store._db.execute("COMMIT")
         except BaseException:
             store._db.execute("ROLLBACK")
             raise
         finally:
             store._pending.reset()
-        store._db.execute("ROLLBACK")
 
 
 class SqliteStore:
@@ -329,9 +330,12 @@ class SqliteStore:
         if not self._depth:
             self._db.executemany(_INSERT_EVENT, [(run_id, eid, data) for eid, data in events])
             return
-        put = self._pending.put
+        held = self._pending.tables[_EVENTS]
         for eid, data in events:
-            put(_EVENTS, (run_id, eid), (run_id, eid, data))
+            if (run_id, eid) in held:
+                # As the table's key would: an event id is never written twice.
+                raise sqlite3.IntegrityError(f"event {eid} of run {run_id} written twice")
+            self._pending.put(_EVENTS, (run_id, eid), (run_id, eid, data))
 
     def read_events(
         self, run_id: str, first_event_id: int = 1, limit: int | None = None
@@ -398,7 +402,6 @@ class SqliteStore:
     def insert_task(self, rec: TaskRecord) -> int:
         """Inserts a task row; inside a transaction it is written at the commit."""
         if not self._depth:
-            rec.id = 0
             cur = self._db.execute(_INSERT_TASK, (None, *self._task_row(rec)[1:]))
             assert cur.lastrowid is not None
             rec.id = cur.lastrowid
