@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 from temporalio import activity, workflow
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHistory
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -261,3 +263,31 @@ async def test_a_plain_exception_fails_the_task_and_the_run_stays_running(
         EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
     ][: len(events[:5])]
     await handle.terminate("test done")
+
+
+@pytest.mark.parametrize("asked", [0, 1000])
+async def test_a_history_page_holds_at_most_256_events(
+    client: Client, task_queue: str, suffix: str, asked: int
+) -> None:
+    # No worker: each signal simply joins the history behind the scheduled task.
+    handle = await client.start_workflow(
+        Inspector.run, "ok", id=f"pages-{suffix}", task_queue=task_queue
+    )
+    await asyncio.gather(*(handle.signal(Inspector.proceed) for _ in range(300)))
+    await handle.terminate("done")
+    request = GetWorkflowExecutionHistoryRequest(
+        namespace=client.namespace,
+        execution=WorkflowExecution(workflow_id=handle.id),
+        maximum_page_size=asked,
+    )
+    first = await client.workflow_service.get_workflow_execution_history(request)
+    # Temporal counts 256 batches (here the start's two events, then one per
+    # signal); ablauf, which keeps no batches, 256 events.
+    assert len(first.history.events) in (256, 257)
+    assert first.next_page_token
+    request.next_page_token = first.next_page_token
+    rest = await client.workflow_service.get_workflow_execution_history(request)
+    assert not rest.next_page_token
+    assert [e.event_id for e in [*first.history.events, *rest.history.events]] == list(
+        range(1, 2 + 300 + 1 + 1)
+    )

@@ -113,6 +113,8 @@ def _check_start(
     check_request(req.input)
 
 
+# Temporal's default and largest history page (its frontend counts batches of
+# events; ablauf, which keeps none, counts events).
 HISTORY_PAGE_SIZE = 256
 
 
@@ -267,7 +269,8 @@ class Frontend:
                     )
             elif not req.wait_new_event or state.exe.next_event_id > first or not state.running:
                 # In pages, so a long history never sits in memory whole.
-                page = req.maximum_page_size or HISTORY_PAGE_SIZE
+                # As Temporal's frontend: a larger page than its maximum is cut to it.
+                page = min(req.maximum_page_size or HISTORY_PAGE_SIZE, HISTORY_PAGE_SIZE)
                 events = engine.history(exe.run_id, first, page)
                 token = b""
                 following = first + len(events)
