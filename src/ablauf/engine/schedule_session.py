@@ -25,10 +25,7 @@ from temporalio.api.common.v1 import (
     SearchAttributes,
     WorkflowExecution,
 )
-from temporalio.api.enums.v1 import (
-    ScheduleOverlapPolicy,
-    WorkflowIdReusePolicy,
-)
+from temporalio.api.enums.v1 import ScheduleOverlapPolicy, WorkflowIdReusePolicy
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.schedule.v1 import (
     BackfillRequest,
@@ -39,14 +36,10 @@ from temporalio.api.schedule.v1 import (
     ScheduleListInfo,
     SchedulePatch,
 )
-from temporalio.api.workflowservice.v1 import (
-    StartWorkflowExecutionRequest,
-)
+from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from ablauf.engine import executions
-from ablauf.engine.errors import (
-    NotFoundError,
-)
+from ablauf.engine.errors import NotFoundError
 from ablauf.engine.schedule_spec import CompiledSpec, SpecError
 from ablauf.engine.timers import TimerKind
 from ablauf.store.base import ScheduleRecord
@@ -69,17 +62,12 @@ logger = logging.getLogger(__name__)
 OP = ScheduleOverlapPolicy
 
 # Temporal's scheduler constants (service/worker/scheduler/workflow.go).
-DEFAULT_CATCHUP_WINDOW = 365 * 24 * 3600.0
-MIN_CATCHUP_WINDOW = 10.0
 MAX_BUFFER = 1000
 RECENT_ACTIONS = 10
 FUTURE_ACTIONS = 10
 LIST_RECENT_ACTIONS = 5
 LIST_FUTURE_ACTIONS = 5
 LIST_SPEC_ENTRIES = 10
-MATCHING_TIMES = 1000
-MAX_ID_LENGTH = 1000
-APPENDED_TIMESTAMP = "-2009-11-10T23:00:00Z"
 SCHEDULED_START_TIME = "TemporalScheduledStartTime"
 SCHEDULED_BY = "TemporalScheduledById"
 # Due actions taken per transaction; the rest follow at once in the next one.

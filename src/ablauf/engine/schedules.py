@@ -54,11 +54,6 @@ from ablauf.engine.errors import (
 )
 from ablauf.engine.limits import check_request
 from ablauf.engine.schedule_session import (
-    APPENDED_TIMESTAMP,
-    DEFAULT_CATCHUP_WINDOW,
-    MATCHING_TIMES,
-    MAX_ID_LENGTH,
-    MIN_CATCHUP_WINDOW,
     OP,
     SCHEDULED_BY,
     SCHEDULED_START_TIME,
@@ -79,6 +74,13 @@ if TYPE_CHECKING:
 __all__ = ["SCHEDULED_BY", "SCHEDULED_START_TIME", "Schedules"]
 
 logger = logging.getLogger(__name__)
+
+# Temporal's scheduler limits for the RPCs (service/worker/scheduler, frontend).
+DEFAULT_CATCHUP_WINDOW = 365 * 24 * 3600.0
+MIN_CATCHUP_WINDOW = 10.0
+MATCHING_TIMES = 1000
+MAX_ID_LENGTH = 1000
+APPENDED_TIMESTAMP = "-2009-11-10T23:00:00Z"
 
 _NOT_FOUND = "schedule not found"
 
