@@ -65,3 +65,27 @@ async def test_finished_workflows_leave_no_cycles(
         assert len(client.engine.local_timers) == 0
     await client.close()
     assert not kinds & {"WorkflowDriver", "WorkflowEventLoop", "_Attempt", "Task", "Doubler"}
+
+
+@pytest.fixture
+def gc_threshold() -> Iterator[None]:
+    saved = gc.get_threshold()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [((700, 10, 10), (10_000, 10, 10)), ((1_234, 5, 6), (1_234, 5, 6))],
+    ids=["python-default-is-raised", "application-setting-is-kept"],
+)
+async def test_the_worker_raises_only_the_default_collector_threshold(
+    tmp_path: Path, gc_threshold: None, before: tuple[int, int, int], after: tuple[int, int, int]
+) -> None:
+    gc.set_threshold(*before)
+    client = await Client.connect(f"sqlite:///{tmp_path / 'gc.db'}")
+    async with Worker(client, task_queue="q", workflows=[Doubler], activities=[double]):
+        assert gc.get_threshold() == after
+    await client.close()
