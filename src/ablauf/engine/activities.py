@@ -316,20 +316,61 @@ class _WorkerView:
 
     @staticmethod
     def of(attrs: ActivityTaskScheduledEventAttributes, task: TaskRecord) -> _WorkerView:
-        def timeout(d: Duration) -> timedelta | None:
-            return d.ToTimedelta() if _secs(d) > 0 else None
-
+        s2c, stc, hb, retry_policy = _options_of(attrs)
         return _WorkerView(
             activity_id=attrs.activity_id,
             activity_type=attrs.activity_type.name,
             input=list(attrs.input.payloads),
             scheduled_time=_dt(task.scheduled_at),
-            schedule_to_close_timeout=timeout(attrs.schedule_to_close_timeout),
-            start_to_close_timeout=timeout(attrs.start_to_close_timeout),
-            heartbeat_timeout=timeout(attrs.heartbeat_timeout),
-            retry_policy=RetryPolicy.from_proto(attrs.retry_policy),
+            schedule_to_close_timeout=s2c,
+            start_to_close_timeout=stc,
+            heartbeat_timeout=hb,
+            # A copy per activity: the SDK's RetryPolicy is mutable.
+            retry_policy=RetryPolicy(
+                retry_policy.initial_interval,
+                retry_policy.backoff_coefficient,
+                retry_policy.maximum_interval,
+                retry_policy.maximum_attempts,
+                list(retry_policy.non_retryable_error_types or ()) or None,
+            ),
             headers=dict(attrs.header.fields),
         )
+
+
+_Options = tuple[timedelta | None, timedelta | None, timedelta | None, RetryPolicy]
+# Most activities of a workflow share their options; converting them is a third
+# of preparing an attempt.
+_options_cache: dict[bytes, _Options] = {}
+_OPTIONS_CACHE_SIZE = 256
+
+
+def _options_of(attrs: ActivityTaskScheduledEventAttributes) -> _Options:
+    """Schedule-to-close, start-to-close and heartbeat timeouts and retry policy, SDK-typed."""
+    s2c, stc, hb = (
+        attrs.schedule_to_close_timeout,
+        attrs.start_to_close_timeout,
+        attrs.heartbeat_timeout,
+    )
+    policy = attrs.retry_policy
+    key = b"%d.%d,%d.%d,%d.%d," % (
+        s2c.seconds,
+        s2c.nanos,
+        stc.seconds,
+        stc.nanos,
+        hb.seconds,
+        hb.nanos,
+    ) + policy.SerializeToString(deterministic=True)
+    options = _options_cache.get(key)
+    if options is None:
+
+        def timeout(d: Duration) -> timedelta | None:
+            return d.ToTimedelta() if _secs(d) > 0 else None
+
+        options = (timeout(s2c), timeout(stc), timeout(hb), RetryPolicy.from_proto(policy))
+        if len(_options_cache) >= _OPTIONS_CACHE_SIZE:
+            _options_cache.clear()
+        _options_cache[key] = options
+    return options
 
 
 def _current(tx: Transition, ref: TaskRef) -> PendingActivity | None:

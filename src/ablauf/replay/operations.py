@@ -215,7 +215,10 @@ class WorkflowOperations(WorkflowRuntime):
         if isinstance(activity, str):
             name = activity
         elif callable(activity):
-            defn = temporalio.activity._Definition.must_from_callable(activity)
+            # Read as the SDK does, without its per-call copy of the definition.
+            defn = getattr(activity, "__temporal_activity_definition", None)
+            if not isinstance(defn, temporalio.activity._Definition):
+                defn = temporalio.activity._Definition.must_from_callable(activity)
             if not defn.name:
                 raise ValueError("Cannot invoke dynamic activity explicitly")
             name = defn.name
