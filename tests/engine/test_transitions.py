@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from temporalio.api.command.v1 import (
     Command,
@@ -85,6 +87,14 @@ async def test_second_start_of_running_id_is_refused(local: Engine) -> None:
     with pytest.raises(AlreadyStartedError) as info:
         executions.start(local, start_request())
     assert info.value.run_id == run_id
+
+
+async def test_run_ids_are_uuids_in_start_order(local: Engine) -> None:
+    # Time-ordered run ids keep a commit's rows at the end of SQLite's B-trees.
+    run_ids = [executions.start(local, start_request(f"wf-{i}"))[0] for i in range(20)]
+    assert {uuid.UUID(run_id).version for run_id in run_ids} == {7}
+    assert sorted(run_ids) == run_ids
+    assert len(set(run_ids)) == len(run_ids)
 
 
 async def test_activity_round_trip(local: Engine) -> None:

@@ -3,7 +3,6 @@ signal-with-start), signal, request cancellation, terminate."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -135,9 +134,7 @@ def start(
             terminate(engine, exe.run_id, "terminated by id conflict policy", None, req.identity)
         elif exe is not None and _refuse_reuse(reuse, req.workflow_id, exe.run_id, exe.status):
             raise AlreadyStartedError(req.workflow_id, exe.run_id)
-        tx = engine.create_run(
-            namespace, req.workflow_id, attrs, now, str(uuid.uuid4()), first_events
-        )
+        tx = engine.create_run(namespace, req.workflow_id, attrs, now, first_events=first_events)
     engine.after_create_run(tx)
     return tx.state.exe.run_id, True
 
