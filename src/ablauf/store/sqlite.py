@@ -52,6 +52,7 @@ _EXEC_COLUMNS = (
 
 
 _READ_VERSION_TTL = 0.005
+_CURRENT_RUNS_KEPT = 10_000
 # Checkpoint the WAL this often, and block writers for a full checkpoint when
 # it has grown this large despite that.
 _CHECKPOINT_INTERVAL = 0.05
@@ -183,6 +184,11 @@ class SqliteStore:
         self._tx_data_version: int | None = None
         self._read_version = 0
         self._read_version_at = -1.0
+        # Current run per workflow id as last committed: every RPC without a
+        # run id asks, and the file changes it only through this connection or
+        # a commit that moves data_version.
+        self._current_runs: dict[tuple[str, str], str] = {}
+        self._current_runs_version: int | None = None
         self._checkpointer: _Checkpointer | None = None
         if path != ":memory:":
             # Commits only append to the WAL; copying it into the database
@@ -305,13 +311,31 @@ class SqliteStore:
         return int(row[0]) if row else None
 
     def current_run_id(self, namespace: str, workflow_id: str) -> str | None:
+        known = self._current_runs
+        version = self.data_version()
+        if version != self._current_runs_version:
+            known.clear()
+            self._current_runs_version = version
+        key = (namespace, workflow_id)
+        run_id = known.get(key)
+        if run_id is not None:
+            return run_id
         row = self._db.execute(
             "SELECT run_id FROM current_runs WHERE namespace=? AND workflow_id=?",
             (namespace, workflow_id),
         ).fetchone()
-        return str(row[0]) if row else None
+        if row is None:
+            return None
+        run_id = str(row[0])
+        # Inside a transaction the row may still be rolled back.
+        if not self._depth:
+            if len(known) >= _CURRENT_RUNS_KEPT:
+                known.clear()
+            known[key] = run_id
+        return run_id
 
     def set_current_run(self, namespace: str, workflow_id: str, run_id: str) -> None:
+        self._current_runs.pop((namespace, workflow_id), None)
         self._db.execute(
             "INSERT INTO current_runs (namespace, workflow_id, run_id) VALUES (?,?,?) "
             "ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id=excluded.run_id",
