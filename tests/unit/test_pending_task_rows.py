@@ -72,6 +72,21 @@ def test_ids_continue_after_the_rows_in_the_file(store: SqliteStore) -> None:
     assert [t.id for t in store.tasks_of_run("run-1")] == [first, second]
 
 
+def test_ids_stay_unique_when_another_connection_inserts_between(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    other = SqliteStore(str(tmp_path / "s.db"))
+    with store.transaction():
+        mine = store.insert_task(_task("mine"))
+    with other.transaction():
+        theirs = [other.insert_task(_task("theirs")) for _ in range(3)]
+    with store.transaction():
+        after = store.insert_task(_task("mine"))
+    other.close()
+    assert after > max(theirs) > mine
+    assert len({r[0] for r in _rows_on_disk(tmp_path / "s.db")}) == 5
+
+
 def test_a_rolled_back_savepoint_restores_the_held_rows(store: SqliteStore, tmp_path: Path) -> None:
     task = _task()
     with store.transaction():

@@ -150,7 +150,12 @@ class _Transaction:
             return
         try:
             store._write_pending()
+            next_task_id = store._pending.next_id
+            if next_task_id is not None:
+                version = store.data_version()
             store._db.execute("COMMIT")
+            if next_task_id is not None:
+                store._next_task_id = (next_task_id, version)
         except BaseException:
             store._db.execute("ROLLBACK")
             raise
@@ -189,6 +194,8 @@ class SqliteStore:
         # a commit that moves data_version.
         self._current_runs: dict[tuple[str, str], str] = {}
         self._current_runs_version: int | None = None
+        # (next free task id, data_version) as of this connection's last commit.
+        self._next_task_id: tuple[int, int] | None = None
         self._checkpointer: _Checkpointer | None = None
         if path != ":memory:":
             # Commits only append to the WAL; copying it into the database
@@ -426,15 +433,22 @@ class SqliteStore:
     def insert_task(self, rec: TaskRecord) -> int:
         """Inserts a task row; inside a transaction it is written at the commit."""
         if not self._depth:
+            self._next_task_id = None
             cur = self._db.execute(_INSERT_TASK, (None, *self._task_row(rec)[1:]))
             assert cur.lastrowid is not None
             rec.id = cur.lastrowid
             return rec.id
         pending = self._pending
         if pending.next_id is None:
-            # This transaction holds the write lock: no other process inserts meanwhile.
-            row = self._db.execute("SELECT max(id) FROM tasks").fetchone()
-            pending.next_id = (row[0] or 0) + 1
+            # This transaction holds the write lock: no other process inserts
+            # meanwhile. Unless one committed since this connection's last
+            # insert, the next id is the one after that insert's.
+            known = self._next_task_id
+            if known is not None and known[1] == self.data_version():
+                pending.next_id = known[0]
+            else:
+                row = self._db.execute("SELECT max(id) FROM tasks").fetchone()
+                pending.next_id = (row[0] or 0) + 1
         rec.id = pending.next_id
         pending.next_id += 1
         pending.put(_TASKS, rec.id, self._task_row(rec))
