@@ -323,7 +323,8 @@ class Engine:
             history_size=0,
             version=0,
         )
-        with self.store.transaction():
+        # A caller that fails after this rolls its own transaction back.
+        with self.store.atomic():
             self.store.insert_execution(exe)
             self.store.set_current_run(namespace, workflow_id, run_id)
             state = RunState(exe=exe, started=attrs)

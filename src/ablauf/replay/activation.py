@@ -580,6 +580,8 @@ class WorkflowDriver(WorkflowOperations):
 
     def warn_unfinished_handlers(self) -> None:
         """Warn, like the Python SDK, when the run ends while signal handlers still run."""
+        if not self.in_progress_updates and not self.in_progress_signals:
+            return
         policy = temporalio.workflow.HandlerUnfinishedPolicy.WARN_AND_ABANDON
         updates = [
             {"name": name, "id": update_id}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from importlib import resources
 from pathlib import Path
 
@@ -163,6 +165,9 @@ class _Transaction:
             store._pending.reset()
 
 
+_JOINED = contextlib.nullcontext()
+
+
 class SqliteStore:
     """The store in one SQLite file.
 
@@ -244,6 +249,10 @@ class SqliteStore:
         """One atomic write. A nested use is a savepoint: if it fails, only its
         own writes are undone and the outer transaction goes on."""
         return _Transaction(self)
+
+    def atomic(self) -> AbstractContextManager[None]:
+        """A transaction, unless one is open: then the writes join it (no savepoint)."""
+        return _JOINED if self._depth else _Transaction(self)
 
     def close(self) -> None:
         if self._checkpointer is not None:
