@@ -19,7 +19,6 @@ from typing import TypeVar
 
 import temporalio.api.enums.v1.event_type_pb2 as E
 import temporalio.api.enums.v1.workflow_pb2 as S
-import uuid6
 from google.protobuf.message import Message as ProtoMessage
 from temporalio.api.history.v1 import (
     HistoryEvent,
@@ -34,6 +33,7 @@ from ablauf.engine.errors import InvalidArgumentError, NotFoundError
 from ablauf.engine.local_timers import LocalTimers
 from ablauf.engine.matching import Matching
 from ablauf.engine.queries import Queries
+from ablauf.engine.run_ids import new_run_id
 from ablauf.engine.schedules import Schedules
 from ablauf.engine.service import Service
 from ablauf.engine.state import RunState
@@ -293,10 +293,7 @@ class Engine:
         first_events: Sequence[tuple[int, ProtoMessage]] = (),
     ) -> Transition:
         """Writes a new run in the caller's transaction; after commit, :meth:`after_create_run`."""
-        # Time-ordered (UUIDv7): a new run's rows go to the right edge of the
-        # B-trees keyed by run id instead of a random page, so a commit writes
-        # about one page fewer of events alone.
-        run_id = run_id or str(uuid6.uuid7())
+        run_id = run_id or new_run_id()
         attrs.original_execution_run_id = run_id
         if not attrs.first_execution_run_id:
             attrs.first_execution_run_id = run_id
