@@ -38,6 +38,12 @@ _SCHEDULE_COLUMNS = (
     "namespace, schedule_id, schedule, info, memo, search_attributes, state, created_at"
 )
 _INSERT_TASK = f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({','.join('?' * 18)})"
+# Every column but the id, in _task_row's order, then the id.
+_UPDATE_TASK = (
+    "UPDATE tasks SET "
+    + ", ".join(f"{column}=?" for column in _TASK_COLUMNS.split(", ")[1:])
+    + " WHERE id=?"
+)
 _INSERT_EVENT = "INSERT INTO events (run_id, event_id, data) VALUES (?,?,?)"
 _UPDATE_EXECUTION = (
     "UPDATE executions SET status=?, close_time=?, next_event_id=?, history_size=?, "
@@ -464,31 +470,11 @@ class SqliteStore:
         return rec.id
 
     def update_task(self, rec: TaskRecord) -> None:
+        row = self._task_row(rec)
         if rec.id in self._pending.tables[_TASKS]:
-            self._pending.put(_TASKS, rec.id, self._task_row(rec))
+            self._pending.put(_TASKS, rec.id, row)
             return
-        self._db.execute(
-            "UPDATE tasks SET attempt=?, visible_at=?, lease_owner=?, lease_until=?, "
-            "lease_nonce=?, started_at=?, attempt_scheduled_at=?, cancel_requested=?, "
-            "heartbeat_at=?, heartbeat_details=?, last_failure=?, task_queue=?, ref=? "
-            "WHERE id=?",
-            (
-                rec.attempt,
-                rec.visible_at,
-                rec.lease_owner,
-                rec.lease_until,
-                rec.lease_nonce,
-                rec.started_at,
-                rec.attempt_scheduled_at,
-                int(rec.cancel_requested),
-                rec.heartbeat_at,
-                rec.heartbeat_details,
-                rec.last_failure,
-                rec.task_queue,
-                rec.ref,
-                rec.id,
-            ),
-        )
+        self._db.execute(_UPDATE_TASK, (*row[1:], row[0]))
 
     def delete_task(self, task_id: int) -> None:
         if not self._pending.drop(_TASKS, task_id):
