@@ -95,6 +95,32 @@ def _normalize(
         workflow_task_completed_event_id=wft_id,
         priority=cmd.priority,
     )
+    attrs.MergeFrom(_timeouts_of(cmd))
+    return attrs
+
+
+# Most activities of a workflow share their options; normalizing them is a
+# third of scheduling one.
+_timeouts_cache: dict[bytes, ActivityTaskScheduledEventAttributes] = {}
+
+
+def _timeouts_of(
+    cmd: ScheduleActivityTaskCommandAttributes,
+) -> ActivityTaskScheduledEventAttributes:
+    """The command's timeouts and retry policy as Temporal's server fills them in."""
+    key = b"%d.%d,%d.%d,%d.%d,%d.%d," % (
+        cmd.schedule_to_close_timeout.seconds,
+        cmd.schedule_to_close_timeout.nanos,
+        cmd.schedule_to_start_timeout.seconds,
+        cmd.schedule_to_start_timeout.nanos,
+        cmd.start_to_close_timeout.seconds,
+        cmd.start_to_close_timeout.nanos,
+        cmd.heartbeat_timeout.seconds,
+        cmd.heartbeat_timeout.nanos,
+    ) + cmd.retry_policy.SerializeToString(deterministic=True)
+    filled = _timeouts_cache.get(key)
+    if filled is not None:
+        return filled
     s2c, s2s, stc = (
         _secs(cmd.schedule_to_close_timeout),
         _secs(cmd.schedule_to_start_timeout),
@@ -105,27 +131,29 @@ def _normalize(
             "A valid StartToClose or ScheduleToCloseTimeout is not set on "
             "ScheduleActivityTaskCommand"
         )
-    # Temporal's server fills the missing timeouts from the given ones.
     if stc <= 0:
         stc = s2c
     if s2c > 0:
         stc = min(stc, s2c)
         s2s = min(s2s, s2c) if s2s > 0 else s2c
-    set_seconds(attrs.start_to_close_timeout, stc)
-    set_seconds(attrs.schedule_to_close_timeout, s2c)
-    set_seconds(attrs.schedule_to_start_timeout, s2s)
+    filled = ActivityTaskScheduledEventAttributes()
+    set_seconds(filled.start_to_close_timeout, stc)
+    set_seconds(filled.schedule_to_close_timeout, s2c)
+    set_seconds(filled.schedule_to_start_timeout, s2s)
     hb = _secs(cmd.heartbeat_timeout)
-    set_seconds(attrs.heartbeat_timeout, min(hb, stc) if hb > 0 else 0)
-    policy = cmd.retry_policy
-    attrs.retry_policy.CopyFrom(policy)
-    rp = attrs.retry_policy
+    set_seconds(filled.heartbeat_timeout, min(hb, stc) if hb > 0 else 0)
+    rp = filled.retry_policy
+    rp.CopyFrom(cmd.retry_policy)
     if not rp.HasField("initial_interval") or _secs(rp.initial_interval) <= 0:
         rp.initial_interval.FromSeconds(1)
     if rp.backoff_coefficient == 0:
         rp.backoff_coefficient = 2.0
     if not rp.HasField("maximum_interval") or _secs(rp.maximum_interval) <= 0:
         set_seconds(rp.maximum_interval, 100 * _secs(rp.initial_interval))
-    return attrs
+    if len(_timeouts_cache) >= _OPTIONS_CACHE_SIZE:
+        _timeouts_cache.clear()
+    _timeouts_cache[key] = filled
+    return filled
 
 
 def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id: int) -> None:
