@@ -11,6 +11,7 @@ order). The ``uuid6`` package does it too but costs 17 ms to import.
 from __future__ import annotations
 
 import os
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -20,6 +21,11 @@ __all__ = ["new_run_id"]
 _COUNTER_BITS = 42
 _last_ms = 0
 _counter = 0
+# A generator of ablauf's own (an application may seed the module's), seeded
+# from the OS: no system call per id. A forked child reseeds it, so processes
+# never share a sequence.
+_random = random.Random()
+os.register_at_fork(after_in_child=_random.seed)
 
 
 def _uuid7() -> uuid.UUID:
@@ -27,7 +33,7 @@ def _uuid7() -> uuid.UUID:
     ms = time.time_ns() // 1_000_000
     if ms > _last_ms:
         # A random start with the top bit clear leaves room to count up.
-        _counter = int.from_bytes(os.urandom(6)) >> (48 - _COUNTER_BITS + 1)
+        _counter = _random.getrandbits(_COUNTER_BITS - 1)
     else:
         _counter += 1
         if _counter >> _COUNTER_BITS:
@@ -37,7 +43,7 @@ def _uuid7() -> uuid.UUID:
         else:
             ms = _last_ms
     _last_ms = ms
-    tail = int.from_bytes(os.urandom(4))
+    tail = _random.getrandbits(32)
     value = (
         (ms & 0xFFFF_FFFF_FFFF) << 80
         | 0x7 << 76  # version
