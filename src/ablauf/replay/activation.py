@@ -132,7 +132,11 @@ class WorkflowDriver(WorkflowOperations):
 
     def _run_once(self, *, check_conditions: bool) -> None:
         loop = self.loop
-        with loop.running():
+        # The loop is the thread's running loop while workflow code runs (not a
+        # context manager: this runs once per activation).
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(loop)
+        try:
             # The workflow object is built on the loop so __init__ may use workflow APIs.
             if self.object is None and self._workflow_args is not None and not self.evicting:
                 self.object = self._instantiate()
@@ -142,6 +146,8 @@ class WorkflowDriver(WorkflowOperations):
                     self.conditions[:] = [
                         c for c in self.conditions if not c[1].done() and not _satisfied(*c)
                     ]
+        finally:
+            asyncio.events._set_running_loop(previous)
 
     def _apply(self, job: Job) -> None:
         kind = type(job)

@@ -14,8 +14,7 @@ import contextvars
 import logging
 import traceback
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Protocol, TypeVar
 
 __all__ = ["DurableTimer", "TimerScheduler", "WorkflowEventLoop"]
@@ -103,16 +102,6 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
         self._scheduler = _ClosedScheduler()
 
     # -- running ------------------------------------------------------------------------------
-
-    @contextmanager
-    def running(self) -> Iterator[None]:
-        """Make this the running loop of the thread, restoring the previous one after."""
-        previous = asyncio.events._get_running_loop()
-        asyncio.events._set_running_loop(self)
-        try:
-            yield
-        finally:
-            asyncio.events._set_running_loop(previous)
 
     def has_ready(self) -> bool:
         """Whether any callback is ready to run."""
