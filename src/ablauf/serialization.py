@@ -8,7 +8,7 @@ from typing import TypeVar, cast
 
 import temporalio.converter
 
-__all__ = ["with_context"]
+__all__ = ["ignores_context", "with_context"]
 
 _C = TypeVar("_C")
 
@@ -30,3 +30,11 @@ def with_context(converter: _C, context: temporalio.converter.SerializationConte
     with contextlib.suppress(TypeError):
         _ignores_context[id(converter)] = converter
     return converter
+
+
+def ignores_context(converter: object) -> bool:
+    """Whether ``converter`` is known to ignore contexts (from an earlier :func:`with_context`).
+
+    Then a caller need not build the context at all.
+    """
+    return _ignores_context.get(id(converter)) is converter

@@ -5,12 +5,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import (
+    ActivitySerializationContext,
+    DataConverter,
+    DefaultPayloadConverter,
+    PayloadCodec,
+    SerializationContext,
+    WithSerializationContext,
+)
 
 from ablauf import Client, Worker
 
@@ -87,4 +95,61 @@ async def test_codec_encodes_what_is_stored(target: str, task_queue: str, suffix
     assert scheduled.activity_task_scheduled_event_attributes.input.payloads[0].metadata[
         "encoding"
     ] == (b"binary/reversed")
+    await client.close()
+
+
+class ActivityTagging(DefaultPayloadConverter, WithSerializationContext):
+    """Marks every payload it writes with the activity its serialization context names."""
+
+    def __init__(self, context: SerializationContext | None = None) -> None:
+        super().__init__()
+        self.context = context
+
+    def with_context(self, context: SerializationContext) -> ActivityTagging:
+        return ActivityTagging(context)
+
+    def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
+        payloads = super().to_payloads(values)
+        if isinstance(self.context, ActivitySerializationContext):
+            for payload in payloads:
+                payload.metadata["activity"] = str(self.context.activity_type).encode()
+        return payloads
+
+
+@activity.defn
+async def shout(word: str) -> str:
+    return word.upper()
+
+
+@workflow.defn
+class Shouting:
+    @workflow.run
+    async def run(self, word: str) -> str:
+        return await workflow.execute_activity(
+            shout, word, start_to_close_timeout=timedelta(seconds=5)
+        )
+
+
+async def test_activity_payloads_are_converted_in_the_activity_s_context(
+    target: str, task_queue: str, suffix: str
+) -> None:
+    converter = DataConverter(payload_converter_class=ActivityTagging)
+    client = await Client.connect(target, data_converter=converter)
+    async with Worker(client, task_queue=task_queue, workflows=[Shouting], activities=[shout]):
+        handle = await client.start_workflow(
+            Shouting.run, "hey", id=f"ctx-{suffix}", task_queue=task_queue
+        )
+        assert await handle.result() == "HEY"
+    history = [e async for e in handle.fetch_history_events()]
+    # The workflow's own input was written with a workflow context: no mark.
+    assert (
+        "activity"
+        not in history[0].workflow_execution_started_event_attributes.input.payloads[0].metadata
+    )
+    scheduled = next(e for e in history if e.HasField("activity_task_scheduled_event_attributes"))
+    completed = next(e for e in history if e.HasField("activity_task_completed_event_attributes"))
+    argument = scheduled.activity_task_scheduled_event_attributes.input.payloads[0]
+    result = completed.activity_task_completed_event_attributes.result.payloads[0]
+    assert argument.metadata["activity"] == b"shout"
+    assert result.metadata["activity"] == b"shout"
     await client.close()

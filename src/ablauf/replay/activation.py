@@ -353,7 +353,9 @@ class WorkflowDriver(WorkflowOperations):
                 value = self._convert([job.result], types, converter)[0]
             handle.resolve_success(value)
             return
-        failure_converter = with_context(self.base_failure_converter, handle.context)
+        failure_converter = self.base_failure_converter
+        if handle.context is not None:
+            failure_converter = with_context(failure_converter, handle.context)
         handle.resolve_failure(failure_converter.from_failure(job.failure, converter))
 
     def _resolve_child_start(self, job: ResolveChildStart) -> None:

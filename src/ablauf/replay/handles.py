@@ -77,13 +77,14 @@ class ActivityHandle(temporalio.workflow.ActivityHandle[Any]):
         seq: int,
         activity_type: str,
         result_type: type | None,
-        context: temporalio.converter.ActivitySerializationContext,
+        context: temporalio.converter.ActivitySerializationContext | None,
         payload_converter: temporalio.converter.PayloadConverter,
     ) -> None:
         self._owner = owner
         self.seq = seq
         self.activity_type = activity_type
         self.result_type = result_type
+        # None when the workflow's converters ignore contexts.
         self.context = context
         self.payload_converter = payload_converter
         self.machine: ActivityMachine | None = None

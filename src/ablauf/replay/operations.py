@@ -32,7 +32,7 @@ from ablauf.replay.handles import ActivityHandle, ContinueAsNew, ContinueAsNewRe
 from ablauf.replay.loop import DurableTimer, WorkflowEventLoop
 from ablauf.replay.machines import TimerMachine
 from ablauf.replay.runtime import WorkflowRuntime
-from ablauf.serialization import with_context
+from ablauf.serialization import ignores_context, with_context
 
 if TYPE_CHECKING:
     from temporalio.workflow import (
@@ -233,16 +233,19 @@ class WorkflowOperations(WorkflowRuntime):
         seq = self.next_seq("activity")
         activity_id = activity_id or str(seq)
         queue = task_queue or self.task_queue
-        context = temporalio.converter.ActivitySerializationContext(
-            namespace=self.namespace,
-            workflow_id=self.workflow_id,
-            workflow_type=self.workflow_type,
-            activity_type=name,
-            activity_id=activity_id,
-            activity_task_queue=queue,
-            is_local=False,
-        )
-        converter = with_context(self._base_payload_converter, context)
+        converter = self._base_payload_converter
+        context = None
+        if not (ignores_context(converter) and ignores_context(self.base_failure_converter)):
+            context = temporalio.converter.ActivitySerializationContext(
+                namespace=self.namespace,
+                workflow_id=self.workflow_id,
+                workflow_type=self.workflow_type,
+                activity_type=name,
+                activity_id=activity_id,
+                activity_task_queue=queue,
+                is_local=False,
+            )
+            converter = with_context(converter, context)
         handle = ActivityHandle(self, seq, name, result_type, context, converter)
         handle.set_name(f"activity: {name}")
         # Convert before making the command so a conversion error leaves none behind.

@@ -43,7 +43,7 @@ from ablauf.history.tasks import (
     ActivityOutcome,
     ActivityTask,
 )
-from ablauf.serialization import with_context
+from ablauf.serialization import ignores_context, with_context
 
 __all__ = ["ActivityRunner", "cancellation_details_for"]
 
@@ -323,16 +323,18 @@ class ActivityRunner:
         self, task: ActivityTask, heartbeat: HeartbeatCallback
     ) -> tuple[_Attempt, temporalio.converter.DataConverter] | ActivityOutcome:
         defn = self._activities.get(task.activity_type, self._dynamic)
-        context = temporalio.converter.ActivitySerializationContext(
-            namespace=task.namespace,
-            activity_id=task.activity_id,
-            activity_type=task.activity_type,
-            activity_task_queue=task.task_queue,
-            workflow_id=task.workflow_id,
-            workflow_type=task.workflow_type,
-            is_local=False,
-        )
-        data_converter = with_context(self._data_converter, context)
+        data_converter = self._data_converter
+        if not ignores_context(data_converter):
+            context = temporalio.converter.ActivitySerializationContext(
+                namespace=task.namespace,
+                activity_id=task.activity_id,
+                activity_type=task.activity_type,
+                activity_task_queue=task.task_queue,
+                workflow_id=task.workflow_id,
+                workflow_type=task.workflow_type,
+                is_local=False,
+            )
+            data_converter = with_context(data_converter, context)
         if defn is None:
             names = ", ".join(sorted(self._activities))
             err = temporalio.exceptions.ApplicationError(
