@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import weakref
 from typing import TypeVar, cast
 
 import temporalio.converter
@@ -14,8 +12,11 @@ _C = TypeVar("_C")
 
 # Converters that returned themselves for a context, by id. Applying a context runs
 # runtime-protocol checks over every component, which costs more than converting a
-# small value; the default converters never change, so they are checked once.
-_ignores_context: weakref.WeakValueDictionary[int, object] = weakref.WeakValueDictionary()
+# small value; the default converters never change, so they are checked once. Held
+# strongly (an id stays theirs) in a plain dict, as it is read for every activity;
+# the few converters a process has fit well below the bound.
+_ignores_context: dict[int, object] = {}
+_KEPT = 256
 
 
 def with_context(converter: _C, context: temporalio.converter.SerializationContext) -> _C:
@@ -26,9 +27,9 @@ def with_context(converter: _C, context: temporalio.converter.SerializationConte
         applied = cast(_C, converter.with_context(context))
         if applied is not converter:
             return applied
-    # A converter that cannot be weakly referenced is checked every time.
-    with contextlib.suppress(TypeError):
-        _ignores_context[id(converter)] = converter
+    if len(_ignores_context) >= _KEPT:
+        _ignores_context.clear()
+    _ignores_context[id(converter)] = converter
     return converter
 
 
