@@ -443,33 +443,19 @@ class ActivityRunner:
             raise temporalio.exceptions.ApplicationError(
                 "Failed decoding heartbeat details", non_retryable=True
             ) from err
-        info = temporalio.activity.Info(
-            activity_id=task.activity_id,
-            activity_type=task.activity_type,
-            attempt=task.attempt,
-            current_attempt_scheduled_time=task.current_attempt_scheduled_time,
-            heartbeat_details=details,
-            heartbeat_timeout=task.heartbeat_timeout or None,
-            is_local=False,
-            namespace=task.namespace,
-            schedule_to_close_timeout=task.schedule_to_close_timeout or None,
-            scheduled_time=task.scheduled_time,
-            start_to_close_timeout=task.start_to_close_timeout or None,
-            started_time=task.started_time,
-            task_queue=task.task_queue,
-            task_token=task.token,
-            workflow_id=task.workflow_id,
-            workflow_namespace=task.namespace,
-            workflow_run_id=task.run_id,
-            workflow_type=task.workflow_type,
-            priority=temporalio.common.Priority.default,
-            retry_policy=task.retry_policy,
-        )
+        made: list[temporalio.activity.Info] = []
+
+        def info() -> temporalio.activity.Info:
+            # Built when first asked for: most activities never ask.
+            if not made:
+                made.append(_info_of(task, details))
+            return made[0]
+
         # Reset afterwards: the context would otherwise keep the attempt (and through
         # it this task) in a reference cycle that only the cyclic GC could free.
         token = temporalio.activity._Context.set(
             temporalio.activity._Context(
-                info=lambda: info,
+                info=info,
                 heartbeat=lambda *details: attempt.record_heartbeat(details),
                 cancelled_event=attempt.cancelled_event,
                 worker_shutdown_event=self._shutdown_event,
@@ -495,7 +481,7 @@ class ActivityRunner:
     def _call_sync(
         self,
         attempt: _Attempt,
-        info: temporalio.activity.Info,
+        info: Callable[[], temporalio.activity.Info],
         converter: temporalio.converter.PayloadConverter,
         args: Sequence[Any],
     ) -> Any:
@@ -504,7 +490,7 @@ class ActivityRunner:
         # threading halves, as in the SDK.
         temporalio.activity._Context.set(
             temporalio.activity._Context(
-                info=lambda: info,
+                info=info,
                 heartbeat=attempt.heartbeat_from_thread,
                 cancelled_event=temporalio.common._CompositeEvent(
                     thread_event=attempt.cancelled_event.thread_event, async_event=None
@@ -583,3 +569,29 @@ def _failed(
             application_failure_info=ApplicationFailureInfo(),
         )
     return ActivityFailed(failure)
+
+
+def _info_of(task: ActivityTask, details: list[Any]) -> temporalio.activity.Info:
+    """What ``activity.info()`` returns for an attempt of ``task``."""
+    return temporalio.activity.Info(
+        activity_id=task.activity_id,
+        activity_type=task.activity_type,
+        attempt=task.attempt,
+        current_attempt_scheduled_time=task.current_attempt_scheduled_time,
+        heartbeat_details=details,
+        heartbeat_timeout=task.heartbeat_timeout or None,
+        is_local=False,
+        namespace=task.namespace,
+        schedule_to_close_timeout=task.schedule_to_close_timeout or None,
+        scheduled_time=task.scheduled_time,
+        start_to_close_timeout=task.start_to_close_timeout or None,
+        started_time=task.started_time,
+        task_queue=task.task_queue,
+        task_token=task.token,
+        workflow_id=task.workflow_id,
+        workflow_namespace=task.namespace,
+        workflow_run_id=task.run_id,
+        workflow_type=task.workflow_type,
+        priority=temporalio.common.Priority.default,
+        retry_policy=task.retry_policy,
+    )

@@ -123,7 +123,10 @@ async def place_order(order: Order, unit_price: float) -> Receipt:
 
 @activity.defn(name="place_order_sync")
 def place_order_sync(order: Order, unit_price: float) -> Receipt:
-    return Receipt(f"{order.quantity} x {order.item} ({threading.current_thread().name})", 0.0)
+    thread = threading.current_thread().name
+    return Receipt(
+        f"{order.quantity} x {order.item} ({thread}, {activity.info().activity_type})", 0.0
+    )
 
 
 # -- results and failures ---------------------------------------------------------
@@ -142,6 +145,7 @@ async def test_sync_activity_runs_in_the_executor(
     outcome = await run(runner, make_task("place_order_sync", Order("tea", 2), 1.0))
     receipt = value_of(outcome, Receipt)
     assert receipt.summary.startswith("2 x tea (ThreadPoolExecutor")
+    assert receipt.summary.endswith(", place_order_sync)")
 
 
 async def test_application_error_is_preserved_with_its_cause() -> None:
