@@ -328,9 +328,9 @@ def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _WorkerView:
-    """The parts of an activity task that are the same for every attempt."""
+    """The parts of an activity task that are the same for every attempt (read-only)."""
 
     activity_id: str
     activity_type: str

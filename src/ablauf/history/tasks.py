@@ -26,7 +26,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+# The two task types are built for every task, and a frozen dataclass pays a
+# call per field to build; they are not frozen, but read-only by contract.
+@dataclass(slots=True)
 class WorkflowTask:
     """A workflow task leased to a worker.
 
@@ -47,7 +49,7 @@ class WorkflowTask:
     messages: Sequence[Message] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ActivityTask:
     """One attempt of an activity, leased to a worker."""
 
