@@ -353,14 +353,9 @@ class _WorkerView:
             schedule_to_close_timeout=s2c,
             start_to_close_timeout=stc,
             heartbeat_timeout=hb,
-            # A copy per activity: the SDK's RetryPolicy is mutable.
-            retry_policy=RetryPolicy(
-                retry_policy.initial_interval,
-                retry_policy.backoff_coefficient,
-                retry_policy.maximum_interval,
-                retry_policy.maximum_attempts,
-                list(retry_policy.non_retryable_error_types or ()) or None,
-            ),
+            # Shared by the activities with these options: the worker copies it
+            # into the (mutable) Info an activity sees.
+            retry_policy=retry_policy,
             headers=dict(attrs.header.fields),
         )
 

@@ -35,6 +35,7 @@ import temporalio.exceptions
 from temporalio.activity import ActivityCancellationDetails
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.common import RetryPolicy
 
 from ablauf.history.tasks import (
     ActivityCanceled,
@@ -573,6 +574,7 @@ def _failed(
 
 def _info_of(task: ActivityTask, details: list[Any]) -> temporalio.activity.Info:
     """What ``activity.info()`` returns for an attempt of ``task``."""
+    policy = task.retry_policy
     return temporalio.activity.Info(
         activity_id=task.activity_id,
         activity_type=task.activity_type,
@@ -593,5 +595,16 @@ def _info_of(task: ActivityTask, details: list[Any]) -> temporalio.activity.Info
         workflow_run_id=task.run_id,
         workflow_type=task.workflow_type,
         priority=temporalio.common.Priority.default,
-        retry_policy=task.retry_policy,
+        retry_policy=None if policy is None else _copy_policy(policy),
+    )
+
+
+def _copy_policy(policy: RetryPolicy) -> RetryPolicy:
+    # The SDK's RetryPolicy is mutable, and the task's is shared with other tasks.
+    return RetryPolicy(
+        policy.initial_interval,
+        policy.backoff_coefficient,
+        policy.maximum_interval,
+        policy.maximum_attempts,
+        list(policy.non_retryable_error_types or ()) or None,
     )

@@ -279,6 +279,24 @@ async def test_info_is_filled_from_the_task() -> None:
     assert info.retry_policy == RetryPolicy()
 
 
+async def test_an_activity_changing_its_retry_policy_leaves_the_task_s_alone() -> None:
+    shared = RetryPolicy(maximum_attempts=3, non_retryable_error_types=["Fatal"])
+
+    @activity.defn
+    async def meddle() -> int:
+        policy = activity.info().retry_policy
+        assert policy is not None
+        policy.maximum_attempts = 99
+        assert policy.non_retryable_error_types is not None
+        policy.non_retryable_error_types.append("Other")
+        return 0
+
+    runner = ActivityRunner([meddle], data_converter=CONVERTER)
+    for _ in range(2):
+        value_of(await run(runner, make_task("meddle", retry_policy=shared)), int)
+    assert shared == RetryPolicy(maximum_attempts=3, non_retryable_error_types=["Fatal"])
+
+
 async def test_client_is_given_to_async_activities_only(
     executor: concurrent.futures.ThreadPoolExecutor,
 ) -> None:
