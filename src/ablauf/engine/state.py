@@ -69,6 +69,29 @@ CLOSE_EVENTS = frozenset(
     }
 )
 
+# The event types RunState.apply looks at; most of a history's events (workflow
+# task scheduled and started, activity started) change nothing in it.
+_FOLDED = frozenset(
+    {
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+        E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+        *_ACTIVITY_CLOSED,
+        E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
+        E.EVENT_TYPE_TIMER_STARTED,
+        E.EVENT_TYPE_TIMER_FIRED,
+        E.EVENT_TYPE_TIMER_CANCELED,
+        E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+        E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED,
+        *CHILD_CLOSED,
+        E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+        E.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+        *EXTERNAL_DONE,
+        E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+        *CLOSE_EVENTS,
+    }
+)
+
 
 @dataclass(slots=True)
 class PendingActivity:
@@ -129,6 +152,8 @@ class RunState:
     def apply(self, event: HistoryEvent) -> None:
         """Folds one event into the state."""
         t = event.event_type
+        if t not in _FOLDED:
+            return
         if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             self.start_event_time = event.event_time
         elif t == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
