@@ -272,6 +272,17 @@ class InternalFlags:
 
     def gather(self) -> WorkflowTaskCompletedMetadata:
         """Metadata for the completion of a new task: newly used flags and SDK identity."""
+        if (
+            self.sdk_version == SDK_VERSION
+            and self.sdk_name == SDK_NAME
+            and self.core >= _ALL_CORE_FLAGS
+            and self.core_used <= self.core
+            and self.lang_used <= self.lang
+        ):
+            # Every task after the first: nothing new to record.
+            self.core_used.clear()
+            self.lang_used.clear()
+            return WorkflowTaskCompletedMetadata()
         self.core_used.update(_ALL_CORE_FLAGS)
         metadata = WorkflowTaskCompletedMetadata(
             core_used_flags=sorted(self.core_used - self.core),
