@@ -51,6 +51,7 @@ from ablauf.engine.errors import NotFoundError
 from ablauf.engine.executions import DEFAULT_WORKFLOW_TASK_TIMEOUT
 from ablauf.engine.timers import TimerKind
 from ablauf.engine.transition import Transition
+from ablauf.history.events import seconds_of
 
 if TYPE_CHECKING:
     from ablauf.engine.engine import Engine
@@ -238,9 +239,7 @@ def _start(tx: Transition, initiated_id: int) -> None:
         root_workflow_execution=root,
         priority=a.priority,
     )
-    task_timeout = (
-        a.workflow_task_timeout.ToTimedelta().total_seconds() or DEFAULT_WORKFLOW_TASK_TIMEOUT
-    )
+    task_timeout = seconds_of(a.workflow_task_timeout) or DEFAULT_WORKFLOW_TASK_TIMEOUT
     started.workflow_task_timeout.FromNanoseconds(round(task_timeout * 1e9))
     if a.HasField("retry_policy"):
         started.retry_policy.CopyFrom(a.retry_policy)

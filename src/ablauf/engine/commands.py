@@ -34,6 +34,7 @@ from ablauf.engine.errors import InvalidArgumentError
 from ablauf.engine.limits import check_payloads
 from ablauf.engine.timers import TimerKind, activity_retry
 from ablauf.engine.transition import Transition
+from ablauf.history.events import seconds_of
 
 __all__ = ["CLOSING", "apply"]
 
@@ -97,7 +98,7 @@ def _apply_one(tx: Transition, command: Command, wft_id: int) -> None:
                 workflow_task_completed_event_id=wft_id,
             ),
         )
-        fire_at = tx.now + a.start_to_fire_timeout.ToTimedelta().total_seconds()
+        fire_at = tx.now + seconds_of(a.start_to_fire_timeout)
         engine.store.insert_timer(state.exe.run_id, TimerKind.USER_TIMER, a.timer_id, 0, fire_at)
         tx.after_commit.append(engine.notify_timer_added)
     elif t == C.COMMAND_TYPE_CANCEL_TIMER:

@@ -307,8 +307,8 @@ class Engine:
         attrs.original_execution_run_id = run_id
         if not attrs.first_execution_run_id:
             attrs.first_execution_run_id = run_id
-        execution_timeout = attrs.workflow_execution_timeout.ToTimedelta().total_seconds()
-        run_timeout = attrs.workflow_run_timeout.ToTimedelta().total_seconds()
+        execution_timeout = seconds_of(attrs.workflow_execution_timeout)
+        run_timeout = seconds_of(attrs.workflow_run_timeout)
         if execution_timeout > 0 and (run_timeout <= 0 or run_timeout > execution_timeout):
             # Temporal's server: a run lasts at most as long as its execution.
             attrs.workflow_run_timeout.CopyFrom(attrs.workflow_execution_timeout)
@@ -339,7 +339,7 @@ class Engine:
             tx.add(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)
             for event_type, event_attrs in first_events:
                 tx.add(event_type, event_attrs)
-            backoff = attrs.first_workflow_task_backoff.ToTimedelta().total_seconds()
+            backoff = seconds_of(attrs.first_workflow_task_backoff)
             if backoff > 0:
                 # A retried run's first task waits out the retry interval.
                 self.workflow_tasks.schedule(tx, 1, backoff)

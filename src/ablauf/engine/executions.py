@@ -31,6 +31,7 @@ from temporalio.api.workflowservice.v1 import (
 
 from ablauf.engine.errors import AlreadyStartedError, NotFoundError
 from ablauf.engine.transition import Transition
+from ablauf.history.events import seconds_of
 
 if TYPE_CHECKING:
     from ablauf.engine.engine import Engine
@@ -57,7 +58,7 @@ def _started_attributes(
 ) -> WorkflowExecutionStartedEventAttributes:
     task_timeout = DEFAULT_WORKFLOW_TASK_TIMEOUT
     if req.HasField("workflow_task_timeout"):
-        given = req.workflow_task_timeout.ToTimedelta().total_seconds()
+        given = seconds_of(req.workflow_task_timeout)
         task_timeout = min(given or task_timeout, MAX_WORKFLOW_TASK_TIMEOUT)
     timeout = Duration()
     timeout.FromNanoseconds(round(task_timeout * 1e9))
