@@ -119,9 +119,8 @@ class Transition:
         buffered = self.engine.store.take_buffered_events(self.state.exe.run_id)
         self.state.buffered = 0
         for data in buffered:
-            event = parse_event(data)
-            event.event_time.CopyFrom(event.event_time)
-            self._append(event)
+            # It keeps the time it arrived at; only its id is assigned now.
+            self._append(parse_event(data))
         if buffered:
             self.needs_workflow_task = True
         return bool(buffered)
