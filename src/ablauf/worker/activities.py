@@ -312,7 +312,7 @@ class ActivityRunner:
         if not isinstance(prepared, tuple):
             return prepared
         attempt, data_converter = prepared
-        attempt.task = asyncio.current_task()
+        attempt.task = asyncio.current_task(attempt.loop)
         self._running[task.token] = attempt
         try:
             return await self._run(task, attempt, data_converter)
