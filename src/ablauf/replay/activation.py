@@ -686,7 +686,7 @@ class WorkflowDriver(WorkflowOperations):
 
     def _stack_trace(self) -> str:
         stacks = []
-        for task in list(self.loop.tasks):
+        for task in self.loop.live_tasks():
             frames = [
                 traceback.FrameSummary(f.f_code.co_filename, f.f_lineno, f.f_code.co_name)
                 for f in task.get_stack()
@@ -700,7 +700,7 @@ class WorkflowDriver(WorkflowOperations):
     def _enhanced_stack_trace(self) -> temporalio.api.sdk.v1.EnhancedStackTrace:
         sources: dict[str, temporalio.api.sdk.v1.StackTraceFileSlice] = {}
         stacks = []
-        for task in list(self.loop.tasks):
+        for task in self.loop.live_tasks():
             locations = []
             for frame in task.get_stack():
                 filename = frame.f_code.co_filename
@@ -759,17 +759,17 @@ class WorkflowDriver(WorkflowOperations):
         """Cancel every coroutine without producing commands, then drop the loop."""
         self.evicting = self.loop.evicting = True
         self.replaying = True
-        tasks = list(self.loop.tasks)
+        tasks = self.loop.live_tasks()
         for task in tasks:
             task.cancel()
         if tasks or self.loop.has_ready():
             # Nothing that happens during teardown matters.
             with contextlib.suppress(BaseException):
                 self._run_once(check_conditions=False)
-        for task in list(self.loop.tasks):
+        for task in self.loop.live_tasks():
             # A coroutine that swallowed its cancellation is closed by force.
             close_coroutine(task.get_coro())  # type: ignore[arg-type]
-        self.loop.tasks.clear()
+        self.loop.forget_tasks()
         self.conditions.clear()
         temporalio.workflow._Runtime.set_on_loop(self.loop, None)
         # Break the driver's reference cycles (loop, tasks, bound built-in handlers) so

@@ -19,6 +19,10 @@ from typing import Any, Protocol, TypeVar
 
 __all__ = ["DurableTimer", "TimerScheduler", "WorkflowEventLoop"]
 
+# Finished tasks are dropped once the loop holds this many (or twice as many as
+# were running at the last drop).
+_PRUNE_AT_LEAST = 64
+
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
@@ -90,8 +94,10 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
         self._exception_handler: _ExceptionHandler | None = None
         self.time_ns = 0
         """Workflow time in nanoseconds since the epoch."""
-        self.tasks: dict[asyncio.Task[Any], None] = {}
-        """Live tasks in creation order; asyncio only keeps weak references."""
+        # Tasks in creation order (asyncio only keeps weak references); finished
+        # ones are dropped in batches, see register_task.
+        self._tasks: dict[asyncio.Task[Any], None] = {}
+        self._prune_at = _PRUNE_AT_LEAST
         self.failure: BaseException | None = None
         """Set by a top-level coroutine whose error must fail the workflow task."""
         self.evicting = False
@@ -189,13 +195,22 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
     def register_task(self, task: asyncio.Task[Any]) -> None:
         """Keep a strong reference to ``task`` while it runs."""
         self._scheduler.check_may_schedule("create task")
-        self.tasks[task] = None
-        task.add_done_callback(self._forget_task)
+        tasks = self._tasks
+        # Not a done callback per task: that is one more loop turn for each.
+        if len(tasks) >= self._prune_at:
+            self._tasks = tasks = {t: None for t in tasks if not t.done()}
+            self._prune_at = max(_PRUNE_AT_LEAST, 2 * len(tasks))
+        tasks[task] = None
         # Tasks left pending at eviction are closed on purpose; do not warn about them.
         task._log_destroy_pending = False  # type: ignore[attr-defined]
 
-    def _forget_task(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.pop(task, None)
+    def live_tasks(self) -> list[asyncio.Task[Any]]:
+        """The tasks not done yet, in creation order."""
+        return [task for task in self._tasks if not task.done()]
+
+    def forget_tasks(self) -> None:
+        """Drop every reference to the tasks (at eviction)."""
+        self._tasks.clear()
 
     # -- status and errors --------------------------------------------------------------------
 

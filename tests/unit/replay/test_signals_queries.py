@@ -55,6 +55,10 @@ def test_signals_before_the_first_task_are_seen_before_the_first_await() -> None
     run.fire_timer("1")
     run.task()
     assert _result(run) == ["a", "b", "|", "a", "b", "c"]
+    # The finished tasks (the run, the close handler) are not listed: only the query's.
+    stack = value(run.instance.query("__stack_trace", []))
+    listed = [line for line in stack.splitlines() if line.startswith("Stack for <Task")]
+    assert len(listed) == 1 and "query: __stack_trace" in listed[0], listed
     assert run.replay().failure is None
     run.close()
 
