@@ -152,6 +152,7 @@ class RunState:
     def apply(self, event: HistoryEvent) -> None:
         """Folds one event into the state."""
         t = event.event_type
+        # A type handled below must be in _FOLDED too.
         if t not in _FOLDED:
             return
         if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
