@@ -142,6 +142,47 @@ class _ThreadCanceller:
                 raise temporalio.exceptions.CancelledError()
 
 
+class _CancelEvent(temporalio.common._CompositeEvent):
+    """An attempt's cancellation event whose ``threading.Event`` is made on first use.
+
+    Async attempts are seldom waited on from a thread, and a ``threading.Event``
+    costs as much to build as the rest of a small attempt's bookkeeping.
+    """
+
+    def __init__(self, *, threaded: bool) -> None:
+        super().__init__(
+            thread_event=threading.Event() if threaded else None,
+            async_event=None if threaded else asyncio.Event(),
+        )
+        self._set = False
+
+    def set(self) -> None:
+        """Set the event; runs on the event loop."""
+        self._set = True
+        if self.thread_event is not None:
+            self.thread_event.set()
+        if self.async_event is not None:
+            self.async_event.set()
+
+    def is_set(self) -> bool:
+        """Whether the attempt was cancelled."""
+        return self._set
+
+    def wait_sync(self, timeout: float | None = None) -> None:
+        """Block the calling thread until the attempt is cancelled."""
+        with _LAZY_EVENT_LOCK:
+            if self.thread_event is None:
+                # Published before the flag is read: a concurrent set() then
+                # either finds this event or has set the flag already.
+                self.thread_event = threading.Event()
+                if self._set:
+                    self.thread_event.set()
+        self.thread_event.wait(timeout)
+
+
+_LAZY_EVENT_LOCK = threading.Lock()
+
+
 @dataclass(eq=False, slots=True)
 class _Attempt:
     """The runner's state for one running attempt."""
@@ -150,7 +191,7 @@ class _Attempt:
     heartbeat: HeartbeatCallback
     payload_converter: temporalio.converter.PayloadConverter
     loop: asyncio.AbstractEventLoop
-    cancelled_event: temporalio.common._CompositeEvent
+    cancelled_event: _CancelEvent
     thread_canceller: _ThreadCanceller | None = None
     task: asyncio.Task[Any] | None = None
     done: bool = False
@@ -350,10 +391,7 @@ class ActivityRunner:
             heartbeat=heartbeat,
             payload_converter=data_converter.payload_converter,
             loop=asyncio.get_running_loop(),
-            cancelled_event=temporalio.common._CompositeEvent(
-                thread_event=threading.Event(),
-                async_event=asyncio.Event() if defn.is_async else None,
-            ),
+            cancelled_event=_CancelEvent(threaded=not defn.is_async),
             thread_canceller=(
                 None if defn.is_async or defn.no_thread_cancel_exception else _ThreadCanceller()
             ),

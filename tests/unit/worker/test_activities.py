@@ -467,6 +467,37 @@ async def test_timed_out_async_activity_ends_failed() -> None:
     assert seen == [activity.ActivityCancellationDetails(timed_out=True)]
 
 
+@pytest.mark.parametrize("waiting_before", [True, False], ids=["before", "after"])
+async def test_async_activity_can_wait_for_its_cancel_from_a_thread(waiting_before: bool) -> None:
+    woke: list[float] = []
+
+    def wait_in_thread() -> asyncio.Task[None]:
+        # to_thread carries the activity context into the thread.
+        return asyncio.create_task(asyncio.to_thread(activity.wait_for_cancelled_sync, 10))
+
+    @activity.defn
+    async def waits_in_a_thread() -> None:
+        waiting = wait_in_thread() if waiting_before else None
+        activity.heartbeat()
+        try:
+            await asyncio.sleep(60)
+        finally:
+            start = time.monotonic()
+            await asyncio.shield(waiting or wait_in_thread())
+            woke.append(time.monotonic() - start)
+
+    heartbeats = Heartbeats()
+    runner = ActivityRunner([waits_in_a_thread], data_converter=CONVERTER)
+    task = make_task("waits_in_a_thread")
+    running = asyncio.create_task(run(runner, task, heartbeats))
+    await heartbeats.arrived.wait()
+    await asyncio.sleep(0.05)  # a thread started before is waiting by now
+    runner.cancel(task.token, "CANCELLED")
+    assert await running == ActivityCanceled()
+    [seconds] = woke
+    assert seconds < 5
+
+
 async def test_cancelled_sync_activity_gets_an_exception_in_its_thread(
     executor: concurrent.futures.ThreadPoolExecutor,
 ) -> None:
