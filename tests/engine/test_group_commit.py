@@ -72,3 +72,21 @@ async def test_batched_items_get_their_own_errors(engine: Engine) -> None:
             await fut
     assert signal_names(engine, open_run) == ["sig"] * 3
     assert signal_names(engine, closed_run) == []
+
+
+async def test_posted_items_commit_by_the_flush_and_report_their_errors(engine: Engine) -> None:
+    open_run = executions.start(engine, start_request("open"))[0]
+    closed_run = executions.start(engine, start_request("closed"))[0]
+    executions.terminate(engine, closed_run, "done", None, "me")
+    errors: list[BaseException] = []
+    for run_id in (open_run, closed_run, open_run):
+        engine.post_batched(
+            ("signals", run_id),
+            executions.Signal("sig", Payloads(), "me", None),
+            lambda signals, run_id=run_id: executions.signal_many(engine, run_id, signals),
+            errors.append,
+        )
+    await engine.commits.flush()
+    assert signal_names(engine, open_run) == ["sig"] * 2
+    [error] = errors
+    assert isinstance(error, NotFoundError)

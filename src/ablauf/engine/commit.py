@@ -39,7 +39,8 @@ class _Batch(Generic[U]):
     def __init__(self, apply: Callable[[list[U]], None]) -> None:
         self.apply = apply
         self.items: list[U] = []
-        self.futures: list[asyncio.Future[None]] = []
+        # Per item: a future to resolve, or what to call should it fail.
+        self.waiters: list[asyncio.Future[None] | Callable[[BaseException], None]] = []
         self.errors: dict[int, Exception] = {}
 
     def run(self) -> None:
@@ -59,14 +60,17 @@ class _Batch(Generic[U]):
     def committed(self, done: asyncio.Future[None]) -> None:
         """Resolves each item's future once the group has committed (or failed)."""
         failed = done.exception()
-        for i, fut in enumerate(self.futures):
-            if fut.done():
-                continue
+        for i, waiter in enumerate(self.waiters):
             error = failed or self.errors.get(i)
-            if error is not None:
-                fut.set_exception(error)
+            if not isinstance(waiter, asyncio.Future):
+                if error is not None:
+                    waiter(error)
+            elif waiter.done():
+                continue
+            elif error is not None:
+                waiter.set_exception(error)
             else:
-                fut.set_result(None)
+                waiter.set_result(None)
 
 
 class GroupCommit:
@@ -136,14 +140,40 @@ class GroupCommit:
         go to one call of ``apply`` (e.g. one transition for many activity
         results of one run). Should that call fail, each item is applied alone
         and gets its own error."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._batch(key, apply, item, fut)
+        return fut
+
+    def post_batched(
+        self,
+        key: Hashable,
+        item: U,
+        apply: Callable[[list[U]], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        """Like :meth:`submit_batched` for a caller that does not wait for the
+        commit: ``on_error`` is called should the item fail. :meth:`flush` waits
+        for what was posted."""
+        self._batch(key, apply, item, on_error)
+
+    def _batch(
+        self,
+        key: Hashable,
+        apply: Callable[[list[U]], None],
+        item: U,
+        waiter: asyncio.Future[None] | Callable[[BaseException], None],
+    ) -> None:
         batch = self._batches.get(key)
         if batch is None:
             batch = self._batches[key] = _Batch(apply)
             self.submit(batch.run).add_done_callback(batch.committed)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         batch.items.append(item)
-        batch.futures.append(fut)
-        return fut
+        batch.waiters.append(waiter)
+
+    async def flush(self) -> None:
+        """Waits until everything submitted so far is committed (or has failed)."""
+        if self._inbox:
+            await self.submit(lambda: None)
 
     def _drain(self) -> None:
         self._drain_handle = None

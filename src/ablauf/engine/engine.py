@@ -108,6 +108,7 @@ class Engine:
         self.group = self.commits.group
         self.submit = self.commits.submit
         self.submit_batched = self.commits.submit_batched
+        self.post_batched = self.commits.post_batched
         self.workflow_tasks = WorkflowTasks(self)
         self.service = Service(self)
         self.queries = Queries(self)

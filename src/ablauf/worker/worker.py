@@ -244,6 +244,8 @@ class Worker:
             timeout = self._graceful if self._graceful > timedelta() else None
             await self._activities.shutdown(graceful_timeout=timeout or timedelta(seconds=0.001))
             await asyncio.gather(*self._running, return_exceptions=True)
+            # Their outcomes are recorded before the leases are released.
+            await engine.commits.flush()
             engine.matching.unregister(ACTIVITY_TASK, self.task_queue)
             engine.matching.activity_cancellers.pop(self.task_queue, None)
         if self._workflows is not None:
@@ -299,20 +301,24 @@ class Worker:
         if self._free_slots <= 0:
             return False
         self._free_slots -= 1
-        task = asyncio.get_running_loop().create_task(self._run_activity(ref))
-        self._running.add(task)
-        task.add_done_callback(self._activity_done)
+        loop = asyncio.get_running_loop()
+        self._running.add(loop.create_task(self._attempt(ref, loop)))
         return True
 
-    def _activity_done(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        self._free_slots += 1
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("activity attempt crashed in ablauf", exc_info=task.exception())
-        if self._activity_queue is not None and not self._stopping:
-            ref = self._activity_queue.take()
-            if ref is not None:
-                self._take_activity(ref)
+    async def _attempt(self, ref: TaskRef, loop: asyncio.AbstractEventLoop) -> None:
+        # The task frees its slot itself: a done callback would cost a loop turn
+        # per attempt. (Nothing cancels these tasks before they start.)
+        try:
+            await self._run_activity(ref)
+        except Exception:
+            logger.exception("activity attempt crashed in ablauf")
+        finally:
+            self._running.discard(asyncio.current_task(loop))
+            self._free_slots += 1
+            if self._activity_queue is not None and not self._stopping:
+                queued = self._activity_queue.take()
+                if queued is not None:
+                    self._take_activity(queued)
 
     async def _run_activity(self, ref: TaskRef) -> None:
         runner = self._activities
@@ -333,10 +339,12 @@ class Worker:
         outcome = await self._encode_outcome(outcome)
         details = await beat.pending()
         # Results of one run that arrive together are applied in one transition.
-        await engine.submit_batched(
+        # The attempt is over without waiting for that commit; shutdown flushes.
+        engine.post_batched(
             ("activity results", ref.run_id),
             (ref, outcome, details),
             lambda outcomes: engine_activities.record_outcomes(engine, ref.run_id, outcomes),
+            _log_record_failure,
         )
 
     async def _encode_outcome(self, outcome: ActivityOutcome) -> ActivityOutcome:
@@ -347,6 +355,10 @@ class Worker:
         if isinstance(outcome, ActivityFailed):
             return ActivityFailed(await self._codec.encode_message(outcome.failure))
         return outcome
+
+
+def _log_record_failure(error: BaseException) -> None:
+    logger.error("recording an activity outcome failed", exc_info=error)
 
 
 class _Heartbeats:
