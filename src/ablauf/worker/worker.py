@@ -336,8 +336,10 @@ class Worker:
             )
         beat = _Heartbeats(self, ref, task.heartbeat_timeout)
         outcome = await runner.run(task, beat.record)
-        outcome = await self._encode_outcome(outcome)
-        details = await beat.pending()
+        if self._codec.codec is not None:
+            outcome = await self._encode_outcome(outcome)
+        # Without unsent details (the common case) there is nothing to await.
+        details = await beat.pending() if beat.latest is not None else None
         # Results of one run that arrive together are applied in one transition.
         # The attempt is over without waiting for that commit; shutdown flushes.
         engine.post_batched(
@@ -348,8 +350,6 @@ class Worker:
         )
 
     async def _encode_outcome(self, outcome: ActivityOutcome) -> ActivityOutcome:
-        if self._codec.codec is None:
-            return outcome
         if isinstance(outcome, ActivityCompleted) and outcome.result is not None:
             return ActivityCompleted((await self._codec.encode([outcome.result]))[0])
         if isinstance(outcome, ActivityFailed):
