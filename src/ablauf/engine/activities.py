@@ -79,24 +79,26 @@ _ATTEMPT_TIMERS = (
 _secs = seconds_of
 
 
-def _normalize(
-    cmd: ScheduleActivityTaskCommandAttributes, tx: Transition, wft_id: int
-) -> ActivityTaskScheduledEventAttributes:
+def _fill_scheduled(
+    attrs: ActivityTaskScheduledEventAttributes,
+    cmd: ScheduleActivityTaskCommandAttributes,
+    tx: Transition,
+    wft_id: int,
+) -> None:
+    """Writes the command's ActivityTaskScheduled attributes into the event."""
     if not cmd.activity_id:
         raise InvalidArgumentError("ActivityId is not set on ScheduleActivityTaskCommand")
     if not cmd.activity_type.name:
         raise InvalidArgumentError("ActivityType is not set on ScheduleActivityTaskCommand")
-    attrs = ActivityTaskScheduledEventAttributes(
-        activity_id=cmd.activity_id,
-        activity_type=cmd.activity_type,
-        task_queue=cmd.task_queue if cmd.task_queue.name else tx.state.started.task_queue,
-        header=cmd.header,
-        input=cmd.input,
-        workflow_task_completed_event_id=wft_id,
-        priority=cmd.priority,
-    )
+    attrs.activity_id = cmd.activity_id
+    attrs.activity_type.CopyFrom(cmd.activity_type)
+    queue = cmd.task_queue if cmd.task_queue.name else tx.state.started.task_queue
+    attrs.task_queue.CopyFrom(queue)
+    attrs.header.CopyFrom(cmd.header)
+    attrs.input.CopyFrom(cmd.input)
+    attrs.workflow_task_completed_event_id = wft_id
+    attrs.priority.CopyFrom(cmd.priority)
     attrs.MergeFrom(_timeouts_of(cmd))
-    return attrs
 
 
 # Most activities of a workflow share their options; normalizing them is a
@@ -162,8 +164,10 @@ def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id:
     store = tx.engine.store
     if cmd.activity_id in state.activity_ids:
         raise InvalidArgumentError(f"activity id {cmd.activity_id} is already in use")
-    attrs = _normalize(cmd, tx, wft_id)
-    event = tx.add(E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, attrs)
+    event = tx.new_event(E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+    attrs = event.activity_task_scheduled_event_attributes
+    _fill_scheduled(attrs, cmd, tx, wft_id)
+    tx.append(event)
     pending = state.activities[event.event_id]
     pending.timer_rows = False
     task = TaskRecord(

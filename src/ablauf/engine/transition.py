@@ -68,17 +68,23 @@ class Transition:
         """Appends an event to the history now."""
         exe = self.state.exe
         event = make_event(exe.next_event_id, self.now, event_type, attrs)
-        self._append(event)
+        self.append(event)
         return event
+
+    def new_event(self, event_type: int) -> HistoryEvent:
+        """An event of this moment whose attributes the caller fills in before
+        :meth:`append` (saves copying them into it)."""
+        return make_event(0, self.now, event_type)
 
     def add_copy(self, shown: HistoryEvent) -> HistoryEvent:
         """Appends an event a worker has already seen, keeping its time and attributes."""
         event = HistoryEvent()
         event.CopyFrom(shown)
-        self._append(event)
+        self.append(event)
         return event
 
-    def _append(self, event: HistoryEvent) -> None:
+    def append(self, event: HistoryEvent) -> None:
+        """Appends an event made by :meth:`new_event` (or a copy), assigning its id."""
         exe = self.state.exe
         event.event_id = exe.next_event_id
         # An activity's closing event names its started event, whose id is only
@@ -120,7 +126,7 @@ class Transition:
         self.state.buffered = 0
         for data in buffered:
             # It keeps the time it arrived at; only its id is assigned now.
-            self._append(parse_event(data))
+            self.append(parse_event(data))
         if buffered:
             self.needs_workflow_task = True
         return bool(buffered)
