@@ -21,11 +21,10 @@ from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure, TimeoutFa
 from temporalio.api.history.v1 import (
     ActivityTaskCanceledEventAttributes,
     ActivityTaskCancelRequestedEventAttributes,
-    ActivityTaskCompletedEventAttributes,
     ActivityTaskFailedEventAttributes,
     ActivityTaskScheduledEventAttributes,
-    ActivityTaskStartedEventAttributes,
     ActivityTaskTimedOutEventAttributes,
+    HistoryEvent,
 )
 from temporalio.common import RetryPolicy
 
@@ -456,26 +455,27 @@ def _apply_outcome(
         _fail_attempt(tx, pending, too_large, None)
         return
     if isinstance(outcome, ActivityCompleted):
-        _close(
-            tx,
-            pending,
-            E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-            ActivityTaskCompletedEventAttributes(
-                result=Payloads(payloads=[result] if result is not None else []),
-                scheduled_event_id=pending.scheduled_event_id,
-                identity=engine.identity,
-            ),
-        )
+        completed = tx.new_event(E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+        attrs = completed.activity_task_completed_event_attributes
+        if result is not None:
+            attrs.result.payloads.append(result)
+        else:
+            attrs.result.SetInParent()
+        attrs.scheduled_event_id = pending.scheduled_event_id
+        attrs.identity = engine.identity
+        _close(tx, pending, completed)
     elif isinstance(outcome, ActivityCanceled) and pending.cancel_requested_event_id:
         _close(
             tx,
             pending,
-            E.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
-            ActivityTaskCanceledEventAttributes(
-                details=Payloads(payloads=list(outcome.details)),
-                latest_cancel_requested_event_id=pending.cancel_requested_event_id,
-                scheduled_event_id=pending.scheduled_event_id,
-                identity=engine.identity,
+            tx.new_event(
+                E.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
+                ActivityTaskCanceledEventAttributes(
+                    details=Payloads(payloads=list(outcome.details)),
+                    latest_cancel_requested_event_id=pending.cancel_requested_event_id,
+                    scheduled_event_id=pending.scheduled_event_id,
+                    identity=engine.identity,
+                ),
             ),
         )
     else:
@@ -487,19 +487,20 @@ def _apply_outcome(
         _fail_attempt(tx, pending, failure, None)
 
 
-def _close(tx: Transition, pending: PendingActivity, event_type: int, attrs: object) -> None:
+def _close(tx: Transition, pending: PendingActivity, closing: HistoryEvent) -> None:
+    """Records the attempt's started event and ``closing`` (from ``tx.new_event``)."""
     task = pending.task
     assert task is not None
-    started = ActivityTaskStartedEventAttributes(
-        scheduled_event_id=pending.scheduled_event_id,
-        identity=tx.engine.identity,
-        request_id=str(task.lease_nonce),
-        attempt=task.attempt,
-    )
+    started_event = tx.new_event(E.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+    started = started_event.activity_task_started_event_attributes
+    started.scheduled_event_id = pending.scheduled_event_id
+    started.identity = tx.engine.identity
+    started.request_id = str(task.lease_nonce)
+    started.attempt = task.attempt
     if task.last_failure:
         started.last_failure.ParseFromString(task.last_failure)
-    tx.add_external(E.EVENT_TYPE_ACTIVITY_TASK_STARTED, started)
-    tx.add_external(event_type, attrs)  # type: ignore[arg-type]
+    tx.add_external_event(started_event)
+    tx.add_external_event(closing)
     tx.engine.store.delete_task(task.id)
     _drop_timers(tx, pending)
     # The closing event may wait in the buffer; the activity is done either way.
@@ -582,19 +583,15 @@ def _fail_attempt(
                 if retry_state != RetryState.RETRY_STATE_IN_PROGRESS
                 else RetryState.RETRY_STATE_TIMEOUT,
             )
-            _close(tx, pending, E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, timed_out)
+            _close(tx, pending, tx.new_event(E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, timed_out))
         else:
-            _close(
-                tx,
-                pending,
-                E.EVENT_TYPE_ACTIVITY_TASK_FAILED,
-                ActivityTaskFailedEventAttributes(
-                    failure=failure,
-                    scheduled_event_id=pending.scheduled_event_id,
-                    retry_state=retry_state,
-                    identity=tx.engine.identity,
-                ),
+            failed = ActivityTaskFailedEventAttributes(
+                failure=failure,
+                scheduled_event_id=pending.scheduled_event_id,
+                retry_state=retry_state,
+                identity=tx.engine.identity,
             )
+            _close(tx, pending, tx.new_event(E.EVENT_TYPE_ACTIVITY_TASK_FAILED, failed))
         return
     store = tx.engine.store
     ref = str(task.ref)
@@ -705,16 +702,12 @@ def fire_timer(tx: Transition, kind: int, ref: str, attempt: int) -> None:
         last = Failure()
         if task.last_failure:
             last.ParseFromString(task.last_failure)
-        _close(
-            tx,
-            pending,
-            E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
-            ActivityTaskTimedOutEventAttributes(
-                failure=_timeout_failure(timeout_type, task, last if task.last_failure else None),
-                scheduled_event_id=pending.scheduled_event_id,
-                retry_state=RetryState.RETRY_STATE_TIMEOUT,
-            ),
+        timed_out = ActivityTaskTimedOutEventAttributes(
+            failure=_timeout_failure(timeout_type, task, last if task.last_failure else None),
+            scheduled_event_id=pending.scheduled_event_id,
+            retry_state=RetryState.RETRY_STATE_TIMEOUT,
         )
+        _close(tx, pending, tx.new_event(E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, timed_out))
     else:
         _fail_attempt(tx, pending, Failure(), timeout_type)
     if running_here:

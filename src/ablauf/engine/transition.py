@@ -71,10 +71,10 @@ class Transition:
         self.append(event)
         return event
 
-    def new_event(self, event_type: int) -> HistoryEvent:
-        """An event of this moment whose attributes the caller fills in before
-        :meth:`append` (saves copying them into it)."""
-        return make_event(0, self.now, event_type)
+    def new_event(self, event_type: int, attrs: Message | None = None) -> HistoryEvent:
+        """An event of this moment for :meth:`append` or :meth:`add_external_event`;
+        without ``attrs`` the caller fills its attributes in (saves a copy)."""
+        return make_event(0, self.now, event_type, attrs)
 
     def add_copy(self, shown: HistoryEvent) -> HistoryEvent:
         """Appends an event a worker has already seen, keeping its time and attributes."""
@@ -107,15 +107,18 @@ class Transition:
 
     def add_external(self, event_type: int, attrs: Message | None = None) -> None:
         """Adds an event that asks for a workflow task, buffering it if one is running."""
+        self.add_external_event(make_event(0, self.now, event_type, attrs))
+
+    def add_external_event(self, event: HistoryEvent) -> None:
+        """:meth:`add_external` for an event made by :meth:`new_event`."""
         if self.workflow_task_running:
-            event = make_event(0, self.now, event_type, attrs)
             self.engine.store.add_buffered_event(self.state.exe.run_id, event.SerializeToString())
             self.state.buffered += 1
         else:
             wft = self.state.wft
             if wft is not None and wft.ref == 0:
                 self.engine.workflow_tasks.materialize(self)
-            self.add(event_type, attrs)
+            self.append(event)
             self.needs_workflow_task = True
 
     def flush_buffered(self) -> bool:
