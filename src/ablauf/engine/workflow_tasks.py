@@ -20,9 +20,7 @@ from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import (
     HistoryEvent,
-    WorkflowTaskCompletedEventAttributes,
     WorkflowTaskFailedEventAttributes,
-    WorkflowTaskScheduledEventAttributes,
     WorkflowTaskStartedEventAttributes,
 )
 from temporalio.api.protocol.v1 import Message
@@ -74,14 +72,13 @@ class WorkflowTasks:
         self._started.pop(task_id, None)
 
     @staticmethod
-    def _scheduled_attributes(
-        state: RunState, attempt: int
-    ) -> WorkflowTaskScheduledEventAttributes:
-        return WorkflowTaskScheduledEventAttributes(
-            task_queue=state.started.task_queue,
-            start_to_close_timeout=state.started.workflow_task_timeout,
-            attempt=attempt,
-        )
+    def _scheduled_event(event_id: int, at: float, state: RunState, attempt: int) -> HistoryEvent:
+        event = make_event(event_id, at, E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)
+        attrs = event.workflow_task_scheduled_event_attributes
+        attrs.task_queue.CopyFrom(state.started.task_queue)
+        attrs.start_to_close_timeout.CopyFrom(state.started.workflow_task_timeout)
+        attrs.attempt = attempt
+        return event
 
     def schedule_speculative(self, tx: Transition) -> None:
         """A workflow task for updates only: no event unless it leaves a trace."""
@@ -97,10 +94,8 @@ class WorkflowTasks:
             # The worker saw this scheduled event already: store it as it was shown.
             event = tx.add_copy(read.scheduled)
         else:
-            event = tx.add(
-                E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-                self._scheduled_attributes(tx.state, task.attempt),
-            )
+            event = self._scheduled_event(0, tx.now, tx.state, task.attempt)
+            tx.append(event)
         task.ref = event.event_id
         self.engine.store.update_task(task)
 
@@ -112,9 +107,9 @@ class WorkflowTasks:
         state = tx.state
         ref = 0
         if not speculative:
-            ref = tx.add(
-                E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, self._scheduled_attributes(state, attempt)
-            ).event_id
+            event = self._scheduled_event(0, tx.now, state, attempt)
+            tx.append(event)
+            ref = event.event_id
         task = TaskRecord(
             id=0,
             kind=WORKFLOW_TASK,
@@ -200,12 +195,7 @@ class WorkflowTasks:
         scheduled_id = task.ref
         if task.ref == 0:
             scheduled_id = exe.next_event_id
-            scheduled = make_event(
-                scheduled_id,
-                now,
-                E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-                self._scheduled_attributes(state, task.attempt),
-            )
+            scheduled = self._scheduled_event(scheduled_id, now, state, task.attempt)
         started = make_event(
             scheduled_id + 1 if scheduled is not None else exe.next_event_id,
             now,
@@ -290,14 +280,14 @@ class WorkflowTasks:
                 return False
             self._trim_recent(tx.state, started.event_id)
             tx.add_copy(started)
-            completed_attrs = WorkflowTaskCompletedEventAttributes(
-                scheduled_event_id=task.ref,
-                started_event_id=started.event_id,
-                identity=self.engine.identity,
-            )
+            completed = tx.new_event(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+            completed_attrs = completed.workflow_task_completed_event_attributes
+            completed_attrs.scheduled_event_id = task.ref
+            completed_attrs.started_event_id = started.event_id
+            completed_attrs.identity = self.engine.identity
             if sdk_metadata is not None:
                 completed_attrs.sdk_metadata.CopyFrom(sdk_metadata)
-            completed = tx.add(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, completed_attrs)
+            tx.append(completed)
             self.engine.store.delete_task(task.id)
             tx.state.wft = None
             commands.apply(tx, cmds, completed.event_id, messages)
