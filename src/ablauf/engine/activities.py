@@ -83,8 +83,9 @@ def _fill_scheduled(
     cmd: ScheduleActivityTaskCommandAttributes,
     tx: Transition,
     wft_id: int,
-) -> None:
-    """Writes the command's ActivityTaskScheduled attributes into the event."""
+) -> _Options:
+    """Writes the command's ActivityTaskScheduled attributes into the event;
+    returns its options as a worker shows them."""
     if not cmd.activity_id:
         raise InvalidArgumentError("ActivityId is not set on ScheduleActivityTaskCommand")
     if not cmd.activity_type.name:
@@ -97,18 +98,22 @@ def _fill_scheduled(
     attrs.input.CopyFrom(cmd.input)
     attrs.workflow_task_completed_event_id = wft_id
     attrs.priority.CopyFrom(cmd.priority)
-    attrs.MergeFrom(_timeouts_of(cmd))
+    filled, options = _timeouts_of(cmd)
+    attrs.MergeFrom(filled)
+    return options
 
 
 # Most activities of a workflow share their options; normalizing them is a
 # third of scheduling one.
-_timeouts_cache: dict[bytes, ActivityTaskScheduledEventAttributes] = {}
+_timeouts_cache: dict[bytes, tuple[ActivityTaskScheduledEventAttributes, _Options]] = {}
+_OPTIONS_CACHE_SIZE = 256
 
 
 def _timeouts_of(
     cmd: ScheduleActivityTaskCommandAttributes,
-) -> ActivityTaskScheduledEventAttributes:
-    """The command's timeouts and retry policy as Temporal's server fills them in."""
+) -> tuple[ActivityTaskScheduledEventAttributes, _Options]:
+    """The command's timeouts and retry policy as Temporal's server fills them in,
+    and as a worker shows them to the activity."""
     key = b"%d.%d,%d.%d,%d.%d,%d.%d," % (
         cmd.schedule_to_close_timeout.seconds,
         cmd.schedule_to_close_timeout.nanos,
@@ -119,9 +124,9 @@ def _timeouts_of(
         cmd.heartbeat_timeout.seconds,
         cmd.heartbeat_timeout.nanos,
     ) + cmd.retry_policy.SerializeToString(deterministic=True)
-    filled = _timeouts_cache.get(key)
-    if filled is not None:
-        return filled
+    known = _timeouts_cache.get(key)
+    if known is not None:
+        return known
     s2c, s2s, stc = (
         _secs(cmd.schedule_to_close_timeout),
         _secs(cmd.schedule_to_start_timeout),
@@ -153,8 +158,8 @@ def _timeouts_of(
         set_seconds(rp.maximum_interval, 100 * _secs(rp.initial_interval))
     if len(_timeouts_cache) >= _OPTIONS_CACHE_SIZE:
         _timeouts_cache.clear()
-    _timeouts_cache[key] = filled
-    return filled
+    known = _timeouts_cache[key] = (filled, _sdk_options(filled))
+    return known
 
 
 def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id: int) -> None:
@@ -165,7 +170,7 @@ def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id:
         raise InvalidArgumentError(f"activity id {cmd.activity_id} is already in use")
     event = tx.new_event(E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
     attrs = event.activity_task_scheduled_event_attributes
-    _fill_scheduled(attrs, cmd, tx, wft_id)
+    options = _fill_scheduled(attrs, cmd, tx, wft_id)
     tx.append(event)
     pending = state.activities[event.event_id]
     pending.timer_rows = False
@@ -190,6 +195,7 @@ def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id:
         last_failure=None,
     )
     pending.task = task
+    pending.worker_view = _WorkerView.of(attrs, task, options)
     # Offered (and leased) before it is written: one statement for both.
     offer(tx, pending, fresh=True)
     store.insert_task(task)
@@ -346,8 +352,12 @@ class _WorkerView:
     headers: dict[str, Payload]
 
     @staticmethod
-    def of(attrs: ActivityTaskScheduledEventAttributes, task: TaskRecord) -> _WorkerView:
-        s2c, stc, hb, retry_policy = _options_of(attrs)
+    def of(
+        attrs: ActivityTaskScheduledEventAttributes,
+        task: TaskRecord,
+        options: _Options | None = None,
+    ) -> _WorkerView:
+        s2c, stc, hb, retry_policy = options or _sdk_options(attrs)
         return _WorkerView(
             activity_id=attrs.activity_id,
             activity_type=attrs.activity_type.name,
@@ -364,39 +374,20 @@ class _WorkerView:
 
 
 _Options = tuple[timedelta | None, timedelta | None, timedelta | None, RetryPolicy]
-# Most activities of a workflow share their options; converting them is a third
-# of preparing an attempt.
-_options_cache: dict[bytes, _Options] = {}
-_OPTIONS_CACHE_SIZE = 256
 
 
-def _options_of(attrs: ActivityTaskScheduledEventAttributes) -> _Options:
+def _sdk_options(attrs: ActivityTaskScheduledEventAttributes) -> _Options:
     """Schedule-to-close, start-to-close and heartbeat timeouts and retry policy, SDK-typed."""
-    s2c, stc, hb = (
-        attrs.schedule_to_close_timeout,
-        attrs.start_to_close_timeout,
-        attrs.heartbeat_timeout,
+
+    def timeout(d: Duration) -> timedelta | None:
+        return d.ToTimedelta() if _secs(d) > 0 else None
+
+    return (
+        timeout(attrs.schedule_to_close_timeout),
+        timeout(attrs.start_to_close_timeout),
+        timeout(attrs.heartbeat_timeout),
+        RetryPolicy.from_proto(attrs.retry_policy),
     )
-    policy = attrs.retry_policy
-    key = b"%d.%d,%d.%d,%d.%d," % (
-        s2c.seconds,
-        s2c.nanos,
-        stc.seconds,
-        stc.nanos,
-        hb.seconds,
-        hb.nanos,
-    ) + policy.SerializeToString(deterministic=True)
-    options = _options_cache.get(key)
-    if options is None:
-
-        def timeout(d: Duration) -> timedelta | None:
-            return d.ToTimedelta() if _secs(d) > 0 else None
-
-        options = (timeout(s2c), timeout(stc), timeout(hb), RetryPolicy.from_proto(policy))
-        if len(_options_cache) >= _OPTIONS_CACHE_SIZE:
-            _options_cache.clear()
-        _options_cache[key] = options
-    return options
 
 
 def _current(tx: Transition, ref: TaskRef) -> PendingActivity | None:
