@@ -58,7 +58,8 @@ class _Batch(Generic[U]):
                     self.errors[i] = one
 
     def committed(self, done: asyncio.Future[None]) -> None:
-        """Resolves each item's future once the group has committed (or failed)."""
+        """Once the group has committed (or failed): resolves each item's future,
+        or reports a posted item's error."""
         failed = done.exception()
         for i, waiter in enumerate(self.waiters):
             error = failed or self.errors.get(i)
