@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import gc
 import logging
 import time
@@ -18,7 +19,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from ablauf.engine import activities as engine_activities
 from ablauf.engine.engine import Engine
 from ablauf.engine.matching import Consumer, LocalQueue, TaskRef
-from ablauf.history.tasks import ActivityCompleted, ActivityFailed, ActivityOutcome
+from ablauf.history.tasks import ActivityCompleted, ActivityFailed, ActivityOutcome, ActivityTask
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
 from ablauf.temporal import server_worker
 from ablauf.worker.activities import ActivityRunner
@@ -308,8 +309,29 @@ class Worker:
     async def _attempt(self, ref: TaskRef, loop: asyncio.AbstractEventLoop) -> None:
         # The task frees its slot itself: a done callback would cost a loop turn
         # per attempt. (Nothing cancels these tasks before they start.)
+        engine = self.engine
+        runner = self._activities
+        assert runner is not None
         try:
-            await self._run_activity(ref)
+            task = engine_activities.activity_task(engine, ref)
+            if task is None:
+                return
+            if self._codec.codec is not None:
+                task = await self._decode(task)
+            beat = _Heartbeats(self, ref, task.heartbeat_timeout)
+            outcome = await runner.run(task, beat.record)
+            if self._codec.codec is not None:
+                outcome = await self._encode_outcome(outcome)
+            # Without unsent details (the common case) there is nothing to await.
+            details = await beat.pending() if beat.latest is not None else None
+            # Results of one run that arrive together are applied in one transition.
+            # The attempt is over without waiting for that commit; shutdown flushes.
+            engine.post_batched(
+                ("activity results", ref.run_id),
+                (ref, outcome, details),
+                lambda outcomes: engine_activities.record_outcomes(engine, ref.run_id, outcomes),
+                _log_record_failure,
+            )
         except Exception:
             logger.exception("activity attempt crashed in ablauf")
         finally:
@@ -320,34 +342,10 @@ class Worker:
                 if queued is not None:
                     self._take_activity(queued)
 
-    async def _run_activity(self, ref: TaskRef) -> None:
-        runner = self._activities
-        assert runner is not None
-        engine = self.engine
-        task = engine_activities.activity_task(engine, ref)
-        if task is None:
-            return
-        if self._codec.codec is not None:
-            decoded = await self._codec.decode([*task.input, *task.heartbeat_details])
-            from dataclasses import replace
-
-            task = replace(
-                task, input=decoded[: len(task.input)], heartbeat_details=decoded[len(task.input) :]
-            )
-        beat = _Heartbeats(self, ref, task.heartbeat_timeout)
-        outcome = await runner.run(task, beat.record)
-        if self._codec.codec is not None:
-            outcome = await self._encode_outcome(outcome)
-        # Without unsent details (the common case) there is nothing to await.
-        details = await beat.pending() if beat.latest is not None else None
-        # Results of one run that arrive together are applied in one transition.
-        # The attempt is over without waiting for that commit; shutdown flushes.
-        engine.post_batched(
-            ("activity results", ref.run_id),
-            (ref, outcome, details),
-            lambda outcomes: engine_activities.record_outcomes(engine, ref.run_id, outcomes),
-            _log_record_failure,
-        )
+    async def _decode(self, task: ActivityTask) -> ActivityTask:
+        decoded = await self._codec.decode([*task.input, *task.heartbeat_details])
+        count = len(task.input)
+        return dataclasses.replace(task, input=decoded[:count], heartbeat_details=decoded[count:])
 
     async def _encode_outcome(self, outcome: ActivityOutcome) -> ActivityOutcome:
         if isinstance(outcome, ActivityCompleted) and outcome.result is not None:
