@@ -156,3 +156,52 @@ def test_an_event_written_twice_fails_and_the_store_stays_usable(
     with store.transaction():
         store.append_events("run-1", [(2, b"two")])
     assert store.read_events("run-1") == [b"one", b"two"]
+
+
+def test_a_committed_row_deleted_in_a_transaction_goes_at_its_commit(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    kept, gone = _task("a"), _task("b")
+    with store.transaction():
+        store.insert_task(kept)
+        store.insert_task(gone)
+    with store.transaction():
+        with store.transaction():
+            store.delete_task(gone.id)
+        assert store.get_task(gone.id) is None
+        assert store.tasks_of_run("b") == []
+        assert [t.id for t in store.ready_tasks(0, ["q"], 1.0, 10)] == [kept.id]
+    assert _rows_on_disk(tmp_path / "s.db") == [(kept.id, "a", 1)]
+
+
+def test_a_rolled_back_savepoint_keeps_a_committed_row_it_deleted(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    task = _task()
+    with store.transaction():
+        store.insert_task(task)
+    with store.transaction():
+        with pytest.raises(RuntimeError), store.transaction():
+            store.delete_task(task.id)
+            raise RuntimeError("undo this savepoint")
+        assert store.get_task(task.id) is not None
+        assert [t.id for t in store.tasks_of_run("run-1")] == [task.id]
+    assert _rows_on_disk(tmp_path / "s.db") == [(task.id, "run-1", 1)]
+
+
+def test_a_savepoint_reaches_sqlite_only_with_a_write_inside_it(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    task = _task()
+    with store.transaction():
+        store.insert_task(task)
+    with store.transaction():
+        with pytest.raises(RuntimeError), store.transaction():
+            store.get_task(task.id)  # a read alone issues no savepoint
+            task.attempt = 2
+            store.update_task(task)  # a committed row: written at once, in a savepoint
+            raise RuntimeError("undo this savepoint")
+        with store.transaction():
+            store.update_task(_task())  # unknown id: a no-op write, then released
+        assert [t.attempt for t in store.tasks_of_run("run-1")] == [1]
+    assert _rows_on_disk(tmp_path / "s.db") == [(task.id, "run-1", 1)]

@@ -6,7 +6,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from importlib import resources
 from pathlib import Path
@@ -50,9 +50,15 @@ _UPDATE_EXECUTION = (
     "version=? WHERE run_id=?"
 )
 _TASKS, _EVENTS, _EXECUTIONS = "tasks", "events", "executions"
+_TASK_DELETES = "task deletes"
 _SCAN_HELD_TASKS = 64
-# Tables whose writes wait for the commit (see pending_rows), with their statements.
-_WRITE_BEHIND = {_EXECUTIONS: _UPDATE_EXECUTION, _EVENTS: _INSERT_EVENT, _TASKS: _INSERT_TASK}
+# Writes that wait for the commit (see pending_rows), with their statements.
+_WRITE_BEHIND = {
+    _EXECUTIONS: _UPDATE_EXECUTION,
+    _EVENTS: _INSERT_EVENT,
+    _TASKS: _INSERT_TASK,
+    _TASK_DELETES: "DELETE FROM tasks WHERE id=?",
+}
 _EXEC_COLUMNS = (
     "run_id, namespace, workflow_id, workflow_type, task_queue, status, start_time, "
     "close_time, next_event_id, history_size, version"
@@ -117,6 +123,45 @@ def _task(row: sqlite3.Row | tuple[object, ...]) -> TaskRecord:
     )
 
 
+class _Connection:
+    """The store's connection; issues the savepoints that nested transactions
+    owe before any statement runs inside them.
+
+    A savepoint costs SQLite more than its two statements (pages changed under
+    it are copied so it can be rolled back), and most transitions of a group
+    commit only touch rows held back until the commit: their undo is
+    :class:`PendingRows`'s alone.
+    """
+
+    __slots__ = ("_conn", "owed")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.owed: list[str] = []
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        if self.owed:
+            self._issue_owed()
+        return self._conn.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        """Runs a statement that only reads: it owes no savepoint."""
+        return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> sqlite3.Cursor:
+        if self.owed:
+            self._issue_owed()
+        return self._conn.executemany(sql, rows)
+
+    def _issue_owed(self) -> None:
+        for name in self.owed:
+            self._conn.execute(f"SAVEPOINT {name}")
+        self.owed.clear()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class _Transaction:
     """:meth:`SqliteStore.transaction`; a class, as every transition enters one."""
 
@@ -130,7 +175,7 @@ class _Transaction:
         store = self._store
         if store._depth:
             self._savepoint = f"s{store._depth}"
-            store._db.execute(f"SAVEPOINT {self._savepoint}")
+            store._db.owed.append(self._savepoint)
             store._pending.savepoint()
             store._depth += 1
             return
@@ -144,12 +189,19 @@ class _Transaction:
         store, savepoint = self._store, self._savepoint
         if savepoint:
             store._depth -= 1
+            db = store._db
+            if db.owed:
+                # Never issued: nothing reached SQLite inside it.
+                assert db.owed[-1] == savepoint
+                db.owed.pop()
+            else:
+                if kind is not None:
+                    db.execute(f"ROLLBACK TO {savepoint}")
+                db.execute(f"RELEASE {savepoint}")
             if kind is not None:
-                store._db.execute(f"ROLLBACK TO {savepoint}")
                 store._pending.rollback()
             else:
                 store._pending.release()
-            store._db.execute(f"RELEASE {savepoint}")
             return
         store._depth = 0
         if kind is not None:
@@ -186,8 +238,8 @@ class SqliteStore:
         if path != ":memory:" and not Path(path).parent.exists():
             raise StoreError(f"cannot open store {path!r}: directory does not exist")
         try:
-            self._db = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=30.0
+            self._db = _Connection(
+                sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
@@ -215,13 +267,11 @@ class SqliteStore:
             self._checkpointer = _Checkpointer(path, synchronous)
 
     def _init_schema(self) -> None:
-        tables = {
-            r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
+        tables = {r[0] for r in self._db.query("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables:
             marker = None
             if "meta" in tables:
-                row = self._db.execute("SELECT value FROM meta WHERE key=?", (_MARKER,)).fetchone()
+                row = self._db.query("SELECT value FROM meta WHERE key=?", (_MARKER,)).fetchone()
                 marker = row[0] if row else None
             if marker is None:
                 raise StoreError(
@@ -284,7 +334,7 @@ class SqliteStore:
         return self._read_version
 
     def _query_data_version(self) -> int:
-        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        return int(self._db.query("PRAGMA data_version").fetchone()[0])
 
     # executions
 
@@ -308,7 +358,7 @@ class SqliteStore:
 
     def get_execution(self, run_id: str) -> ExecutionRecord | None:
         self._write_pending(_EXECUTIONS)
-        row = self._db.execute(
+        row = self._db.query(
             f"SELECT {_EXEC_COLUMNS} FROM executions WHERE run_id=?", (run_id,)
         ).fetchone()
         return ExecutionRecord(*row) if row else None
@@ -327,9 +377,7 @@ class SqliteStore:
             version = held[4]
             assert isinstance(version, int)
             return version
-        row = self._db.execute(
-            "SELECT version FROM executions WHERE run_id=?", (run_id,)
-        ).fetchone()
+        row = self._db.query("SELECT version FROM executions WHERE run_id=?", (run_id,)).fetchone()
         return int(row[0]) if row else None
 
     def current_run_id(self, namespace: str, workflow_id: str) -> str | None:
@@ -342,7 +390,7 @@ class SqliteStore:
         run_id = known.get(key)
         if run_id is not None:
             return run_id
-        row = self._db.execute(
+        row = self._db.query(
             "SELECT run_id FROM current_runs WHERE namespace=? AND workflow_id=?",
             (namespace, workflow_id),
         ).fetchone()
@@ -366,7 +414,7 @@ class SqliteStore:
 
     def iter_run_ids(self) -> Iterator[str]:
         self._write_pending(_EXECUTIONS)
-        for row in self._db.execute("SELECT run_id FROM executions ORDER BY start_time"):
+        for row in self._db.query("SELECT run_id FROM executions ORDER BY start_time"):
             yield str(row[0])
 
     # history
@@ -389,7 +437,7 @@ class SqliteStore:
         self._write_pending(_EVENTS)
         return [
             r[0]
-            for r in self._db.execute(
+            for r in self._db.query(
                 "SELECT data FROM events WHERE run_id=? AND event_id>=? ORDER BY event_id LIMIT ?",
                 (run_id, first_event_id, -1 if limit is None else limit),
             )
@@ -399,7 +447,7 @@ class SqliteStore:
         self._db.execute("INSERT INTO buffered_events (run_id, data) VALUES (?,?)", (run_id, data))
 
     def take_buffered_events(self, run_id: str) -> list[bytes]:
-        rows = self._db.execute(
+        rows = self._db.query(
             "SELECT data FROM buffered_events WHERE run_id=? ORDER BY id", (run_id,)
         ).fetchall()
         if rows:
@@ -407,7 +455,7 @@ class SqliteStore:
         return [r[0] for r in rows]
 
     def count_buffered_events(self, run_id: str) -> int:
-        row = self._db.execute(
+        row = self._db.query(
             "SELECT count(*) FROM buffered_events WHERE run_id=?", (run_id,)
         ).fetchone()
         return int(row[0])
@@ -462,7 +510,7 @@ class SqliteStore:
             if known is not None and known[1] == self.data_version():
                 pending.next_id = known[0]
             else:
-                row = self._db.execute("SELECT max(id) FROM tasks").fetchone()
+                row = self._db.query("SELECT max(id) FROM tasks").fetchone()
                 pending.next_id = (row[0] or 0) + 1
         rec.id = pending.next_id
         pending.next_id += 1
@@ -477,27 +525,39 @@ class SqliteStore:
         self._db.execute(_UPDATE_TASK, (*row[1:], row[0]))
 
     def delete_task(self, task_id: int) -> None:
-        if not self._pending.drop(_TASKS, task_id):
+        pending = self._pending
+        if pending.drop(_TASKS, task_id):
+            return
+        if self._depth:
+            # A committed row goes at the commit too: a transition that closes an
+            # activity then sends SQLite nothing and needs no savepoint.
+            pending.put(_TASK_DELETES, task_id, (task_id,))
+        else:
             self._db.execute("DELETE FROM tasks WHERE id=?", (task_id,))
 
     def get_task(self, task_id: int) -> TaskRecord | None:
         held = self._pending.tables[_TASKS].get(task_id)
         if held is not None:
             return _task(held)
-        row = self._db.execute(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id=?", (task_id,)
-        ).fetchone()
+        if task_id in self._pending.tables[_TASK_DELETES]:
+            return None
+        row = self._db.query(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id=?", (task_id,)).fetchone()
         return _task(row) if row else None
 
     def tasks_of_run(self, run_id: str) -> list[TaskRecord]:
         if len(self._pending.tables[_TASKS]) > _SCAN_HELD_TASKS:
             # Many held rows (a big group): written out, not scanned for each run.
-            self._write_pending(_TASKS)
+            self._write_pending(_TASKS, _TASK_DELETES)
+        deleted = self._pending.tables[_TASK_DELETES]
+        if len(deleted) > _SCAN_HELD_TASKS:
+            # Written out rather than read only to be dropped.
+            self._write_pending(_TASK_DELETES)
         tasks = [
             _task(r)
-            for r in self._db.execute(
+            for r in self._db.query(
                 f"SELECT {_TASK_COLUMNS} FROM tasks WHERE run_id=? ORDER BY id", (run_id,)
             )
+            if r[0] not in deleted
         ]
         held = [_task(r) for r in self._pending.tables[_TASKS].values() if r[2] == run_id]
         if held:
@@ -507,11 +567,11 @@ class SqliteStore:
     def ready_tasks(
         self, kind: int, task_queues: Sequence[str], now: float, limit: int
     ) -> list[TaskRecord]:
-        self._write_pending(_TASKS)
+        self._write_pending(_TASKS, _TASK_DELETES)
         marks = ",".join("?" * len(task_queues))
         return [
             _task(r)
-            for r in self._db.execute(
+            for r in self._db.query(
                 f"SELECT {_TASK_COLUMNS} FROM tasks WHERE kind=? AND task_queue IN ({marks}) "
                 "AND visible_at<=? AND (lease_owner IS NULL OR lease_until<?) "
                 "ORDER BY visible_at LIMIT ?",
@@ -520,9 +580,9 @@ class SqliteStore:
         ]
 
     def next_task_visible_at(self, kind: int, task_queues: Sequence[str]) -> float | None:
-        self._write_pending(_TASKS)
+        self._write_pending(_TASKS, _TASK_DELETES)
         marks = ",".join("?" * len(task_queues))
-        row = self._db.execute(
+        row = self._db.query(
             f"SELECT min(CASE WHEN lease_owner IS NULL THEN visible_at "
             f"ELSE max(visible_at, lease_until) END) FROM tasks "
             f"WHERE kind=? AND task_queue IN ({marks})",
@@ -532,8 +592,8 @@ class SqliteStore:
 
     def has_runnable_tasks(self, now: float) -> bool:
         """Whether any task is leased (running) or due."""
-        self._write_pending(_TASKS)
-        row = self._db.execute(
+        self._write_pending(_TASKS, _TASK_DELETES)
+        row = self._db.query(
             "SELECT 1 FROM tasks WHERE lease_owner IS NOT NULL OR visible_at<=? LIMIT 1", (now,)
         ).fetchone()
         return row is not None
@@ -541,7 +601,7 @@ class SqliteStore:
     def release_leases(
         self, owner_ids: Sequence[str], kind: int, task_queue: str | None = None
     ) -> int:
-        self._write_pending(_TASKS, _EXECUTIONS)
+        self._write_pending(_TASKS, _TASK_DELETES, _EXECUTIONS)
         if not owner_ids:
             return 0
         marks = ",".join("?" * len(owner_ids))
@@ -563,11 +623,11 @@ class SqliteStore:
         return cur.rowcount
 
     def runs_with_leases(self, owner_ids: Sequence[str], kind: int) -> list[str]:
-        self._write_pending(_TASKS)
+        self._write_pending(_TASKS, _TASK_DELETES)
         marks = ",".join("?" * len(owner_ids))
         return [
             r[0]
-            for r in self._db.execute(
+            for r in self._db.query(
                 f"SELECT DISTINCT run_id FROM tasks WHERE kind=? AND lease_owner IN ({marks})",
                 (kind, *owner_ids),
             )
@@ -606,7 +666,7 @@ class SqliteStore:
     def due_timers(self, now: float, limit: int) -> list[TimerRecord]:
         return [
             TimerRecord(*r)
-            for r in self._db.execute(
+            for r in self._db.query(
                 "SELECT id, run_id, kind, ref, attempt, fire_at FROM timers "
                 "WHERE fire_at<=? ORDER BY fire_at, id LIMIT ?",
                 (now, limit),
@@ -614,7 +674,7 @@ class SqliteStore:
         ]
 
     def next_timer_at(self) -> float | None:
-        row = self._db.execute("SELECT min(fire_at) FROM timers").fetchone()
+        row = self._db.query("SELECT min(fire_at) FROM timers").fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     # owners
@@ -632,7 +692,7 @@ class SqliteStore:
     def owners(self) -> list[OwnerRecord]:
         return [
             OwnerRecord(r[0], r[1], r[2], tuple(q for q in r[3].split("\n") if q))
-            for r in self._db.execute("SELECT owner_id, pid, started_at, task_queues FROM owners")
+            for r in self._db.query("SELECT owner_id, pid, started_at, task_queues FROM owners")
         ]
 
     # updates
@@ -660,7 +720,7 @@ class SqliteStore:
         )
 
     def get_update(self, run_id: str, update_id: str) -> UpdateRecord | None:
-        row = self._db.execute(
+        row = self._db.query(
             f"SELECT {_UPDATE_COLUMNS} FROM updates WHERE run_id=? AND update_id=?",
             (run_id, update_id),
         ).fetchone()
@@ -669,7 +729,7 @@ class SqliteStore:
     def updates_of_run(self, run_id: str) -> list[UpdateRecord]:
         return [
             UpdateRecord(*r)
-            for r in self._db.execute(
+            for r in self._db.query(
                 f"SELECT {_UPDATE_COLUMNS} FROM updates WHERE run_id=? ORDER BY seq", (run_id,)
             )
         ]
@@ -686,7 +746,7 @@ class SqliteStore:
 
     def take_queries(self, task_queues: Sequence[str], owner_id: str) -> list[QueryRecord]:
         marks = ",".join("?" * len(task_queues))
-        rows = self._db.execute(
+        rows = self._db.query(
             "SELECT id, run_id, task_queue, request, taken_by, answered, response, error "
             f"FROM queries WHERE answered=0 AND taken_by IS NULL AND task_queue IN ({marks})",
             tuple(task_queues),
@@ -702,7 +762,7 @@ class SqliteStore:
         )
 
     def get_query(self, query_id: int) -> QueryRecord | None:
-        r = self._db.execute(
+        r = self._db.query(
             "SELECT id, run_id, task_queue, request, taken_by, answered, response, error "
             "FROM queries WHERE id=?",
             (query_id,),
@@ -730,7 +790,7 @@ class SqliteStore:
         )
 
     def get_schedule(self, namespace: str, schedule_id: str) -> ScheduleRecord | None:
-        row = self._db.execute(
+        row = self._db.query(
             f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE namespace=? AND schedule_id=?",
             (namespace, schedule_id),
         ).fetchone()
@@ -761,7 +821,7 @@ class SqliteStore:
         """Newest first, as Temporal's visibility lists them."""
         return [
             ScheduleRecord(*r)
-            for r in self._db.execute(
+            for r in self._db.query(
                 f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE namespace=? "
                 "ORDER BY created_at DESC, schedule_id LIMIT ? OFFSET ?",
                 (namespace, limit, offset),
