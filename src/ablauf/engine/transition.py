@@ -41,7 +41,6 @@ class Transition:
         self.engine = engine
         self.state = state
         self.now = now
-        self.events: list[HistoryEvent] = []
         self.encoded: list[tuple[int, bytes]] = []
         self.after_commit: list[Callable[[], None]] = []
         # Workflow tasks handed to local workers: run inline in a group commit,
@@ -101,7 +100,6 @@ class Transition:
         exe.next_event_id += 1
         exe.history_size += len(data)
         self.encoded.append((event.event_id, data))
-        self.events.append(event)
         self.state.apply(event)
         self.state.recent.append(event)
 
