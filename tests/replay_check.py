@@ -83,7 +83,7 @@ def find_stores(directory: Path) -> list[Path]:
                 db.close()
         except (OSError, sqlite3.Error):
             continue
-        if {"meta", "executions", "events"} <= tables:
+        if {"meta", "executions", "history"} <= tables:
             stores.append(path)
     return stores
 

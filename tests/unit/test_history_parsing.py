@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from temporalio.api.history.v1 import HistoryEvent, WorkflowExecutionSignaledEventAttributes
+from temporalio.api.history.v1 import (
+    History,
+    HistoryEvent,
+    WorkflowExecutionSignaledEventAttributes,
+)
 
-from ablauf.history.events import parse_event, parse_history
+from ablauf.history.events import frame, parse_event, parse_history, skip_frames, unframe
 
 
-def test_parse_history_returns_every_event_in_order() -> None:
+def _events() -> list[HistoryEvent]:
     # Sizes around the one- and two-byte length prefixes and beyond.
-    events = [
+    return [
         HistoryEvent(
             event_id=i,
             event_type=26,  # type: ignore[arg-type]
@@ -19,8 +23,25 @@ def test_parse_history_returns_every_event_in_order() -> None:
         )
         for i, size in enumerate([0, 100, 120, 130, 16_370, 16_400, 70_000], start=1)
     ]
+
+
+def test_a_frame_is_the_serialized_history_and_parses_back() -> None:
+    events = _events()
     stored = [e.SerializeToString() for e in events]
-    parsed = parse_history(stored)
+    framed = frame(stored)
+    assert framed == History(events=events).SerializeToString()
+    parsed = parse_history(framed)
     assert parsed == events
     assert parsed == [parse_event(d) for d in stored]
-    assert parse_history([]) == []
+    assert unframe(framed) == stored
+    assert parse_history(frame([])) == []
+
+
+def test_frames_concatenate_and_can_be_skipped() -> None:
+    stored = [e.SerializeToString() for e in _events()]
+    framed = frame(stored[:3]) + frame(stored[3:])
+    assert unframe(framed) == stored
+    for count in range(len(stored) + 2):
+        assert unframe(framed[skip_frames(framed, count) :]) == stored[count:]
+    middle = skip_frames(framed, 2)
+    assert unframe(framed[middle : skip_frames(framed, 3, middle)]) == stored[2:5]

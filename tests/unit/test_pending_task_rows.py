@@ -141,23 +141,6 @@ def test_a_run_s_tasks_are_found_among_many_held_rows(store: SqliteStore, tmp_pa
     assert len(_rows_on_disk(tmp_path / "s.db")) == 101
 
 
-def test_an_event_written_twice_fails_and_the_store_stays_usable(
-    store: SqliteStore, tmp_path: Path
-) -> None:
-    with store.transaction():
-        store.append_events("run-1", [(1, b"one")])
-    with pytest.raises(sqlite3.IntegrityError), store.transaction():
-        store.insert_task(_task())
-        store.append_events("run-1", [(1, b"again")])  # held, fails at the commit
-    with pytest.raises(sqlite3.IntegrityError), store.transaction():
-        store.append_events("run-1", [(2, b"two"), (2, b"two again")])
-    assert store.read_events("run-1") == [b"one"]
-    assert _rows_on_disk(tmp_path / "s.db") == []
-    with store.transaction():
-        store.append_events("run-1", [(2, b"two")])
-    assert store.read_events("run-1") == [b"one", b"two"]
-
-
 def test_a_committed_row_deleted_in_a_transaction_goes_at_its_commit(
     store: SqliteStore, tmp_path: Path
 ) -> None:

@@ -214,7 +214,7 @@ class WorkflowTasks:
         if first >= state.recent_from:
             events = list(state.recent[first - state.recent_from :])
         else:
-            events = parse_history(self.engine.store.read_events(exe.run_id, first))
+            events = parse_history(self.engine.store.read_history(exe.run_id, first))
         if scheduled is not None:
             events.append(scheduled)
         events.append(started)

@@ -6,6 +6,7 @@ serialized; their types and attributes mean what they mean in Temporal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
@@ -16,12 +17,15 @@ from temporalio.api.history.v1 import History, HistoryEvent
 __all__ = [
     "ATTRIBUTE_FIELDS",
     "attributes_of",
+    "frame",
     "make_event",
     "parse_event",
     "parse_history",
     "seconds_of",
     "set_seconds",
     "set_time",
+    "skip_frames",
+    "unframe",
 ]
 
 # Attribute field name for each event type, derived from the proto itself.
@@ -72,19 +76,75 @@ def attributes_of(event: HistoryEvent) -> Any:
     return getattr(event, ATTRIBUTE_FIELDS[event.event_type])
 
 
-def parse_history(datas: list[bytes]) -> list[HistoryEvent]:
-    """Parses stored events into one History message.
+def frame(datas: Iterable[bytes]) -> bytes:
+    """Stored events as one serialized ``History`` message.
+
+    The frames of consecutive events simply concatenate, so a history kept in
+    chunks reads back as one message without re-encoding.
+    """
+    return b"".join(_prefix(len(d)) + d for d in datas)
+
+
+def unframe(framed: bytes) -> list[bytes]:
+    """The serialized events of a :func:`frame`."""
+    datas = []
+    offset, end = 0, len(framed)
+    while offset < end:
+        start, stop = _frame_at(framed, offset)
+        datas.append(framed[start:stop])
+        offset = stop
+    return datas
+
+
+def skip_frames(framed: bytes, count: int, offset: int = 0) -> int:
+    """The offset ``count`` events after ``offset`` (or the end, if fewer follow)."""
+    end = len(framed)
+    while count > 0 and offset < end:
+        offset = _frame_at(framed, offset)[1]
+        count -= 1
+    return offset
+
+
+def _frame_at(framed: bytes, offset: int) -> tuple[int, int]:
+    # Where the event framed at ``offset`` starts and ends (after the field tag
+    # and the varint length).
+    offset += 1
+    size = framed[offset]
+    offset += 1
+    if size & 0x80:
+        size &= 0x7F
+        shift = 7
+        while True:
+            byte = framed[offset]
+            offset += 1
+            size |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+    return offset, offset + size
+
+
+def parse_history(framed: bytes) -> list[HistoryEvent]:
+    """Parses a :func:`frame` of stored events in one message.
 
     One message holds them all in one arena: a tenth of the memory of parsing
     each alone, and faster. An event kept from the result keeps the whole
     arena alive, so use it for histories read for a moment.
     """
-    framed = b"".join(_FIELD_EVENTS + _varint(len(d)) + d for d in datas)
     return list(History.FromString(framed).events)
 
 
 # History.events is field 1 (length-delimited).
 _FIELD_EVENTS = b"\x0a"
+_ONE_BYTE_PREFIXES = [_FIELD_EVENTS + bytes((n,)) for n in range(0x80)]
+
+
+def _prefix(size: int) -> bytes:
+    if size < 0x80:
+        return _ONE_BYTE_PREFIXES[size]
+    if size < 0x4000:
+        return bytes((0x0A, (size & 0x7F) | 0x80, size >> 7))
+    return _FIELD_EVENTS + _varint(size)
 
 
 def _varint(n: int) -> bytes:

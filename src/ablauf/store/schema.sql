@@ -29,11 +29,14 @@ CREATE TABLE IF NOT EXISTS current_runs (
     PRIMARY KEY (namespace, workflow_id)
 ) WITHOUT ROWID;
 
-CREATE TABLE IF NOT EXISTS events (
-    run_id   TEXT NOT NULL,
-    event_id INTEGER NOT NULL,
-    data     BLOB NOT NULL,
-    PRIMARY KEY (run_id, event_id)
+-- A run's history in chunks: the events one transition appended, serialized
+-- as one History message (the frames of consecutive chunks concatenate).
+CREATE TABLE IF NOT EXISTS history (
+    run_id         TEXT NOT NULL,
+    first_event_id INTEGER NOT NULL,
+    last_event_id  INTEGER NOT NULL,
+    data           BLOB NOT NULL,
+    PRIMARY KEY (run_id, first_event_id)
 ) WITHOUT ROWID;
 
 -- Events that arrived while a workflow task was running; they enter the

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from ablauf.errors import StoreError
+from ablauf.history.events import frame, skip_frames
 from ablauf.store.base import (
     ExecutionRecord,
     OwnerRecord,
@@ -25,7 +26,7 @@ from ablauf.store.pending_rows import PendingRows, Row
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 _MARKER = "ablauf_schema"
 
 _TASK_COLUMNS = (
@@ -44,18 +45,18 @@ _UPDATE_TASK = (
     + ", ".join(f"{column}=?" for column in _TASK_COLUMNS.split(", ")[1:])
     + " WHERE id=?"
 )
-_INSERT_EVENT = "INSERT INTO events (run_id, event_id, data) VALUES (?,?,?)"
+_INSERT_CHUNK = "INSERT INTO history (run_id, first_event_id, last_event_id, data) VALUES (?,?,?,?)"
 _UPDATE_EXECUTION = (
     "UPDATE executions SET status=?, close_time=?, next_event_id=?, history_size=?, "
     "version=? WHERE run_id=?"
 )
-_TASKS, _EVENTS, _EXECUTIONS = "tasks", "events", "executions"
+_TASKS, _HISTORY, _EXECUTIONS = "tasks", "history", "executions"
 _TASK_DELETES = "task deletes"
 _SCAN_HELD_TASKS = 64
 # Writes that wait for the commit (see pending_rows), with their statements.
 _WRITE_BEHIND = {
     _EXECUTIONS: _UPDATE_EXECUTION,
-    _EVENTS: _INSERT_EVENT,
+    _HISTORY: _INSERT_CHUNK,
     _TASKS: _INSERT_TASK,
     _TASK_DELETES: "DELETE FROM tasks WHERE id=?",
 }
@@ -237,6 +238,8 @@ class SqliteStore:
         self.path = path
         if path != ":memory:" and not Path(path).parent.exists():
             raise StoreError(f"cannot open store {path!r}: directory does not exist")
+        self._depth = 0
+        self._pending = PendingRows(list(_WRITE_BEHIND))
         try:
             self._db = _Connection(
                 sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
@@ -247,8 +250,6 @@ class SqliteStore:
             self._init_schema()
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{path!r} is not a usable ablauf store: {err}") from err
-        self._depth = 0
-        self._pending = PendingRows(list(_WRITE_BEHIND))
         self._tx_data_version: int | None = None
         self._read_version = 0
         self._read_version_at = -1.0
@@ -268,6 +269,7 @@ class SqliteStore:
 
     def _init_schema(self) -> None:
         tables = {r[0] for r in self._db.query("SELECT name FROM sqlite_master WHERE type='table'")}
+        migrate = False
         if tables:
             marker = None
             if "meta" in tables:
@@ -278,7 +280,8 @@ class SqliteStore:
                     f"{self.path!r} is an SQLite database but not an ablauf store "
                     f"(tables: {', '.join(sorted(tables))})"
                 )
-            if marker != SCHEMA_VERSION:
+            migrate = marker == "1"
+            if marker != SCHEMA_VERSION and not migrate:
                 raise StoreError(
                     f"{self.path!r} has ablauf schema version {marker}, "
                     f"this ablauf reads version {SCHEMA_VERSION}"
@@ -293,6 +296,8 @@ class SqliteStore:
             for statement in code.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            if migrate:
+                self._migrate_from_1()
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (_MARKER, SCHEMA_VERSION)
             )
@@ -300,6 +305,19 @@ class SqliteStore:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def _migrate_from_1(self) -> None:
+        # Version 1 kept a row per event; each run's history becomes one chunk.
+        row = self._db.query("SELECT value FROM meta WHERE key=?", (_MARKER,)).fetchone()
+        if row[0] != "1":
+            return  # another process migrated it meanwhile
+        for (run_id,) in self._db.query("SELECT DISTINCT run_id FROM events").fetchall():
+            events = self._db.query(
+                "SELECT event_id, data FROM events WHERE run_id=? ORDER BY event_id", (run_id,)
+            ).fetchall()
+            self.append_events(run_id, events)
+        self._db.execute("DROP TABLE events")
+        self._db.execute("UPDATE meta SET value=? WHERE key=?", (SCHEMA_VERSION, _MARKER))
 
     def transaction(self) -> _Transaction:
         """One atomic write. A nested use is a savepoint: if it fails, only its
@@ -420,28 +438,43 @@ class SqliteStore:
     # history
 
     def append_events(self, run_id: str, events: Sequence[tuple[int, bytes]]) -> None:
-        """Appends to the run's history; inside a transaction, at its commit."""
-        if not self._depth:
-            self._db.executemany(_INSERT_EVENT, [(run_id, eid, data) for eid, data in events])
+        """Appends consecutive events to the run's history as one chunk;
+        inside a transaction, at its commit."""
+        if not events:
             return
-        held = self._pending.tables[_EVENTS]
-        for eid, data in events:
-            if (run_id, eid) in held:
-                # As the table's key would: an event id is never written twice.
-                raise sqlite3.IntegrityError(f"event {eid} of run {run_id} written twice")
-            self._pending.put(_EVENTS, (run_id, eid), (run_id, eid, data))
+        first, last = events[0][0], events[-1][0]
+        if last - first + 1 != len(events):
+            raise sqlite3.IntegrityError(f"events of run {run_id} are not consecutive")
+        row = (run_id, first, last, frame(data for _, data in events))
+        if not self._depth:
+            self._db.execute(_INSERT_CHUNK, row)
+            return
+        if (run_id, first) in self._pending.tables[_HISTORY]:
+            # As the table's key would: an event id is never written twice.
+            raise sqlite3.IntegrityError(f"event {first} of run {run_id} written twice")
+        self._pending.put(_HISTORY, (run_id, first), row)
 
-    def read_events(
-        self, run_id: str, first_event_id: int = 1, limit: int | None = None
-    ) -> list[bytes]:
-        self._write_pending(_EVENTS)
-        return [
-            r[0]
-            for r in self._db.query(
-                "SELECT data FROM events WHERE run_id=? AND event_id>=? ORDER BY event_id LIMIT ?",
-                (run_id, first_event_id, -1 if limit is None else limit),
-            )
-        ]
+    def read_history(self, run_id: str, first_event_id: int = 1, limit: int | None = None) -> bytes:
+        self._write_pending(_HISTORY)
+        chunks = self._db.query(
+            "SELECT first_event_id, last_event_id, data FROM history WHERE run_id=?1 "
+            "AND first_event_id >= (SELECT coalesce(max(first_event_id), 1) FROM history "
+            "WHERE run_id=?1 AND first_event_id <= ?2) ORDER BY first_event_id",
+            (run_id, first_event_id),
+        )
+        parts = []
+        wanted = -1 if limit is None else limit
+        for first, last, data in chunks:
+            if last < first_event_id:
+                continue
+            start = skip_frames(data, first_event_id - first) if first < first_event_id else 0
+            count = last - max(first, first_event_id) + 1
+            if 0 <= wanted <= count:
+                parts.append(data[start : skip_frames(data, wanted, start)])
+                break
+            parts.append(data[start:] if start else data)
+            wanted -= count if wanted > 0 else 0
+        return b"".join(parts)
 
     def add_buffered_event(self, run_id: str, data: bytes) -> None:
         self._db.execute("INSERT INTO buffered_events (run_id, data) VALUES (?,?)", (run_id, data))

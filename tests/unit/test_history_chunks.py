@@ -1,0 +1,115 @@
+"""A run's history is stored in chunks, one per transition, and reads back as
+any range of events; files of schema version 1 (a row per event) are migrated."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ablauf.errors import StoreError
+from ablauf.history.events import frame, unframe
+from ablauf.store.sqlite import SCHEMA_VERSION, SqliteStore
+
+
+def _event(event_id: int) -> bytes:
+    return f"event {event_id} ".encode() * event_id  # sizes across one-byte lengths
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(str(tmp_path / "s.db"))
+
+
+def test_any_range_reads_back_across_chunks(store: SqliteStore) -> None:
+    chunks = [(1, 1), (2, 4), (5, 5), (6, 12), (13, 14)]
+    for first, last in chunks[:3]:
+        store.append_events("run", [(i, _event(i)) for i in range(first, last + 1)])
+    with store.transaction():
+        for first, last in chunks[3:]:
+            store.append_events("run", [(i, _event(i)) for i in range(first, last + 1)])
+        store.append_events("other", [(1, b"other")])
+        # Held chunks are seen before the commit.
+        assert unframe(store.read_history("run", 13)) == [_event(13), _event(14)]
+    for first in range(1, 17):
+        for limit in (None, 0, 1, 2, 3, 5, 20):
+            wanted = list(range(first, 15))[:limit]
+            got = store.read_history("run", first, limit)
+            assert got == frame(_event(i) for i in wanted), (first, limit)
+    assert unframe(store.read_history("other")) == [b"other"]
+    assert store.read_history("nobody") == b""
+
+
+def test_a_chunk_written_twice_or_with_gaps_fails_and_leaves_nothing(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    store.append_events("run", [(1, b"one")])
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        store.append_events("run", [(2, b"two")])
+        store.append_events("run", [(1, b"again")])  # held, fails at the commit
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        store.append_events("run", [(2, b"two"), (2, b"two again")])
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        store.append_events("run", [(2, b"two")])
+        store.append_events("run", [(2, b"twice held")])
+    assert unframe(store.read_history("run")) == [b"one"]
+    with store.transaction():
+        store.append_events("run", [(2, b"two"), (3, b"three")])
+    assert unframe(SqliteStore(str(tmp_path / "s.db")).read_history("run")) == [
+        b"one",
+        b"two",
+        b"three",
+    ]
+
+
+def test_a_rolled_back_savepoint_takes_its_chunk_along(store: SqliteStore) -> None:
+    with store.transaction():
+        store.append_events("run", [(1, b"one")])
+        with pytest.raises(RuntimeError), store.transaction():
+            store.append_events("run", [(2, b"lost")])
+            raise RuntimeError("undo")
+        store.append_events("run", [(2, b"two")])
+    assert unframe(store.read_history("run")) == [b"one", b"two"]
+
+
+def _version_1_file(path: Path, events: dict[str, list[bytes]]) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('ablauf_schema', '1')")
+        db.execute(
+            "CREATE TABLE events (run_id TEXT NOT NULL, event_id INTEGER NOT NULL, "
+            "data BLOB NOT NULL, PRIMARY KEY (run_id, event_id)) WITHOUT ROWID"
+        )
+        for run_id, datas in events.items():
+            for event_id, data in reversed(list(enumerate(datas, start=1))):
+                db.execute("INSERT INTO events VALUES (?,?,?)", (run_id, event_id, data))
+    db.close()
+
+
+def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _version_1_file(path, {"a": [_event(i) for i in range(1, 30)], "b": [b"b1", b"b2"]})
+    store = SqliteStore(str(path))
+    assert unframe(store.read_history("a")) == [_event(i) for i in range(1, 30)]
+    assert unframe(store.read_history("a", 10, 3)) == [_event(10), _event(11), _event(12)]
+    assert unframe(store.read_history("b")) == [b"b1", b"b2"]
+    store.append_events("b", [(3, b"b3")])
+    store.close()
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        marker = db.execute("SELECT value FROM meta WHERE key='ablauf_schema'").fetchone()[0]
+    db.close()
+    assert "events" not in tables
+    assert marker == SCHEMA_VERSION == "2"
+    assert unframe(SqliteStore(str(path)).read_history("b")) == [b"b1", b"b2", b"b3"]
+
+
+def test_a_file_of_an_unknown_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('ablauf_schema', '99')")
+    db.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        SqliteStore(str(path))
