@@ -113,3 +113,33 @@ def test_a_file_of_an_unknown_version_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StoreError, match="schema version 99"):
         SqliteStore(str(path))
+
+
+def _chunks_on_disk(path: Path) -> list[tuple[str, int, int]]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT run_id, first_event_id, last_event_id FROM history ORDER BY run_id, 2"
+        ).fetchall()
+    db.close()
+    return rows
+
+
+def test_a_run_s_transitions_committed_together_share_a_small_chunk(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    with store.transaction():
+        for event_id in range(1, 5):
+            with store.transaction():
+                store.append_events("run", [(event_id, b"small")])
+                store.append_events("other", [(event_id, b"small")])
+    big = b"x" * 5000
+    with store.transaction():
+        for event_id in range(5, 9):
+            store.append_events("run", [(event_id, big)])
+    assert _chunks_on_disk(tmp_path / "s.db") == [
+        ("other", 1, 4),
+        ("run", 1, 4),
+        ("run", 5, 6),
+        ("run", 7, 8),
+    ]
+    assert unframe(store.read_history("run")) == [b"small"] * 4 + [big] * 4

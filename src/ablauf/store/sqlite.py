@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 from ablauf.errors import StoreError
 from ablauf.history.events import frame, skip_frames
@@ -52,6 +53,9 @@ _UPDATE_EXECUTION = (
 )
 _TASKS, _HISTORY, _EXECUTIONS = "tasks", "history", "executions"
 _TASK_DELETES = "task deletes"
+# A held history chunk takes the run's next events while smaller than this;
+# growing copies it, so it stays small.
+_GROWN_CHUNK = 8192
 _SCAN_HELD_TASKS = 64
 # Writes that wait for the commit (see pending_rows), with their statements.
 _WRITE_BEHIND = {
@@ -207,6 +211,7 @@ class _Transaction:
         store._depth = 0
         if kind is not None:
             store._pending.reset()
+            store._open_chunks.clear()
             store._db.execute("ROLLBACK")
             return
         try:
@@ -222,6 +227,7 @@ class _Transaction:
             raise
         finally:
             store._pending.reset()
+            store._open_chunks.clear()
 
 
 _JOINED = contextlib.nullcontext()
@@ -240,6 +246,8 @@ class SqliteStore:
             raise StoreError(f"cannot open store {path!r}: directory does not exist")
         self._depth = 0
         self._pending = PendingRows(list(_WRITE_BEHIND))
+        # The latest history chunk held per run, to grow (see append_events).
+        self._open_chunks: dict[str, tuple[str, int]] = {}
         try:
             self._db = _Connection(
                 sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
@@ -445,14 +453,27 @@ class SqliteStore:
         first, last = events[0][0], events[-1][0]
         if last - first + 1 != len(events):
             raise sqlite3.IntegrityError(f"events of run {run_id} are not consecutive")
-        row = (run_id, first, last, frame(data for _, data in events))
+        framed = frame(data for _, data in events)
         if not self._depth:
-            self._db.execute(_INSERT_CHUNK, row)
+            self._db.execute(_INSERT_CHUNK, (run_id, first, last, framed))
             return
-        if (run_id, first) in self._pending.tables[_HISTORY]:
+        held = self._pending.tables[_HISTORY]
+        key = self._open_chunks.get(run_id)
+        if key is not None:
+            # The run's chunk held in this transaction grows, as long as it is
+            # small: a run's transitions that commit together share a row.
+            chunk = held.get(key)
+            if chunk is not None and chunk[2] == first - 1:
+                data = cast(bytes, chunk[3])
+                if len(data) < _GROWN_CHUNK:
+                    self._pending.put(_HISTORY, key, (run_id, chunk[1], last, data + framed))
+                    return
+        key = (run_id, first)
+        if key in held:
             # As the table's key would: an event id is never written twice.
             raise sqlite3.IntegrityError(f"event {first} of run {run_id} written twice")
-        self._pending.put(_HISTORY, (run_id, first), row)
+        self._pending.put(_HISTORY, key, (run_id, first, last, framed))
+        self._open_chunks[run_id] = key
 
     def read_history(self, run_id: str, first_event_id: int = 1, limit: int | None = None) -> bytes:
         self._write_pending(_HISTORY)
