@@ -34,7 +34,7 @@ from ablauf.engine.matching import TaskRef
 from ablauf.engine.state import PendingActivity
 from ablauf.engine.timers import TimerKind, activity_retry
 from ablauf.engine.transition import Transition
-from ablauf.history.events import seconds_of, set_seconds
+from ablauf.history.events import payload_map, seconds_of, set_seconds
 from ablauf.history.tasks import (
     ActivityCanceled,
     ActivityCompleted,
@@ -99,21 +99,19 @@ def _fill_scheduled(
     attrs.workflow_task_completed_event_id = wft_id
     attrs.priority.CopyFrom(cmd.priority)
     filled, options = _timeouts_of(cmd)
-    attrs.MergeFrom(filled)
+    attrs.MergeFromString(filled)
     return options
 
 
 # Most activities of a workflow share their options; normalizing them is a
-# third of scheduling one.
-_timeouts_cache: dict[bytes, tuple[ActivityTaskScheduledEventAttributes, _Options]] = {}
+# third of scheduling one. Kept serialized: merging bytes is the cheaper copy.
+_timeouts_cache: dict[bytes, tuple[bytes, _Options]] = {}
 _OPTIONS_CACHE_SIZE = 256
 
 
-def _timeouts_of(
-    cmd: ScheduleActivityTaskCommandAttributes,
-) -> tuple[ActivityTaskScheduledEventAttributes, _Options]:
-    """The command's timeouts and retry policy as Temporal's server fills them in,
-    and as a worker shows them to the activity."""
+def _timeouts_of(cmd: ScheduleActivityTaskCommandAttributes) -> tuple[bytes, _Options]:
+    """The command's timeouts and retry policy as Temporal's server fills them in
+    (serialized ActivityTaskScheduled attributes), and as a worker shows them."""
     key = b"%d.%d,%d.%d,%d.%d,%d.%d," % (
         cmd.schedule_to_close_timeout.seconds,
         cmd.schedule_to_close_timeout.nanos,
@@ -158,7 +156,7 @@ def _timeouts_of(
         set_seconds(rp.maximum_interval, 100 * _secs(rp.initial_interval))
     if len(_timeouts_cache) >= _OPTIONS_CACHE_SIZE:
         _timeouts_cache.clear()
-    known = _timeouts_cache[key] = (filled, _sdk_options(filled))
+    known = _timeouts_cache[key] = (filled.SerializeToString(), _sdk_options(filled))
     return known
 
 
@@ -361,7 +359,7 @@ class _WorkerView:
         return _WorkerView(
             activity_id=attrs.activity_id,
             activity_type=attrs.activity_type.name,
-            input=list(attrs.input.payloads),
+            input=attrs.input.payloads[:],
             scheduled_time=_dt(task.scheduled_at),
             schedule_to_close_timeout=s2c,
             start_to_close_timeout=stc,
@@ -369,7 +367,7 @@ class _WorkerView:
             # Shared by the activities with these options: the worker copies it
             # into the (mutable) Info an activity sees.
             retry_policy=retry_policy,
-            headers=dict(attrs.header.fields),
+            headers=payload_map(attrs.header.fields),
         )
 
 

@@ -6,11 +6,12 @@ serialized; their types and attributes mean what they mean in Temporal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History, HistoryEvent
 
@@ -21,6 +22,7 @@ __all__ = [
     "make_event",
     "parse_event",
     "parse_history",
+    "payload_map",
     "seconds_of",
     "set_seconds",
     "set_time",
@@ -54,6 +56,12 @@ def set_seconds(duration: Duration, seconds: float) -> None:
     whole = int(seconds)
     duration.seconds = whole
     duration.nanos = round((seconds - whole) * 1e9)
+
+
+def payload_map(fields: Mapping[str, Payload]) -> dict[str, Payload]:
+    """A header's or memo's fields as a dict (``dict()`` of an empty proto map
+    costs as much as a small event)."""
+    return dict(fields) if fields else {}
 
 
 def make_event(
