@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -333,3 +334,21 @@ async def test_attempt_left_running_at_close_times_out_for_the_next_process(
     other.service.tick()
     assert types(other, run_id)[-2:] == ["ACTIVITY_TASK_TIMED_OUT", "WORKFLOW_TASK_SCHEDULED"]
     other.store.close()
+
+
+async def test_a_wait_for_the_close_returns_at_the_close_only(local: Engine) -> None:
+    run_id = executions.start(local, start_request())[0]
+    closed = asyncio.ensure_future(local.wait_run_change(run_id, 30, until_closed=True))
+    changed = asyncio.ensure_future(local.wait_run_change(run_id, 30))
+    await asyncio.sleep(0)  # both wait now
+    ref = await take(local, WORKFLOW_TASK)
+    assert local.workflow_tasks.read(ref, 0) is not None
+    assert local.workflow_tasks.complete(ref, [schedule_activity()])
+    act_ref = await take(local, ACTIVITY_TASK)
+    activities.record_outcome(local, act_ref, ActivityCompleted(Payload(data=b"1")), None)
+    await asyncio.wait_for(changed, 5)
+    assert not closed.done()
+    ref = await take(local, WORKFLOW_TASK)
+    assert local.workflow_tasks.read(ref, 0) is not None
+    assert local.workflow_tasks.complete(ref, [complete()])
+    await asyncio.wait_for(closed, 5)

@@ -71,6 +71,11 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+def _resolve_all(futures: list[asyncio.Future[None]] | None) -> None:
+    for fut in futures or ():
+        _resolve(fut)
+
+
 def _run_deadline(attrs: WorkflowExecutionStartedEventAttributes, now: float) -> float | None:
     """When the run times out: its run timeout, capped by the execution's expiration."""
     deadlines = []
@@ -102,6 +107,8 @@ class Engine:
         self._fresh: set[str] = set()
         self._data_version: int | None = None
         self._run_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        # Those that wait for the run to close (a client awaiting its result).
+        self._close_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.wake = asyncio.Event()
         self.on_commit: list[Callable[[str], None]] = []
         self.commits = GroupCommit(self.store, self._run_after_commit, self.forget_runs)
@@ -280,11 +287,9 @@ class Engine:
             action()
         for queue, ref in tx.handoffs:
             queue.push(ref)
-        waiters = self._run_waiters.pop(run_id, None)
-        if waiters:
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
+        _resolve_all(self._run_waiters.pop(run_id, None))
+        if not tx.state.running:
+            _resolve_all(self._close_waiters.pop(run_id, None))
         for hook in self.on_commit:
             hook(run_id)
 
@@ -415,25 +420,28 @@ class Engine:
         """The run's events from ``first_event_id`` on, at most ``limit`` of them."""
         return parse_history(self.store.read_history(run_id, first_event_id, limit))
 
-    async def wait_run_change(self, run_id: str, timeout: float) -> None:
-        """Returns after the run changed in this process, or after ``timeout``."""
+    async def wait_run_change(
+        self, run_id: str, timeout: float, *, until_closed: bool = False
+    ) -> None:
+        """Returns after the run changed in this process (with ``until_closed``,
+        once a change closed it), after another process committed, or after
+        ``timeout``."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        self._run_waiters.setdefault(run_id, []).append(fut)
+        all_waiters = self._close_waiters if until_closed else self._run_waiters
+        all_waiters.setdefault(run_id, []).append(fut)
         # Not asyncio.wait_for: its wrapper costs a loop turn on every wake-up.
         timer = loop.call_later(timeout, _resolve, fut)
         try:
             await fut
         finally:
             timer.cancel()
-            waiters = self._run_waiters.get(run_id)
+            waiters = all_waiters.get(run_id)
             if waiters and fut in waiters:
                 waiters.remove(fut)
 
     def notify_external_change(self) -> None:
         """Another process committed: wake everything that waits on a run."""
-        waiters, self._run_waiters = self._run_waiters, {}
-        for futures in waiters.values():
-            for fut in futures:
-                if not fut.done():
-                    fut.set_result(None)
+        for all_waiters in (self._run_waiters, self._close_waiters):
+            for run_id in list(all_waiters):
+                _resolve_all(all_waiters.pop(run_id))

@@ -291,10 +291,11 @@ class Frontend:
                 if engine.clock.can_skip():
                     # A waiting client lets time skip ahead: look again now.
                     engine.wake.set()
-                # Every change wakes the wait (another process's through the service's
+                # Every change wakes the wait (a close-only wait: the change that
+                # closes the run; another process's change through the service's
                 # data_version check), so it need not look again by itself: waking
                 # every waiting client each second would stall timers due then.
-                await engine.wait_run_change(exe.run_id, left)
+                await engine.wait_run_change(exe.run_id, left, until_closed=close_only)
 
     async def rpc_describe_workflow_execution(
         self, req: DescribeWorkflowExecutionRequest, timeout: float | None
