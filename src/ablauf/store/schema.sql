@@ -1,4 +1,4 @@
--- ablauf store schema, version 1.
+-- ablauf store schema, version 2 (SCHEMA_VERSION in sqlite.py).
 -- Histories are Temporal HistoryEvent protos; everything else is the engine's
 -- bookkeeping (the "mutable state" of Temporal's history service).
 
