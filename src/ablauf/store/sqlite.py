@@ -209,9 +209,9 @@ class _Transaction:
                 store._pending.release()
             return
         store._depth = 0
+        store._open_chunks.clear()
         if kind is not None:
             store._pending.reset()
-            store._open_chunks.clear()
             store._db.execute("ROLLBACK")
             return
         try:
@@ -227,7 +227,6 @@ class _Transaction:
             raise
         finally:
             store._pending.reset()
-            store._open_chunks.clear()
 
 
 _JOINED = contextlib.nullcontext()
@@ -484,17 +483,18 @@ class SqliteStore:
             (run_id, first_event_id),
         )
         parts = []
-        wanted = -1 if limit is None else limit
+        left = limit
         for first, last, data in chunks:
             if last < first_event_id:
                 continue
             start = skip_frames(data, first_event_id - first) if first < first_event_id else 0
             count = last - max(first, first_event_id) + 1
-            if 0 <= wanted <= count:
-                parts.append(data[start : skip_frames(data, wanted, start)])
+            if left is not None and left <= count:
+                parts.append(data[start : skip_frames(data, left, start)])
                 break
-            parts.append(data[start:] if start else data)
-            wanted -= count if wanted > 0 else 0
+            parts.append(data[start:])
+            if left is not None:
+                left -= count
         return b"".join(parts)
 
     def add_buffered_event(self, run_id: str, data: bytes) -> None:
