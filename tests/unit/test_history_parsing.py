@@ -8,7 +8,15 @@ from temporalio.api.history.v1 import (
     WorkflowExecutionSignaledEventAttributes,
 )
 
-from ablauf.history.events import frame, parse_event, parse_history, skip_frames, unframe
+from ablauf.history.events import (
+    ATTRIBUTE_FIELDS,
+    frame,
+    make_event,
+    parse_event,
+    parse_history,
+    skip_frames,
+    unframe,
+)
 
 
 def _events() -> list[HistoryEvent]:
@@ -45,3 +53,18 @@ def test_frames_concatenate_and_can_be_skipped() -> None:
         assert unframe(framed[skip_frames(framed, count) :]) == stored[count:]
     middle = skip_frames(framed, 2)
     assert unframe(framed[middle : skip_frames(framed, 3, middle)]) == stored[2:5]
+
+
+def test_make_event_sets_id_time_type_and_attributes() -> None:
+    attrs = WorkflowExecutionSignaledEventAttributes(signal_name="go")
+    for at in (1_764_165_000.25, 1_764_165_000.25, 1_764_165_001.5, 3.0):
+        for event_type, field in ATTRIBUTE_FIELDS.items():
+            event = make_event(7, at, event_type)
+            assert (event.event_id, event.event_type) == (7, event_type)
+            assert event.event_time.seconds == int(at)
+            assert event.event_time.nanos == round((at - int(at)) * 1e9)
+            assert event.WhichOneof("attributes") == field
+            assert getattr(event, field).ByteSize() == 0
+    signaled = make_event(0, 3.0, 26, attrs)
+    assert signaled.event_id == 0
+    assert signaled.workflow_execution_signaled_event_attributes == attrs

@@ -68,15 +68,32 @@ def make_event(
     event_id: int, at: float, event_type: int, attrs: Message | None = None
 ) -> HistoryEvent:
     """Creates an event; ``attrs`` is copied into the type's attribute field."""
-    event = HistoryEvent(event_id=event_id, event_type=event_type)  # type: ignore[arg-type]
-    set_time(event, at)
-    field = ATTRIBUTE_FIELDS[event_type]
-    target: Message = getattr(event, field)
-    if attrs is None:
-        target.SetInParent()
-    else:
-        target.CopyFrom(attrs)
+    # Parsed from its time, type and empty attributes serialized: a third of
+    # setting them field by field, and a transition's events share their time.
+    global _time_field
+    time_at, time_data = _time_field
+    if time_at != at:
+        stamp = HistoryEvent()
+        set_time(stamp, at)
+        time_data = stamp.SerializeToString()
+        _time_field = (at, time_data)
+    event = HistoryEvent.FromString(time_data + _TYPE_FIELDS[event_type])
+    if event_id:
+        event.event_id = event_id
+    if attrs is not None:
+        getattr(event, ATTRIBUTE_FIELDS[event_type]).CopyFrom(attrs)
     return event
+
+
+def _type_field(event_type: int) -> bytes:
+    # The event type with its attribute message present and empty, serialized.
+    event = HistoryEvent(event_type=event_type)  # type: ignore[arg-type]
+    getattr(event, ATTRIBUTE_FIELDS[event_type]).SetInParent()
+    return event.SerializeToString()
+
+
+_TYPE_FIELDS = {event_type: _type_field(event_type) for event_type in ATTRIBUTE_FIELDS}
+_time_field = (-1.0, b"")
 
 
 def attributes_of(event: HistoryEvent) -> Any:
