@@ -65,8 +65,7 @@ class Transition:
 
     def add(self, event_type: int, attrs: Message | None = None) -> HistoryEvent:
         """Appends an event to the history now."""
-        exe = self.state.exe
-        event = make_event(exe.next_event_id, self.now, event_type, attrs)
+        event = self.new_event(event_type, attrs)
         self.append(event)
         return event
 
