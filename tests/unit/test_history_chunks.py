@@ -1,5 +1,6 @@
 """A run's history is stored in chunks, one per transition, and reads back as
-any range of events; files of schema version 1 (a row per event) are migrated."""
+any range of events; files of schema versions 1 (a row per event) and 2 (no
+``executions.activity_owner``) are migrated."""
 
 from __future__ import annotations
 
@@ -101,8 +102,30 @@ def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
         marker = db.execute("SELECT value FROM meta WHERE key='ablauf_schema'").fetchone()[0]
     db.close()
     assert "events" not in tables
-    assert marker == SCHEMA_VERSION == "2"
+    assert marker == SCHEMA_VERSION == "3"
     assert unframe(SqliteStore(str(path)).read_history("b")) == [b"b1", b"b2", b"b3"]
+
+
+def test_a_version_2_file_gains_the_activity_owner_column(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    SqliteStore(str(path)).close()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE executions DROP COLUMN activity_owner")
+        db.execute("UPDATE meta SET value='2' WHERE key='ablauf_schema'")
+        db.execute(
+            "INSERT INTO executions VALUES ('r', 'default', 'w', 'T', 'q', 1, 1.0, NULL, 3, 9, 4)"
+        )
+    db.close()
+    store = SqliteStore(str(path))
+    exe = store.get_execution("r")
+    assert exe is not None and exe.version == 4 and exe.activity_owner is None
+    exe.activity_owner = "owner-1"
+    store.update_execution(exe)
+    store.close()
+    again = SqliteStore(str(path)).get_execution("r")
+    assert again is not None and again.activity_owner == "owner-1"
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_file_of_an_unknown_version_is_refused(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from temporalio.common import RetryPolicy
 from ablauf.engine.errors import InvalidArgumentError
 from ablauf.engine.limits import PAYLOAD_LIMIT, PAYLOADS_TOO_LARGE, PAYLOADS_TOO_LARGE_TYPE
 from ablauf.engine.matching import TaskRef
-from ablauf.engine.state import PendingActivity
+from ablauf.engine.state import NO_EXPIRY, PendingActivity, new_activity_task
 from ablauf.engine.timers import TimerKind, activity_retry
 from ablauf.engine.transition import Transition
 from ablauf.history.events import payload_map, seconds_of, set_seconds
@@ -60,7 +60,6 @@ __all__ = [
 ]
 
 # Activities have no lease expiry of their own: their timeouts end an attempt.
-_NO_EXPIRY = 1e18
 _ALL_TIMERS = (
     TimerKind.ACTIVITY_SCHEDULE_TO_CLOSE,
     TimerKind.ACTIVITY_SCHEDULE_TO_START,
@@ -172,32 +171,18 @@ def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id:
     tx.append(event)
     pending = state.activities[event.event_id]
     pending.timer_rows = False
-    task = TaskRecord(
-        id=0,
-        kind=ACTIVITY_TASK,
-        run_id=state.exe.run_id,
-        namespace=state.exe.namespace,
-        task_queue=attrs.task_queue.name,
-        ref=event.event_id,
-        attempt=1,
-        visible_at=tx.now,
-        lease_owner=None,
-        lease_until=None,
-        lease_nonce=0,
-        started_at=None,
-        scheduled_at=tx.now,
-        attempt_scheduled_at=tx.now,
-        cancel_requested=False,
-        heartbeat_at=None,
-        heartbeat_details=None,
-        last_failure=None,
-    )
-    pending.task = task
+    exe = state.exe
+    task = pending.task = new_activity_task(exe, attrs, event.event_id, tx.now)
     pending.worker_view = _WorkerView.of(attrs, task, options)
-    # Offered (and leased) before it is written: one statement for both.
-    offer(tx, pending, fresh=True)
-    store.insert_task(task)
-    state.attach_activity_task(pending, task)
+    owner = tx.engine.owner_id
+    if offer(tx, pending, fresh=True) and exe.activity_owner in (None, owner):
+        # Leased here, the first attempt needs no row: most end before anything
+        # must outlive this process (a retry, heartbeat or cancel writes it, see
+        # _save). Should the process die, whoever finds it gone rebuilds the
+        # attempt from the history and ``activity_owner`` (RunState.fold).
+        exe.activity_owner = owner
+    else:
+        store.insert_task(task)
     s2c = _secs(attrs.schedule_to_close_timeout)
     if s2c > 0:
         pending.timer_rows = True
@@ -210,8 +195,9 @@ def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id:
         )
 
 
-def offer(tx: Transition, pending: PendingActivity, fresh: bool = False) -> None:
-    """Leases the attempt to a local worker if one polls its queue; else arms schedule-to-start.
+def offer(tx: Transition, pending: PendingActivity, fresh: bool = False) -> bool:
+    """Leases the attempt to a local worker if one polls its queue (True); else
+    arms schedule-to-start.
 
     ``fresh``: the attempt was just scheduled, so it has no timers yet.
     """
@@ -231,11 +217,23 @@ def offer(tx: Transition, pending: PendingActivity, fresh: bool = False) -> None
                 tx.now + s2s,
             )
         tx.after_commit.append(engine.notify_timer_added)
-        return
+        return False
     start(tx, pending, fresh)
-    nonce, attempt = task.lease_nonce, task.attempt
-    # The task's row id may be assigned only after this call.
-    tx.after_commit.append(lambda: queue.push(TaskRef(task.id, nonce, task.run_id, attempt)))
+    tx.handoffs.append((queue, _ref_of(task)))
+    return True
+
+
+def _ref_of(task: TaskRecord) -> TaskRef:
+    # By scheduled event id, negated: an attempt may have no row (see schedule).
+    return TaskRef(-task.ref, task.lease_nonce, task.run_id, task.attempt)
+
+
+def _save(tx: Transition, task: TaskRecord) -> None:
+    """Writes an activity's task row, the first time if it has none yet."""
+    if task.id:
+        tx.engine.store.update_task(task)
+    else:
+        tx.engine.store.insert_task(task)
 
 
 def start(tx: Transition, pending: PendingActivity, fresh: bool = False) -> None:
@@ -243,7 +241,7 @@ def start(tx: Transition, pending: PendingActivity, fresh: bool = False) -> None
     engine = tx.engine
     task = pending.task
     assert task is not None
-    engine.lease(tx, task, _NO_EXPIRY)
+    engine.lease(tx, task, NO_EXPIRY)
     ref = str(task.ref)
     if not fresh:
         engine.store.delete_timers(task.run_id, TimerKind.ACTIVITY_SCHEDULE_TO_START, ref)
@@ -276,13 +274,19 @@ def arm_lost(tx: Transition, owner_ids: Sequence[str]) -> None:
     Their deadlines were kept in the owner's memory only; now they fire from the
     timers table, and the attempts time out and retry as on Temporal.
     """
+    exe = tx.state.exe
     for pending in tx.state.activities.values():
         task = pending.task
         if task is None or task.lease_owner not in owner_ids:
             continue
+        if not task.id:
+            # Its owner kept it in memory only (see schedule); the row keeps it now.
+            tx.engine.store.insert_task(task)
         pending.timer_rows = True
         for kind, at in _attempt_deadlines(pending, task.started_at or tx.now, task.heartbeat_at):
             tx.engine.store.insert_timer(task.run_id, kind, str(task.ref), task.attempt, at)
+    if exe.activity_owner in owner_ids:
+        exe.activity_owner = None
     tx.after_commit.append(tx.engine.notify_timer_added)
 
 
@@ -295,7 +299,7 @@ def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
     state = engine.state_of(ref.run_id)
     if not state.running:
         return None
-    pending = state.activity_of_task(ref.task_id)
+    pending = state.activity_of_ref(ref.task_id)
     if pending is None or pending.task is None or pending.task.lease_nonce != ref.nonce:
         return None
     task = pending.task
@@ -392,7 +396,7 @@ def _current(tx: Transition, ref: TaskRef) -> PendingActivity | None:
     if not tx.state.running:
         # As on Temporal, a closed run takes no results: its history ends at the close event.
         return None
-    pending = tx.state.activity_of_task(ref.task_id)
+    pending = tx.state.activity_of_ref(ref.task_id)
     task = pending.task if pending is not None else None
     if (
         task is not None
@@ -490,7 +494,8 @@ def _close(tx: Transition, pending: PendingActivity, closing: HistoryEvent) -> N
         started.last_failure.ParseFromString(task.last_failure)
     tx.add_external_event(started_event)
     tx.add_external_event(closing)
-    tx.engine.store.delete_task(task.id)
+    if task.id:
+        tx.engine.store.delete_task(task.id)
     _drop_timers(tx, pending)
     # The closing event may wait in the buffer; the activity is done either way.
     tx.state.drop_activity(pending.scheduled_event_id)
@@ -595,7 +600,7 @@ def _fail_attempt(
         failure if timeout_type is None else _timeout_failure(timeout_type, task, None)
     )
     task.last_failure = failure_to_keep.SerializeToString()
-    store.update_task(task)
+    _save(tx, task)
     pending.timer_rows = True
     store.insert_timer(task.run_id, TimerKind.ACTIVITY_RETRY, ref, task.attempt, task.visible_at)
     tx.after_commit.append(tx.engine.notify_timer_added)
@@ -618,7 +623,7 @@ def request_cancel(tx: Transition, scheduled_event_id: int, wft_id: int) -> None
     assert task is not None
     pending.cancel_requested_event_id = event.event_id
     task.cancel_requested = True
-    tx.engine.store.update_task(task)
+    _save(tx, task)
     if task.lease_owner is None:
         store = tx.engine.store
         tx.add(
@@ -640,7 +645,7 @@ def cancel_local(engine: Engine, task: TaskRecord, reason: str) -> None:
     """Tells this process's worker to stop the attempt of ``task``."""
     canceller = engine.matching.activity_cancellers.get(task.task_queue)
     if canceller is not None:
-        canceller(TaskRef(task.id, task.lease_nonce, task.run_id, task.attempt).token(), reason)
+        canceller(_ref_of(task).token(), reason)
 
 
 def heartbeat(engine: Engine, ref: TaskRef, details: Payloads) -> bool:
@@ -652,7 +657,7 @@ def heartbeat(engine: Engine, ref: TaskRef, details: Payloads) -> bool:
             return True
         pending.task.heartbeat_at = tx.now
         pending.task.heartbeat_details = details.SerializeToString()
-        engine.store.update_task(pending.task)
+        _save(tx, pending.task)
         return pending.task.cancel_requested
 
     return engine.transition(ref.run_id, change)

@@ -379,9 +379,13 @@ class Engine:
         exe = tx.state.exe
         exe.status = status
         exe.close_time = tx.now
-        for task in self.store.tasks_of_run(exe.run_id):
-            self.store.delete_task(task.id)
-            if task.kind != WORKFLOW_TASK and task.lease_owner == self.owner_id:
+        for row in self.store.tasks_of_run(exe.run_id):
+            self.store.delete_task(row.id)
+        exe.activity_owner = None
+        # Attempts running here, with or without a row (see activities.schedule).
+        for pending in tx.state.activities.values():
+            task = pending.task
+            if task is not None and task.lease_owner == self.owner_id:
                 tx.after_commit.append(
                     lambda t=task: activities.cancel_local(self, t, "NOT_FOUND")  # type: ignore[misc]
                 )

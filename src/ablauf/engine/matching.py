@@ -27,7 +27,11 @@ __all__ = ["LocalQueue", "Matching", "TaskRef"]
 
 @dataclass(frozen=True, slots=True)
 class TaskRef:
-    """Names a leased task: the row id and the lease it was handed out under."""
+    """Names a leased task and the lease it was handed out under.
+
+    ``task_id`` is a workflow task's row id; for an activity it is the negated
+    id of its ActivityTaskScheduled event (an attempt may have no row).
+    """
 
     task_id: int
     nonce: int

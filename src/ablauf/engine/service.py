@@ -110,6 +110,8 @@ class Service:
             if (
                 engine.clock.can_skip()
                 and (next_timer is None or next_timer > now)
+                # Attempts running here may have no task row (their timers are local).
+                and not engine.local_timers
                 and not engine.store.has_runnable_tasks(now)
                 and engine.clock.skip_to(next_timer)
             ):

@@ -26,9 +26,11 @@ __all__ = [
     "CHILD_CLOSED",
     "CLOSE_EVENTS",
     "EXTERNAL_DONE",
+    "NO_EXPIRY",
     "PendingActivity",
     "PendingChild",
     "RunState",
+    "new_activity_task",
 ]
 
 
@@ -107,6 +109,53 @@ class PendingActivity:
     """What every attempt shows a worker of the scheduled activity, made once."""
 
 
+NO_EXPIRY = 1e18
+"""``lease_until`` of an attempt leased to a local worker: its timeouts end it."""
+
+
+def new_activity_task(
+    exe: ExecutionRecord, attrs: ActivityTaskScheduledEventAttributes, ref: int, at: float
+) -> TaskRecord:
+    """The task of an activity scheduled at ``at`` (event ``ref``): attempt 1,
+    not leased, no row yet."""
+    return TaskRecord(
+        id=0,
+        kind=ACTIVITY_TASK,
+        run_id=exe.run_id,
+        namespace=exe.namespace,
+        task_queue=attrs.task_queue.name,
+        ref=ref,
+        attempt=1,
+        visible_at=at,
+        lease_owner=None,
+        lease_until=None,
+        lease_nonce=0,
+        started_at=None,
+        scheduled_at=at,
+        attempt_scheduled_at=at,
+        cancel_requested=False,
+        heartbeat_at=None,
+        heartbeat_details=None,
+        last_failure=None,
+    )
+
+
+def _unwritten_attempt(
+    exe: ExecutionRecord, pending: PendingActivity, events: list[HistoryEvent]
+) -> TaskRecord:
+    # A first attempt leased at schedule time by ``exe.activity_owner``, which
+    # wrote no row for it: the task as Engine.lease left it then.
+    scheduled = events[pending.scheduled_event_id - 1]
+    assert scheduled.event_id == pending.scheduled_event_id
+    at = scheduled.event_time.seconds + scheduled.event_time.nanos / 1e9
+    task = new_activity_task(exe, pending.attrs, pending.scheduled_event_id, at)
+    task.lease_owner = exe.activity_owner
+    task.lease_until = NO_EXPIRY
+    task.lease_nonce = 1
+    task.started_at = at
+    return task
+
+
 @dataclass(slots=True)
 class PendingChild:
     """A child between its StartChildWorkflowExecutionInitiated and its outcome."""
@@ -124,9 +173,8 @@ class RunState:
     exe: ExecutionRecord
     started: WorkflowExecutionStartedEventAttributes
     activities: dict[int, PendingActivity] = field(default_factory=dict)
-    # Indexes into ``activities``: by activity id, and by task row id.
+    # Index into ``activities`` by activity id.
     activity_ids: dict[str, int] = field(default_factory=dict)
-    activity_tasks: dict[int, int] = field(default_factory=dict)
     timers: dict[str, int] = field(default_factory=dict)
     children: dict[int, PendingChild] = field(default_factory=dict)
     # Signal and cancel requests to other workflows, by initiated event id.
@@ -206,18 +254,11 @@ class RunState:
         pending = self.activities.pop(scheduled_event_id, None)
         if pending is not None:
             self.activity_ids.pop(pending.attrs.activity_id, None)
-            if pending.task is not None:
-                self.activity_tasks.pop(pending.task.id, None)
 
-    def attach_activity_task(self, pending: PendingActivity, task: TaskRecord) -> None:
-        """Links a pending activity to its task row."""
-        pending.task = task
-        self.activity_tasks[task.id] = pending.scheduled_event_id
-
-    def activity_of_task(self, task_id: int) -> PendingActivity | None:
-        """The pending activity whose task row has this id."""
-        pending = self.activities.get(self.activity_tasks.get(task_id, 0))
-        if pending is None or pending.task is None or pending.task.id != task_id:
+    def activity_of_ref(self, ref_id: int) -> PendingActivity | None:
+        """The pending activity (with its task) that a worker's task ref names."""
+        pending = self.activities.get(-ref_id)
+        if pending is None or pending.task is None:
             return None
         return pending
 
@@ -227,7 +268,7 @@ class RunState:
             if task.kind == WORKFLOW_TASK:
                 self.wft = task
             elif task.kind == ACTIVITY_TASK and task.ref in self.activities:
-                self.attach_activity_task(self.activities[task.ref], task)
+                self.activities[task.ref].task = task
 
     @classmethod
     def fold(
@@ -238,5 +279,9 @@ class RunState:
         for event in events:
             state.apply(event)
         state.attach_tasks(tasks)
+        if exe.activity_owner is not None:
+            for pending in state.activities.values():
+                if pending.task is None:
+                    pending.task = _unwritten_attempt(exe, pending, events)
         state.recent_from = exe.next_event_id
         return state

@@ -43,8 +43,8 @@ class Transition:
         self.now = now
         self.encoded: list[tuple[int, bytes]] = []
         self.after_commit: list[Callable[[], None]] = []
-        # Workflow tasks handed to local workers: run inline in a group commit,
-        # or pushed to their queues after the commit.
+        # Tasks handed to local workers: pushed to their queues after the commit
+        # (a workflow task may instead run inline in a group commit).
         self.handoffs: list[tuple[LocalQueue, TaskRef]] = []
         self.needs_workflow_task = False
         self._started_ids: dict[int, int] = {}

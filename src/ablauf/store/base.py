@@ -47,6 +47,9 @@ class ExecutionRecord:
     next_event_id: int
     history_size: int
     version: int
+    activity_owner: str | None = None
+    """The process whose attempts of this run may have no task row yet (see
+    :func:`ablauf.engine.activities.schedule`)."""
 
 
 @dataclass(slots=True)
@@ -188,7 +191,10 @@ class Store(Protocol):
     def release_leases(
         self, owner_ids: Sequence[str], kind: int, task_queue: str | None = None
     ) -> int: ...
-    def runs_with_leases(self, owner_ids: Sequence[str], kind: int) -> list[str]: ...
+    def runs_with_leases(self, owner_ids: Sequence[str], kind: int) -> list[str]:
+        """Runs with tasks of ``kind`` leased by ``owner_ids`` (for activities, also
+        the runs whose ``activity_owner`` they are)."""
+        ...
 
     # timers
     def insert_timer(

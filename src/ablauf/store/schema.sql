@@ -1,4 +1,4 @@
--- ablauf store schema, version 2 (SCHEMA_VERSION in sqlite.py).
+-- ablauf store schema, version 3 (SCHEMA_VERSION in sqlite.py).
 -- Histories are Temporal HistoryEvent protos; everything else is the engine's
 -- bookkeeping (the "mutable state" of Temporal's history service).
 
@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS executions (
     close_time    REAL,
     next_event_id INTEGER NOT NULL,
     history_size  INTEGER NOT NULL,
-    version       INTEGER NOT NULL
+    version       INTEGER NOT NULL,
+    activity_owner TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_by_id ON executions (namespace, workflow_id, start_time);
 

@@ -15,6 +15,7 @@ from typing import cast
 from ablauf.errors import StoreError
 from ablauf.history.events import frame, skip_frames
 from ablauf.store.base import (
+    ACTIVITY_TASK,
     ExecutionRecord,
     OwnerRecord,
     QueryRecord,
@@ -27,8 +28,10 @@ from ablauf.store.pending_rows import PendingRows, Row
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 _MARKER = "ablauf_schema"
+# Older versions this one upgrades when it opens their files.
+_MIGRATABLE = ("1", "2")
 
 _TASK_COLUMNS = (
     "id, kind, run_id, namespace, task_queue, ref, attempt, visible_at, lease_owner, "
@@ -49,7 +52,7 @@ _UPDATE_TASK = (
 _INSERT_CHUNK = "INSERT INTO history (run_id, first_event_id, last_event_id, data) VALUES (?,?,?,?)"
 _UPDATE_EXECUTION = (
     "UPDATE executions SET status=?, close_time=?, next_event_id=?, history_size=?, "
-    "version=? WHERE run_id=?"
+    "version=?, activity_owner=? WHERE run_id=?"
 )
 _TASKS, _HISTORY, _EXECUTIONS = "tasks", "history", "executions"
 _TASK_DELETES = "task deletes"
@@ -66,7 +69,7 @@ _WRITE_BEHIND = {
 }
 _EXEC_COLUMNS = (
     "run_id, namespace, workflow_id, workflow_type, task_queue, status, start_time, "
-    "close_time, next_event_id, history_size, version"
+    "close_time, next_event_id, history_size, version, activity_owner"
 )
 
 
@@ -287,7 +290,7 @@ class SqliteStore:
                     f"{self.path!r} is an SQLite database but not an ablauf store "
                     f"(tables: {', '.join(sorted(tables))})"
                 )
-            migrate = marker == "1"
+            migrate = marker in _MIGRATABLE
             if marker != SCHEMA_VERSION and not migrate:
                 raise StoreError(
                     f"{self.path!r} has ablauf schema version {marker}, "
@@ -304,7 +307,7 @@ class SqliteStore:
                 if statement.strip():
                     self._db.execute(statement)
             if migrate:
-                self._migrate_from_1()
+                self._migrate()
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (_MARKER, SCHEMA_VERSION)
             )
@@ -313,17 +316,24 @@ class SqliteStore:
             raise
         self._db.execute("COMMIT")
 
-    def _migrate_from_1(self) -> None:
-        # Version 1 kept a row per event; each run's history becomes one chunk.
+    def _migrate(self) -> None:
         row = self._db.query("SELECT value FROM meta WHERE key=?", (_MARKER,)).fetchone()
-        if row[0] != "1":
+        if row[0] not in _MIGRATABLE:
             return  # another process migrated it meanwhile
-        for (run_id,) in self._db.query("SELECT DISTINCT run_id FROM events").fetchall():
-            events = self._db.query(
-                "SELECT event_id, data FROM events WHERE run_id=? ORDER BY event_id", (run_id,)
-            ).fetchall()
-            self.append_events(run_id, events)
-        self._db.execute("DROP TABLE events")
+        if row[0] == "1":
+            # Version 1 kept a row per event; each run's history becomes one chunk.
+            for (run_id,) in self._db.query("SELECT DISTINCT run_id FROM events").fetchall():
+                events = self._db.query(
+                    "SELECT event_id, data FROM events WHERE run_id=? ORDER BY event_id",
+                    (run_id,),
+                ).fetchall()
+                self.append_events(run_id, events)
+            self._db.execute("DROP TABLE events")
+        # Version 3 added executions.activity_owner (a file without runs got
+        # the table from schema.sql just now, column included).
+        columns = {r[1] for r in self._db.query("PRAGMA table_info(executions)")}
+        if "activity_owner" not in columns:
+            self._db.execute("ALTER TABLE executions ADD COLUMN activity_owner TEXT")
         self._db.execute("UPDATE meta SET value=? WHERE key=?", (SCHEMA_VERSION, _MARKER))
 
     def transaction(self) -> _Transaction:
@@ -365,7 +375,7 @@ class SqliteStore:
 
     def insert_execution(self, rec: ExecutionRecord) -> None:
         self._db.execute(
-            f"INSERT INTO executions ({_EXEC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO executions ({_EXEC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.run_id,
                 rec.namespace,
@@ -378,6 +388,7 @@ class SqliteStore:
                 rec.next_event_id,
                 rec.history_size,
                 rec.version,
+                rec.activity_owner,
             ),
         )
 
@@ -390,7 +401,14 @@ class SqliteStore:
 
     def update_execution(self, rec: ExecutionRecord) -> None:
         """Updates the run's row; inside a transaction, once at its commit."""
-        row = (rec.status, rec.close_time, rec.next_event_id, rec.history_size, rec.version)
+        row = (
+            rec.status,
+            rec.close_time,
+            rec.next_event_id,
+            rec.history_size,
+            rec.version,
+            rec.activity_owner,
+        )
         if self._depth:
             self._pending.put(_EXECUTIONS, rec.run_id, (*row, rec.run_id))
         else:
@@ -677,15 +695,16 @@ class SqliteStore:
         return cur.rowcount
 
     def runs_with_leases(self, owner_ids: Sequence[str], kind: int) -> list[str]:
-        self._write_pending(_TASKS, _TASK_DELETES)
+        self._write_pending(_TASKS, _TASK_DELETES, _EXECUTIONS)
         marks = ",".join("?" * len(owner_ids))
-        return [
-            r[0]
-            for r in self._db.query(
-                f"SELECT DISTINCT run_id FROM tasks WHERE kind=? AND lease_owner IN ({marks})",
-                (kind, *owner_ids),
-            )
-        ]
+        sql = f"SELECT run_id FROM tasks WHERE kind=? AND lease_owner IN ({marks})"
+        args: list[object] = [kind, *owner_ids]
+        if kind == ACTIVITY_TASK:
+            sql += f" UNION SELECT run_id FROM executions WHERE activity_owner IN ({marks})"
+            args += owner_ids
+        else:
+            sql = sql.replace("SELECT", "SELECT DISTINCT", 1)
+        return [r[0] for r in self._db.query(sql, args)]
 
     # timers
 
