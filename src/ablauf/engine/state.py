@@ -181,6 +181,8 @@ class RunState:
     externals: dict[int, HistoryEvent] = field(default_factory=dict)
     wft: TaskRecord | None = None
     close_event: HistoryEvent | None = None
+    running: bool = True
+    """False once the close event is applied (read on every transition)."""
     cancel_requested: bool = False
     completed_workflow_tasks: int = 0
     start_event_time: Timestamp | None = None
@@ -192,10 +194,6 @@ class RunState:
     # has not seen without a read from the store.
     recent: list[HistoryEvent] = field(default_factory=list)
     recent_from: int = 1
-
-    @property
-    def running(self) -> bool:
-        return self.close_event is None
 
     def apply(self, event: HistoryEvent) -> None:
         """Folds one event into the state."""
@@ -248,6 +246,7 @@ class RunState:
             self.cancel_requested = True
         elif t in CLOSE_EVENTS:
             self.close_event = event
+            self.running = False
 
     def drop_activity(self, scheduled_event_id: int) -> None:
         """Forgets a pending activity (it closed)."""
