@@ -110,6 +110,7 @@ def test_a_version_2_file_gains_the_activity_owner_column(tmp_path: Path) -> Non
     path = tmp_path / "v2.db"
     SqliteStore(str(path)).close()
     with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX executions_by_activity_owner")
         db.execute("ALTER TABLE executions DROP COLUMN activity_owner")
         db.execute("UPDATE meta SET value='2' WHERE key='ablauf_schema'")
         db.execute(
@@ -126,6 +127,9 @@ def test_a_version_2_file_gains_the_activity_owner_column(tmp_path: Path) -> Non
     assert again is not None and again.activity_owner == "owner-1"
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta").fetchone()[0] == SCHEMA_VERSION
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    db.close()
+    assert "executions_by_activity_owner" in indexes
 
 
 def test_a_file_of_an_unknown_version_is_refused(tmp_path: Path) -> None:

@@ -22,6 +22,9 @@ CREATE TABLE IF NOT EXISTS executions (
     activity_owner TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_by_id ON executions (namespace, workflow_id, start_time);
+-- The few runs whose running attempts have no task row, for recovery.
+CREATE INDEX IF NOT EXISTS executions_by_activity_owner ON executions (activity_owner)
+    WHERE activity_owner IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS current_runs (
     namespace   TEXT NOT NULL,

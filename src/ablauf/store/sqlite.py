@@ -303,6 +303,9 @@ class SqliteStore:
         # One transaction, so another process never sees half a schema.
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            if migrate:
+                # Before schema.sql, which indexes the column.
+                self._add_activity_owner()
             for statement in code.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
@@ -329,12 +332,13 @@ class SqliteStore:
                 ).fetchall()
                 self.append_events(run_id, events)
             self._db.execute("DROP TABLE events")
-        # Version 3 added executions.activity_owner (a file without runs got
-        # the table from schema.sql just now, column included).
-        columns = {r[1] for r in self._db.query("PRAGMA table_info(executions)")}
-        if "activity_owner" not in columns:
-            self._db.execute("ALTER TABLE executions ADD COLUMN activity_owner TEXT")
         self._db.execute("UPDATE meta SET value=? WHERE key=?", (SCHEMA_VERSION, _MARKER))
+
+    def _add_activity_owner(self) -> None:
+        # Version 3 added executions.activity_owner.
+        columns = {r[1] for r in self._db.query("PRAGMA table_info(executions)")}
+        if columns and "activity_owner" not in columns:
+            self._db.execute("ALTER TABLE executions ADD COLUMN activity_owner TEXT")
 
     def transaction(self) -> _Transaction:
         """One atomic write. A nested use is a savepoint: if it fails, only its
