@@ -44,3 +44,10 @@ def test_many_finished_attempts_leave_nothing_behind() -> None:
     assert timers.next_at() is None
     # Stale heap entries are compacted away, not kept until their deadline.
     assert len(timers._heap) <= 2048
+
+
+def test_timers_armed_together_report_the_earliest() -> None:
+    timers = LocalTimers()
+    earliest = timers.add_many([("run", STC, "5", 1, 30.0), ("run", HB, "5", 1, 12.0)])
+    assert earliest == 12.0 == timers.next_at()
+    assert len(timers) == 2

@@ -245,15 +245,9 @@ def start(tx: Transition, pending: PendingActivity, fresh: bool = False) -> None
     ref = str(task.ref)
     if not fresh:
         engine.store.delete_timers(task.run_id, TimerKind.ACTIVITY_SCHEDULE_TO_START, ref)
-    deadlines = _attempt_deadlines(pending, task.started_at or tx.now)
     run_id, attempt = task.run_id, task.attempt
-
-    def arm() -> None:
-        for kind, at in deadlines:
-            engine.local_timers.add(run_id, kind, ref, attempt, at)
-        engine.notify_timer_added(min(at for _, at in deadlines))
-
-    tx.after_commit.append(arm)
+    for kind, at in _attempt_deadlines(pending, task.started_at or tx.now):
+        tx.arms.append((run_id, kind, ref, attempt, at))
 
 
 def _attempt_deadlines(
@@ -520,11 +514,11 @@ def _rearm(tx: Transition, pending: PendingActivity, kind: int, at: float) -> No
     assert task is not None
     engine, run_id, ref, attempt = tx.engine, task.run_id, str(task.ref), task.attempt
     if task.lease_owner == engine.owner_id:
-        tx.after_commit.append(lambda: engine.local_timers.add(run_id, kind, ref, attempt, at))
+        tx.arms.append((run_id, kind, ref, attempt, at))
     else:
         pending.timer_rows = True
         engine.store.insert_timer(run_id, kind, ref, attempt, at)
-    tx.after_commit.append(lambda: engine.notify_timer_added(at))
+        tx.after_commit.append(lambda: engine.notify_timer_added(at))
 
 
 def _timeout_failure(

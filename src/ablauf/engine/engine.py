@@ -283,6 +283,8 @@ class Engine:
 
     def _run_after_commit(self, tx: Transition) -> None:
         run_id = tx.state.exe.run_id
+        if tx.arms:
+            self.notify_timer_added(self.local_timers.add_many(tx.arms))
         for action in tx.after_commit:
             action()
         for queue, ref in tx.handoffs:

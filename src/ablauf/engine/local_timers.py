@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
+from collections.abc import Iterable
 
 from ablauf.store.base import TimerRecord
 
-__all__ = ["LocalTimers"]
+__all__ = ["Arm", "LocalTimers"]
+
+Arm = tuple[str, int, str, int, float]
+"""A timer to arm: run id, kind, ref, attempt, when it fires."""
 
 # The heap is rebuilt once this many entries (and more than the live ones) are stale.
 _COMPACT_AT = 1024
@@ -34,10 +39,20 @@ class LocalTimers:
 
     def add(self, run_id: str, kind: int, ref: str, attempt: int, fire_at: float) -> None:
         """Arms a timer that :meth:`due` returns from ``fire_at`` on."""
-        timer_id = -next(self._ids)
-        self._live[timer_id] = TimerRecord(timer_id, run_id, kind, ref, attempt, fire_at)
-        self._by_ref.setdefault((run_id, ref), []).append(timer_id)
-        heapq.heappush(self._heap, (fire_at, timer_id))
+        self.add_many([(run_id, kind, ref, attempt, fire_at)])
+
+    def add_many(self, timers: Iterable[Arm]) -> float:
+        """Arms each ``(run_id, kind, ref, attempt, fire_at)``; returns the earliest ``fire_at``."""
+        ids, live, by_ref, heap = self._ids, self._live, self._by_ref, self._heap
+        earliest = math.inf
+        for run_id, kind, ref, attempt, fire_at in timers:
+            timer_id = -next(ids)
+            live[timer_id] = TimerRecord(timer_id, run_id, kind, ref, attempt, fire_at)
+            by_ref.setdefault((run_id, ref), []).append(timer_id)
+            heapq.heappush(heap, (fire_at, timer_id))
+            if fire_at < earliest:
+                earliest = fire_at
+        return earliest
 
     def drop(self, run_id: str, ref: str) -> None:
         """Disarms every timer of activity ``ref`` of ``run_id``."""

@@ -14,6 +14,7 @@ from ablauf.history.events import attributes_of, make_event, parse_event
 
 if TYPE_CHECKING:
     from ablauf.engine.engine import Engine
+    from ablauf.engine.local_timers import Arm
     from ablauf.engine.matching import LocalQueue, TaskRef
 
 __all__ = ["Transition"]
@@ -46,6 +47,9 @@ class Transition:
         # Tasks handed to local workers: pushed to their queues after the commit
         # (a workflow task may instead run inline in a group commit).
         self.handoffs: list[tuple[LocalQueue, TaskRef]] = []
+        # Deadlines of attempts leased to this process, armed in memory after
+        # the commit (before the after-commit actions, which may disarm them).
+        self.arms: list[Arm] = []
         self.needs_workflow_task = False
         self._started_ids: dict[int, int] = {}
 
