@@ -51,3 +51,12 @@ def test_timers_armed_together_report_the_earliest() -> None:
     earliest = timers.add_many([("run", STC, "5", 1, 30.0), ("run", HB, "5", 1, 12.0)])
     assert earliest == 12.0 == timers.next_at()
     assert len(timers) == 2
+
+
+def test_activities_dropped_together_lose_all_their_timers() -> None:
+    timers = LocalTimers()
+    timers.add_many(
+        [("run", STC, "5", 1, 30.0), ("run", HB, "5", 1, 12.0), ("b", STC, "5", 1, 9.0)]
+    )
+    timers.drop_many([("run", "5"), ("run", "9")])
+    assert [(t.run_id, t.ref) for t in timers.due(100.0, 10)] == [("b", "5")]

@@ -504,8 +504,7 @@ def _drop_timers(
     if pending.timer_rows:
         tx.engine.store.delete_ref_timers(run_id, ref, kinds)
     if task.lease_owner == tx.engine.owner_id:
-        local_timers = tx.engine.local_timers
-        tx.after_commit.append(lambda: local_timers.drop(run_id, ref))
+        tx.disarms.append((run_id, ref))
 
 
 def _rearm(tx: Transition, pending: PendingActivity, kind: int, at: float) -> None:

@@ -285,6 +285,8 @@ class Engine:
         run_id = tx.state.exe.run_id
         if tx.arms:
             self.notify_timer_added(self.local_timers.add_many(tx.arms))
+        if tx.disarms:
+            self.local_timers.drop_many(tx.disarms)
         for action in tx.after_commit:
             action()
         for queue, ref in tx.handoffs:
@@ -391,8 +393,7 @@ class Engine:
                 tx.after_commit.append(
                     lambda t=task: activities.cancel_local(self, t, "NOT_FOUND")  # type: ignore[misc]
                 )
-                ref = str(task.ref)
-                tx.after_commit.append(lambda r=ref: self.local_timers.drop(exe.run_id, r))  # type: ignore[misc]
+                tx.disarms.append((exe.run_id, str(task.ref)))
         self.store.delete_timers(exe.run_id)
         if tx.state.buffered:
             self.store.take_buffered_events(exe.run_id)

@@ -56,12 +56,14 @@ class LocalTimers:
 
     def drop(self, run_id: str, ref: str) -> None:
         """Disarms every timer of activity ``ref`` of ``run_id``."""
-        ids = self._by_ref.pop((run_id, ref), None)
-        if ids is None:
-            return
-        live = self._live
-        for timer_id in ids:
-            live.pop(timer_id, None)
+        self.drop_many([(run_id, ref)])
+
+    def drop_many(self, refs: Iterable[tuple[str, str]]) -> None:
+        """Disarms every timer of each ``(run_id, ref)``."""
+        by_ref, live = self._by_ref, self._live
+        for key in refs:
+            for timer_id in by_ref.pop(key, ()):
+                live.pop(timer_id, None)
         if len(self._heap) > _COMPACT_AT and len(self._heap) > 2 * len(live):
             self._heap = [entry for entry in self._heap if entry[1] in live]
             heapq.heapify(self._heap)

@@ -48,8 +48,10 @@ class Transition:
         # (a workflow task may instead run inline in a group commit).
         self.handoffs: list[tuple[LocalQueue, TaskRef]] = []
         # Deadlines of attempts leased to this process, armed in memory after
-        # the commit (before the after-commit actions, which may disarm them).
+        # the commit, then those of activities that ended here disarmed (by
+        # run id and scheduled event id), before the after-commit actions.
         self.arms: list[Arm] = []
+        self.disarms: list[tuple[str, str]] = []
         self.needs_workflow_task = False
         self._started_ids: dict[int, int] = {}
 
