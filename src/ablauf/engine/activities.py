@@ -323,7 +323,11 @@ def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
             if task.attempt_scheduled_at == task.scheduled_at
             else _dt(task.attempt_scheduled_at)
         ),
-        started_time=_dt(task.started_at or engine.clock.now()),
+        started_time=(
+            view.scheduled_time
+            if task.started_at == task.scheduled_at
+            else _dt(task.started_at or engine.clock.now())
+        ),
         schedule_to_close_timeout=view.schedule_to_close_timeout,
         start_to_close_timeout=view.start_to_close_timeout,
         heartbeat_timeout=view.heartbeat_timeout,

@@ -318,12 +318,21 @@ class Worker:
                 return
             if self._codec.codec is not None:
                 task = await self._decode(task)
-            beat = _Heartbeats(self, ref, task.heartbeat_timeout)
-            outcome = await runner.run(task, beat.record)
+            beats: list[_Heartbeats] = []
+            timeout = task.heartbeat_timeout
+
+            def heartbeat(details: Sequence[Payload]) -> None:
+                # Made at the first heartbeat: most attempts never send one.
+                if not beats:
+                    beats.append(_Heartbeats(self, ref, timeout))
+                beats[0].record(details)
+
+            outcome = await runner.run(task, heartbeat)
             if self._codec.codec is not None:
                 outcome = await self._encode_outcome(outcome)
             # Without unsent details (the common case) there is nothing to await.
-            details = await beat.pending() if beat.latest is not None else None
+            unsent = beats[0] if beats and beats[0].latest is not None else None
+            details = await unsent.pending() if unsent is not None else None
             # Results of one run that arrive together are applied in one transition.
             # The attempt is over without waiting for that commit; shutdown flushes.
             engine.post_batched(
