@@ -1,6 +1,5 @@
 """A run's history is stored in chunks, one per transition, and reads back as
-any range of events; files of schema versions 1 (a row per event) and 2 (no
-``executions.activity_owner``) are migrated."""
+any range of events; files of older schema versions are upgraded."""
 
 from __future__ import annotations
 
@@ -102,34 +101,51 @@ def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
         marker = db.execute("SELECT value FROM meta WHERE key='ablauf_schema'").fetchone()[0]
     db.close()
     assert "events" not in tables
-    assert marker == SCHEMA_VERSION == "3"
+    assert marker == SCHEMA_VERSION == "4"
     assert unframe(SqliteStore(str(path)).read_history("b")) == [b"b1", b"b2", b"b3"]
 
 
-def test_a_version_2_file_gains_the_activity_owner_column(tmp_path: Path) -> None:
+def test_a_version_2_file_is_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     SqliteStore(str(path)).close()
     with sqlite3.connect(path) as db:
+        # Version 2: no activity owner, history chunks keyed by run.
         db.execute("DROP INDEX executions_by_activity_owner")
         db.execute("ALTER TABLE executions DROP COLUMN activity_owner")
+        db.execute("DROP TABLE history")
+        db.execute(
+            "CREATE TABLE history (run_id TEXT NOT NULL, first_event_id INTEGER NOT NULL, "
+            "last_event_id INTEGER NOT NULL, data BLOB NOT NULL, "
+            "PRIMARY KEY (run_id, first_event_id)) WITHOUT ROWID"
+        )
+        db.executemany(
+            "INSERT INTO history VALUES (?,?,?,?)",
+            [("r", 1, 2, frame([b"e1", b"e2"])), ("r", 3, 3, frame([b"e3"]))],
+        )
         db.execute("UPDATE meta SET value='2' WHERE key='ablauf_schema'")
         db.execute(
-            "INSERT INTO executions VALUES ('r', 'default', 'w', 'T', 'q', 1, 1.0, NULL, 3, 9, 4)"
+            "INSERT INTO executions VALUES ('r', 'default', 'w', 'T', 'q', 1, 1.0, NULL, 4, 9, 4)"
         )
     db.close()
     store = SqliteStore(str(path))
+    assert unframe(store.read_history("r")) == [b"e1", b"e2", b"e3"]
     exe = store.get_execution("r")
     assert exe is not None and exe.version == 4 and exe.activity_owner is None
     exe.activity_owner = "owner-1"
     store.update_execution(exe)
+    store.append_events("r", [(4, b"e4")])
     store.close()
-    again = SqliteStore(str(path)).get_execution("r")
-    assert again is not None and again.activity_owner == "owner-1"
+    again = SqliteStore(str(path))
+    assert unframe(again.read_history("r", 2)) == [b"e2", b"e3", b"e4"]
+    stored = again.get_execution("r")
+    assert stored is not None and stored.activity_owner == "owner-1"
+    again.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta").fetchone()[0] == SCHEMA_VERSION
-        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        columns = {r[1] for r in db.execute("PRAGMA table_info(history)")}
     db.close()
-    assert "executions_by_activity_owner" in indexes
+    assert "history_v3" not in tables and "id" in columns
 
 
 def test_a_file_of_an_unknown_version_is_refused(tmp_path: Path) -> None:

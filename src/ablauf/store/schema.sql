@@ -1,4 +1,4 @@
--- ablauf store schema, version 3 (SCHEMA_VERSION in sqlite.py).
+-- ablauf store schema, version 4 (SCHEMA_VERSION in sqlite.py).
 -- Histories are Temporal HistoryEvent protos; everything else is the engine's
 -- bookkeeping (the "mutable state" of Temporal's history service).
 
@@ -35,13 +35,16 @@ CREATE TABLE IF NOT EXISTS current_runs (
 
 -- A run's history in chunks: the events one transition appended, serialized
 -- as one History message (the frames of consecutive chunks concatenate).
+-- Kept in commit order: a commit that changed many runs appends to one end of
+-- the table, and only the small index entries go where each run's are.
 CREATE TABLE IF NOT EXISTS history (
+    id             INTEGER PRIMARY KEY,
     run_id         TEXT NOT NULL,
     first_event_id INTEGER NOT NULL,
     last_event_id  INTEGER NOT NULL,
-    data           BLOB NOT NULL,
-    PRIMARY KEY (run_id, first_event_id)
-) WITHOUT ROWID;
+    data           BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS history_by_run ON history (run_id, first_event_id);
 
 -- Events that arrived while a workflow task was running; they enter the
 -- history after that task's commands, as in Temporal.

@@ -24,14 +24,13 @@ from ablauf.store.base import (
     TimerRecord,
     UpdateRecord,
 )
+from ablauf.store.migrate import MIGRATABLE, after_schema, before_schema
 from ablauf.store.pending_rows import PendingRows, Row
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 _MARKER = "ablauf_schema"
-# Older versions this one upgrades when it opens their files.
-_MIGRATABLE = ("1", "2")
 
 _TASK_COLUMNS = (
     "id, kind, run_id, namespace, task_queue, ref, attempt, visible_at, lease_owner, "
@@ -290,7 +289,7 @@ class SqliteStore:
                     f"{self.path!r} is an SQLite database but not an ablauf store "
                     f"(tables: {', '.join(sorted(tables))})"
                 )
-            migrate = marker in _MIGRATABLE
+            migrate = marker in MIGRATABLE
             if marker != SCHEMA_VERSION and not migrate:
                 raise StoreError(
                     f"{self.path!r} has ablauf schema version {marker}, "
@@ -304,13 +303,12 @@ class SqliteStore:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             if migrate:
-                # Before schema.sql, which indexes the column.
-                self._add_activity_owner()
+                before_schema(self._db._conn)
             for statement in code.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
             if migrate:
-                self._migrate()
+                after_schema(self._db._conn, _MARKER, SCHEMA_VERSION)
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (_MARKER, SCHEMA_VERSION)
             )
@@ -318,27 +316,6 @@ class SqliteStore:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        row = self._db.query("SELECT value FROM meta WHERE key=?", (_MARKER,)).fetchone()
-        if row[0] not in _MIGRATABLE:
-            return  # another process migrated it meanwhile
-        if row[0] == "1":
-            # Version 1 kept a row per event; each run's history becomes one chunk.
-            for (run_id,) in self._db.query("SELECT DISTINCT run_id FROM events").fetchall():
-                events = self._db.query(
-                    "SELECT event_id, data FROM events WHERE run_id=? ORDER BY event_id",
-                    (run_id,),
-                ).fetchall()
-                self.append_events(run_id, events)
-            self._db.execute("DROP TABLE events")
-        self._db.execute("UPDATE meta SET value=? WHERE key=?", (SCHEMA_VERSION, _MARKER))
-
-    def _add_activity_owner(self) -> None:
-        # Version 3 added executions.activity_owner.
-        columns = {r[1] for r in self._db.query("PRAGMA table_info(executions)")}
-        if columns and "activity_owner" not in columns:
-            self._db.execute("ALTER TABLE executions ADD COLUMN activity_owner TEXT")
 
     def transaction(self) -> _Transaction:
         """One atomic write. A nested use is a savepoint: if it fails, only its
