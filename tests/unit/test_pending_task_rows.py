@@ -188,3 +188,36 @@ def test_a_savepoint_reaches_sqlite_only_with_a_write_inside_it(
             store.update_task(_task())  # unknown id: a no-op write, then released
         assert [t.attempt for t in store.tasks_of_run("run-1")] == [1]
     assert _rows_on_disk(tmp_path / "s.db") == [(task.id, "run-1", 1)]
+
+
+def test_a_closed_run_s_rows_go_at_the_commit_in_program_order(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    stored = _task("a")
+    store.insert_task(stored)
+    store.insert_timer("a", 1, "t", 0, 50.0)
+    with store.transaction():
+        held = _task("a")
+        store.insert_task(held)
+        store.delete_tasks_of_run("a")
+        store.delete_timers("a")
+        assert _rows_on_disk(tmp_path / "s.db") == [(stored.id, "a", 1)]
+        assert store.tasks_of_run("a") == []
+        # Inserted after the delete: kept, as if the delete had run at once.
+        store.insert_timer("a", 1, "u", 0, 60.0)
+        later = _task("a")
+        store.insert_task(later)
+    assert _rows_on_disk(tmp_path / "s.db") == [(later.id, "a", 1)]
+    assert [t.ref for t in store.due_timers(100.0, 10)] == ["u"]
+
+
+def test_a_rolled_back_savepoint_keeps_the_run_s_rows(store: SqliteStore, tmp_path: Path) -> None:
+    stored = _task("a")
+    store.insert_task(stored)
+    store.insert_timer("a", 1, "t", 0, 50.0)
+    with store.transaction(), pytest.raises(RuntimeError), store.transaction():
+        store.delete_tasks_of_run("a")
+        store.delete_timers("a")
+        raise RuntimeError("undo")
+    assert _rows_on_disk(tmp_path / "s.db") == [(stored.id, "a", 1)]
+    assert [t.ref for t in store.due_timers(100.0, 10)] == ["t"]

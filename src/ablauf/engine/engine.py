@@ -383,8 +383,7 @@ class Engine:
         exe = tx.state.exe
         exe.status = status
         exe.close_time = tx.now
-        for row in self.store.tasks_of_run(exe.run_id):
-            self.store.delete_task(row.id)
+        self.store.delete_tasks_of_run(exe.run_id)
         exe.activity_owner = None
         # Attempts running here, with or without a row (see activities.schedule).
         for pending in tx.state.activities.values():

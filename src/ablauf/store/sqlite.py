@@ -55,6 +55,8 @@ _UPDATE_EXECUTION = (
 )
 _TASKS, _HISTORY, _EXECUTIONS = "tasks", "history", "executions"
 _TASK_DELETES = "task deletes"
+# A closed run's task and timer rows, deleted at the commit.
+_RUN_TASK_DELETES, _RUN_TIMER_DELETES = "run task deletes", "run timer deletes"
 # A held history chunk takes the run's next events while smaller than this;
 # growing copies it, so it stays small.
 _GROWN_CHUNK = 8192
@@ -63,8 +65,11 @@ _SCAN_HELD_TASKS = 64
 _WRITE_BEHIND = {
     _EXECUTIONS: _UPDATE_EXECUTION,
     _HISTORY: _INSERT_CHUNK,
+    # In program order: a run's rows go before rows inserted after they went.
+    _RUN_TASK_DELETES: "DELETE FROM tasks WHERE run_id=?",
     _TASKS: _INSERT_TASK,
     _TASK_DELETES: "DELETE FROM tasks WHERE id=?",
+    _RUN_TIMER_DELETES: "DELETE FROM timers WHERE run_id=?",
 }
 _EXEC_COLUMNS = (
     "run_id, namespace, workflow_id, workflow_type, task_queue, status, start_time, "
@@ -575,6 +580,7 @@ class SqliteStore:
         if rec.id in self._pending.tables[_TASKS]:
             self._pending.put(_TASKS, rec.id, row)
             return
+        self._write_pending(_RUN_TASK_DELETES)
         self._db.execute(_UPDATE_TASK, (*row[1:], row[0]))
 
     def delete_task(self, task_id: int) -> None:
@@ -588,7 +594,22 @@ class SqliteStore:
         else:
             self._db.execute("DELETE FROM tasks WHERE id=?", (task_id,))
 
+    def delete_tasks_of_run(self, run_id: str) -> None:
+        """Deletes every task row of the run; inside a transaction, at its commit."""
+        pending = self._pending
+        if len(pending.tables[_TASKS]) > _SCAN_HELD_TASKS:
+            # Many held rows (a big group): written out, not scanned for each run.
+            self._write_pending(_TASKS)
+        held = pending.tables[_TASKS]
+        for task_id in [k for k, row in held.items() if row[2] == run_id]:
+            pending.drop(_TASKS, task_id)
+        if self._depth:
+            pending.put(_RUN_TASK_DELETES, run_id, (run_id,))
+        else:
+            self._db.execute("DELETE FROM tasks WHERE run_id=?", (run_id,))
+
     def get_task(self, task_id: int) -> TaskRecord | None:
+        self._write_pending(_RUN_TASK_DELETES)
         held = self._pending.tables[_TASKS].get(task_id)
         if held is not None:
             return _task(held)
@@ -598,9 +619,10 @@ class SqliteStore:
         return _task(row) if row else None
 
     def tasks_of_run(self, run_id: str) -> list[TaskRecord]:
+        self._write_pending(_RUN_TASK_DELETES)
         if len(self._pending.tables[_TASKS]) > _SCAN_HELD_TASKS:
             # Many held rows (a big group): written out, not scanned for each run.
-            self._write_pending(_TASKS, _TASK_DELETES)
+            self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES)
         deleted = self._pending.tables[_TASK_DELETES]
         if len(deleted) > _SCAN_HELD_TASKS:
             # Written out rather than read only to be dropped.
@@ -620,7 +642,7 @@ class SqliteStore:
     def ready_tasks(
         self, kind: int, task_queues: Sequence[str], now: float, limit: int
     ) -> list[TaskRecord]:
-        self._write_pending(_TASKS, _TASK_DELETES)
+        self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES)
         marks = ",".join("?" * len(task_queues))
         return [
             _task(r)
@@ -633,7 +655,7 @@ class SqliteStore:
         ]
 
     def next_task_visible_at(self, kind: int, task_queues: Sequence[str]) -> float | None:
-        self._write_pending(_TASKS, _TASK_DELETES)
+        self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES)
         marks = ",".join("?" * len(task_queues))
         row = self._db.query(
             f"SELECT min(CASE WHEN lease_owner IS NULL THEN visible_at "
@@ -645,7 +667,7 @@ class SqliteStore:
 
     def has_runnable_tasks(self, now: float) -> bool:
         """Whether any task is leased (running) or due."""
-        self._write_pending(_TASKS, _TASK_DELETES)
+        self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES)
         row = self._db.query(
             "SELECT 1 FROM tasks WHERE lease_owner IS NOT NULL OR visible_at<=? LIMIT 1", (now,)
         ).fetchone()
@@ -654,7 +676,7 @@ class SqliteStore:
     def release_leases(
         self, owner_ids: Sequence[str], kind: int, task_queue: str | None = None
     ) -> int:
-        self._write_pending(_TASKS, _TASK_DELETES, _EXECUTIONS)
+        self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES, _EXECUTIONS)
         if not owner_ids:
             return 0
         marks = ",".join("?" * len(owner_ids))
@@ -676,7 +698,7 @@ class SqliteStore:
         return cur.rowcount
 
     def runs_with_leases(self, owner_ids: Sequence[str], kind: int) -> list[str]:
-        self._write_pending(_TASKS, _TASK_DELETES, _EXECUTIONS)
+        self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES, _EXECUTIONS)
         marks = ",".join("?" * len(owner_ids))
         sql = f"SELECT run_id FROM tasks WHERE kind=? AND lease_owner IN ({marks})"
         args: list[object] = [kind, *owner_ids]
@@ -690,6 +712,7 @@ class SqliteStore:
     # timers
 
     def insert_timer(self, run_id: str, kind: int, ref: str, attempt: int, fire_at: float) -> int:
+        self._write_pending(_RUN_TIMER_DELETES)
         cur = self._db.execute(
             "INSERT INTO timers (run_id, kind, ref, attempt, fire_at) VALUES (?,?,?,?,?)",
             (run_id, kind, ref, attempt, fire_at),
@@ -698,9 +721,15 @@ class SqliteStore:
         return cur.lastrowid
 
     def delete_timer(self, timer_id: int) -> bool:
+        self._write_pending(_RUN_TIMER_DELETES)
         return self._db.execute("DELETE FROM timers WHERE id=?", (timer_id,)).rowcount > 0
 
     def delete_timers(self, run_id: str, kind: int | None = None, ref: str | None = None) -> None:
+        if kind is None and ref is None and self._depth:
+            # All of a run's timers (it closed): at the commit, with no savepoint.
+            self._pending.put(_RUN_TIMER_DELETES, run_id, (run_id,))
+            return
+        self._write_pending(_RUN_TIMER_DELETES)
         sql, args = "DELETE FROM timers WHERE run_id=?", [run_id]
         if kind is not None:
             sql += " AND kind=?"
@@ -711,6 +740,7 @@ class SqliteStore:
         self._db.execute(sql, args)
 
     def delete_ref_timers(self, run_id: str, ref: str, kinds: Sequence[int]) -> None:
+        self._write_pending(_RUN_TIMER_DELETES)
         marks = ",".join("?" * len(kinds))
         self._db.execute(
             f"DELETE FROM timers WHERE run_id=? AND ref=? AND kind IN ({marks})",
@@ -718,6 +748,7 @@ class SqliteStore:
         )
 
     def due_timers(self, now: float, limit: int) -> list[TimerRecord]:
+        self._write_pending(_RUN_TIMER_DELETES)
         return [
             TimerRecord(*r)
             for r in self._db.query(
@@ -728,6 +759,7 @@ class SqliteStore:
         ]
 
     def next_timer_at(self) -> float | None:
+        self._write_pending(_RUN_TIMER_DELETES)
         row = self._db.query("SELECT min(fire_at) FROM timers").fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
