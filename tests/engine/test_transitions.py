@@ -327,13 +327,18 @@ async def test_attempt_left_running_at_close_times_out_for_the_next_process(
     # The attempt's start-to-close deadline lived in this engine's memory only.
     await local.close()
     other = Engine(SqliteStore(str(tmp_path / "engine.db")), clock=clock)
-    clock.advance(29.0)
-    other.service.tick()
-    assert types(other, run_id)[-1] == "ACTIVITY_TASK_SCHEDULED"
-    clock.advance(1.0)
-    other.service.tick()
-    assert types(other, run_id)[-2:] == ["ACTIVITY_TASK_TIMED_OUT", "WORKFLOW_TASK_SCHEDULED"]
+    times_out_at_30s(other, run_id, clock)
     other.store.close()
+
+
+def times_out_at_30s(engine: Engine, run_id: str, clock: ManualClock) -> None:
+    """The run's single attempt (30 s start-to-close, one attempt) times out on time."""
+    clock.advance(29.0)
+    engine.service.tick()
+    assert types(engine, run_id)[-1] == "ACTIVITY_TASK_SCHEDULED"
+    clock.advance(1.0)
+    engine.service.tick()
+    assert types(engine, run_id)[-2:] == ["ACTIVITY_TASK_TIMED_OUT", "WORKFLOW_TASK_SCHEDULED"]
 
 
 async def test_a_wait_for_the_close_returns_at_the_close_only(local: Engine) -> None:

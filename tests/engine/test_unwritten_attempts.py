@@ -17,7 +17,7 @@ from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK, OwnerRecord
 from ablauf.store.sqlite import SqliteStore
 
 from .conftest import ManualClock, start_request
-from .test_transitions import schedule_activity, take, types
+from .test_transitions import schedule_activity, take, times_out_at_30s, types
 
 
 def _on_disk(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -89,10 +89,5 @@ async def test_the_attempt_of_a_dead_process_times_out_and_gets_its_row(
         (ACTIVITY_TASK, engine.owner_id)
     ]
     assert _on_disk(path, "SELECT activity_owner FROM executions") == [(None,)]
-    clock.advance(29.0)
-    other.service.tick()
-    assert types(other, run_id)[-1] == "ACTIVITY_TASK_SCHEDULED"
-    clock.advance(1.0)
-    other.service.tick()
-    assert types(other, run_id)[-2:] == ["ACTIVITY_TASK_TIMED_OUT", "WORKFLOW_TASK_SCHEDULED"]
+    times_out_at_30s(other, run_id, clock)
     other.store.close()
