@@ -59,7 +59,6 @@ __all__ = [
     "schedule",
 ]
 
-# Activities have no lease expiry of their own: their timeouts end an attempt.
 _ALL_TIMERS = (
     TimerKind.ACTIVITY_SCHEDULE_TO_CLOSE,
     TimerKind.ACTIVITY_SCHEDULE_TO_START,
