@@ -10,9 +10,9 @@ STC, HB = TimerKind.ACTIVITY_START_TO_CLOSE, TimerKind.ACTIVITY_HEARTBEAT
 
 def test_due_timers_come_earliest_first_and_stay_armed_until_taken() -> None:
     timers = LocalTimers()
-    timers.add("run", STC, "5", 1, 30.0)
-    timers.add("run", HB, "5", 1, 10.0)
-    timers.add("other", STC, "7", 2, 20.0)
+    timers.add_many([("run", STC, "5", 1, 30.0)])
+    timers.add_many([("run", HB, "5", 1, 10.0)])
+    timers.add_many([("other", STC, "7", 2, 20.0)])
     assert timers.next_at() == 10.0
     assert timers.due(5.0, 10) == []
     due = timers.due(25.0, 10)
@@ -25,11 +25,11 @@ def test_due_timers_come_earliest_first_and_stay_armed_until_taken() -> None:
 
 def test_dropping_an_activity_disarms_all_its_timers() -> None:
     timers = LocalTimers()
-    timers.add("run", STC, "5", 1, 30.0)
-    timers.add("run", HB, "5", 1, 10.0)
-    timers.add("run", STC, "6", 1, 40.0)
-    timers.drop("run", "5")
-    timers.drop("run", "5")
+    timers.add_many([("run", STC, "5", 1, 30.0)])
+    timers.add_many([("run", HB, "5", 1, 10.0)])
+    timers.add_many([("run", STC, "6", 1, 40.0)])
+    timers.drop_many([("run", "5")])
+    timers.drop_many([("run", "5")])
     assert len(timers) == 1
     assert timers.next_at() == 40.0
     assert [t.ref for t in timers.due(100.0, 10)] == ["6"]
@@ -38,8 +38,8 @@ def test_dropping_an_activity_disarms_all_its_timers() -> None:
 def test_many_finished_attempts_leave_nothing_behind() -> None:
     timers = LocalTimers()
     for i in range(5000):
-        timers.add("run", STC, str(i), 1, 1000.0 + i)
-        timers.drop("run", str(i))
+        timers.add_many([("run", STC, str(i), 1, 1000.0 + i)])
+        timers.drop_many([("run", str(i))])
     assert len(timers) == 0
     assert timers.next_at() is None
     # Stale heap entries are compacted away, not kept until their deadline.

@@ -37,12 +37,9 @@ class LocalTimers:
     def __len__(self) -> int:
         return len(self._live)
 
-    def add(self, run_id: str, kind: int, ref: str, attempt: int, fire_at: float) -> None:
-        """Arms a timer that :meth:`due` returns from ``fire_at`` on."""
-        self.add_many([(run_id, kind, ref, attempt, fire_at)])
-
     def add_many(self, timers: Iterable[Arm]) -> float:
-        """Arms each ``(run_id, kind, ref, attempt, fire_at)``; returns the earliest ``fire_at``."""
+        """Arms each ``(run_id, kind, ref, attempt, fire_at)`` (:meth:`due` returns
+        it from ``fire_at`` on); returns the earliest ``fire_at``."""
         ids, live, by_ref, heap = self._ids, self._live, self._by_ref, self._heap
         earliest = math.inf
         for run_id, kind, ref, attempt, fire_at in timers:
@@ -54,12 +51,8 @@ class LocalTimers:
                 earliest = fire_at
         return earliest
 
-    def drop(self, run_id: str, ref: str) -> None:
-        """Disarms every timer of activity ``ref`` of ``run_id``."""
-        self.drop_many([(run_id, ref)])
-
     def drop_many(self, refs: Iterable[tuple[str, str]]) -> None:
-        """Disarms every timer of each ``(run_id, ref)``."""
+        """Disarms every timer of each activity ``ref`` of ``run_id``."""
         by_ref, live = self._by_ref, self._live
         for key in refs:
             for timer_id in by_ref.pop(key, ()):
