@@ -32,6 +32,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import WorkflowExecutionStartedEventAttributes
 from temporalio.workflow._event_groups import _inbound_event_group, _inbound_update_event_group
 
+from ablauf.payloads import from_payloads, to_payloads
 from ablauf.replay import history
 from ablauf.replay.handles import ContinueAsNew, ContinueAsNewRequest, close_coroutine
 from ablauf.replay.history import C
@@ -228,7 +229,7 @@ class WorkflowDriver(WorkflowOperations):
         async def run_workflow() -> None:
             try:
                 result = await run_fn(self.object, *(self._workflow_args or ()))
-                payloads = self.payload_converter.to_payloads([result])
+                payloads = to_payloads(self.payload_converter, [result])
                 if len(payloads) != 1:
                     raise ValueError(f"Expected 1 result payload, got {len(payloads)}")
                 self.check_may_schedule("add command")
@@ -286,7 +287,7 @@ class WorkflowDriver(WorkflowOperations):
 
     def _continue_as_new(self, request: ContinueAsNewRequest) -> None:
         converter = self.payload_converter
-        payloads = converter.to_payloads(request.args) if request.args else None
+        payloads = to_payloads(converter, request.args) if request.args else None
         memo = (
             {k: converter.to_payloads([v])[0] for k, v in request.memo.items()}
             if request.memo
@@ -429,7 +430,7 @@ class WorkflowDriver(WorkflowOperations):
         if types and len(types) != len(payloads):
             types = None
         try:
-            return converter.from_payloads(payloads, type_hints=list(types) if types else None)
+            return from_payloads(converter, payloads, list(types) if types else None)
         except temporalio.exceptions.FailureError:
             raise
         except Exception as err:
@@ -554,7 +555,7 @@ class WorkflowDriver(WorkflowOperations):
                         result = await handler(*args)
                     else:
                         result = handler(*args)
-                result_payloads = self.payload_converter.to_payloads([result])
+                result_payloads = to_payloads(self.payload_converter, [result])
                 if len(result_payloads) != 1:
                     raise ValueError(f"Expected 1 result payload, got {len(result_payloads)}")
                 self.check_may_schedule("add command")
@@ -657,7 +658,7 @@ class WorkflowDriver(WorkflowOperations):
                     result = await handler(*handler_args)
                 else:
                     result = handler(*handler_args)
-                payloads = self.payload_converter.to_payloads([result])
+                payloads = to_payloads(self.payload_converter, [result])
                 if len(payloads) != 1:
                     raise ValueError(f"Expected 1 result payload, got {len(payloads)}")
                 return payloads[0]

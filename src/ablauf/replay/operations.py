@@ -25,6 +25,7 @@ from temporalio.api.enums.v1 import TaskQueueKind
 from temporalio.workflow._event_groups import _capture_event_group_markers
 
 from ablauf.errors import UnsupportedFeatureError
+from ablauf.payloads import to_payloads
 from ablauf.replay.children import ChildWorkflowHandle as ChildHandle
 from ablauf.replay.children import ExternalWorkflowHandle as ExternalHandle
 from ablauf.replay.children import await_operation
@@ -249,7 +250,7 @@ class WorkflowOperations(WorkflowRuntime):
         handle = ActivityHandle(self, seq, name, result_type, context, converter)
         handle.set_name(f"activity: {name}")
         # Convert before making the command so a conversion error leaves none behind.
-        payloads = converter.to_payloads(args) if args else None
+        payloads = to_payloads(converter, args) if args else None
         summary_payload = converter.to_payload(summary) if summary else None
         machine, command = self.machines.schedule_activity(
             seq, activity_id, name, int(cancellation_type)
@@ -503,7 +504,7 @@ class WorkflowOperations(WorkflowRuntime):
         handle.set_name(f"child: {name}")
         converter = handle.payload_converter
         # Convert before making the command so a conversion error leaves none behind.
-        payloads = converter.to_payloads(args) if args else None
+        payloads = to_payloads(converter, args) if args else None
         memo_payloads = {k: converter.to_payloads([v])[0] for k, v in (memo or {}).items()}
         queue = task_queue or self.task_queue
         machine, command = self.machines.start_child(
@@ -576,7 +577,7 @@ class WorkflowOperations(WorkflowRuntime):
             namespace=self.namespace, workflow_id=workflow_id
         )
         converter = with_context(self._base_payload_converter, context)
-        payloads = converter.to_payloads(args) if args else None
+        payloads = to_payloads(converter, args) if args else None
         markers = self._markers(event_groups)
         self.check_may_schedule("add command")
         seq = self.next_seq("signal")

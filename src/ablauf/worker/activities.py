@@ -44,6 +44,7 @@ from ablauf.history.tasks import (
     ActivityOutcome,
     ActivityTask,
 )
+from ablauf.payloads import from_payloads, to_payloads
 from ablauf.serialization import ignores_context, with_context
 
 __all__ = ["ActivityRunner", "cancellation_details_for"]
@@ -450,7 +451,7 @@ class ActivityRunner:
             finally:
                 # From here on a cancel must not interrupt reporting the outcome.
                 attempt.done = True
-            return ActivityCompleted(data_converter.payload_converter.to_payloads([result])[0])
+            return ActivityCompleted(to_payloads(data_converter.payload_converter, [result])[0])
         except BaseException as err:
             return self._outcome_for(err, attempt, data_converter)
 
@@ -469,7 +470,7 @@ class ActivityRunner:
         elif arg_types is not None and len(arg_types) != len(task.input):
             arg_types = None
         try:
-            args = converter.from_payloads(task.input, arg_types) if task.input else []
+            args = from_payloads(converter, task.input, arg_types) if task.input else []
         except Exception as err:
             raise temporalio.exceptions.ApplicationError("Failed decoding arguments") from err
         if defn.name is None:
