@@ -283,8 +283,17 @@ def arm_lost(tx: Transition, owner_ids: Sequence[str]) -> None:
     tx.after_commit.append(tx.engine.notify_timer_added)
 
 
+# The last conversion: the activities one transition schedules share their time.
+_last_dt = (0.0, datetime.fromtimestamp(0, UTC))
+
+
 def _dt(at: float) -> datetime:
-    return datetime.fromtimestamp(at, UTC)
+    global _last_dt
+    last_at, last = _last_dt
+    if at != last_at:
+        last = datetime.fromtimestamp(at, UTC)
+        _last_dt = (at, last)
+    return last
 
 
 def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
