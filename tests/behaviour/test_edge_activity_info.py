@@ -110,3 +110,40 @@ async def test_heartbeat_details_outlive_a_failed_attempt(
     # Only a schedule-to-close timeout given: start-to-close defaults to it.
     assert second["start_to_close_timeout"] == 30
     assert second["heartbeat_timeout"] == 10
+
+
+@activity.defn
+async def timeouts() -> list[float | None]:
+    info = activity.info()
+    return [
+        seconds(info.schedule_to_close_timeout),
+        seconds(info.start_to_close_timeout),
+        seconds(info.heartbeat_timeout),
+    ]
+
+
+@workflow.defn
+class VariedOptions:
+    @workflow.run
+    async def run(self) -> list[list[float | None]]:
+        short = {"start_to_close_timeout": timedelta(seconds=5)}
+        bounded = {
+            "schedule_to_close_timeout": timedelta(seconds=7),
+            "heartbeat_timeout": timedelta(seconds=3),
+        }
+        return [
+            await workflow.execute_activity(timeouts, **options)  # type: ignore[arg-type]
+            for options in (short, bounded, short, bounded)
+        ]
+
+
+async def test_each_activity_keeps_its_own_options(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    async with Worker(
+        client, task_queue=task_queue, workflows=[VariedOptions], activities=[timeouts]
+    ):
+        result = await client.execute_workflow(
+            VariedOptions.run, id=f"ai-3-{suffix}", task_queue=task_queue
+        )
+    assert result == [[None, 5, None], [7, 7, 3], [None, 5, None], [7, 7, 3]]

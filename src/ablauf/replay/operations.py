@@ -20,6 +20,7 @@ import temporalio.api.sdk.v1
 import temporalio.common
 import temporalio.converter
 import temporalio.workflow
+from temporalio.api.command.v1 import ScheduleActivityTaskCommandAttributes
 from temporalio.api.common.v1 import Payload, SearchAttributes
 from temporalio.api.enums.v1 import TaskQueueKind
 from temporalio.workflow._event_groups import _capture_event_group_markers
@@ -257,29 +258,43 @@ class WorkflowOperations(WorkflowRuntime):
         )
         handle.machine = machine
         attrs = command.schedule_activity_task_command_attributes
+        # sdk-core asks to stay on compatible workers when the queue is the workflow's.
+        same_build = versioning_intent is None and queue == self.task_queue
+        if retry_policy is None and priority is _DEFAULT_PRIORITY:
+            # The options of most calls repeat: filled in once, then merged.
+            key = (
+                name,
+                queue,
+                schedule_to_close_timeout,
+                schedule_to_start_timeout,
+                start_to_close_timeout,
+                heartbeat_timeout,
+                same_build,
+            )
+            options = _activity_options.get(key)
+            if options is None:
+                if len(_activity_options) >= _ACTIVITY_OPTIONS_KEPT:
+                    _activity_options.clear()
+                filled = ScheduleActivityTaskCommandAttributes()
+                _fill_activity_options(filled, *key, None, priority)
+                options = _activity_options[key] = filled.SerializeToString()
+            attrs.MergeFromString(options)
+        else:
+            _fill_activity_options(
+                attrs,
+                name,
+                queue,
+                schedule_to_close_timeout,
+                schedule_to_start_timeout,
+                start_to_close_timeout,
+                heartbeat_timeout,
+                same_build,
+                retry_policy,
+                priority,
+            )
         attrs.activity_id = activity_id
-        attrs.activity_type.name = name
-        attrs.task_queue.name = queue
-        attrs.task_queue.kind = _NORMAL_QUEUE
-        attrs.header.SetInParent()
         if payloads:
             attrs.input.payloads.extend(payloads)
-        if schedule_to_close_timeout:
-            attrs.schedule_to_close_timeout.FromTimedelta(schedule_to_close_timeout)
-        if schedule_to_start_timeout:
-            attrs.schedule_to_start_timeout.FromTimedelta(schedule_to_start_timeout)
-        if start_to_close_timeout:
-            attrs.start_to_close_timeout.FromTimedelta(start_to_close_timeout)
-        if heartbeat_timeout:
-            attrs.heartbeat_timeout.FromTimedelta(heartbeat_timeout)
-        if retry_policy:
-            retry_policy.apply_to_proto(attrs.retry_policy)
-        if priority is _DEFAULT_PRIORITY:
-            attrs.priority.SetInParent()
-        elif priority:
-            attrs.priority.CopyFrom(priority._to_proto())
-        # sdk-core asks to stay on compatible workers when the queue is the workflow's.
-        attrs.use_workflow_build_id = versioning_intent is None and queue == self.task_queue
         if summary_payload is not None:
             command.user_metadata.summary.CopyFrom(summary_payload)
         command.event_group_markers.extend(markers)
@@ -660,6 +675,45 @@ class WorkflowOperations(WorkflowRuntime):
         event_groups: Sequence[EventGroup] | None = None,
     ) -> NexusOperationHandle[Any]:
         raise UnsupportedFeatureError("Nexus operations are not supported yet")
+
+
+# Serialized activity options by what they are made of (see workflow_start_activity).
+_activity_options: dict[tuple[object, ...], bytes] = {}
+_ACTIVITY_OPTIONS_KEPT = 256
+
+
+def _fill_activity_options(
+    attrs: ScheduleActivityTaskCommandAttributes,
+    name: str,
+    queue: str,
+    schedule_to_close_timeout: timedelta | None,
+    schedule_to_start_timeout: timedelta | None,
+    start_to_close_timeout: timedelta | None,
+    heartbeat_timeout: timedelta | None,
+    same_build: bool,
+    retry_policy: temporalio.common.RetryPolicy | None,
+    priority: temporalio.common.Priority,
+) -> None:
+    """Fills in a schedule-activity command's fields but its id and input."""
+    attrs.activity_type.name = name
+    attrs.task_queue.name = queue
+    attrs.task_queue.kind = _NORMAL_QUEUE
+    attrs.header.SetInParent()
+    if schedule_to_close_timeout:
+        attrs.schedule_to_close_timeout.FromTimedelta(schedule_to_close_timeout)
+    if schedule_to_start_timeout:
+        attrs.schedule_to_start_timeout.FromTimedelta(schedule_to_start_timeout)
+    if start_to_close_timeout:
+        attrs.start_to_close_timeout.FromTimedelta(start_to_close_timeout)
+    if heartbeat_timeout:
+        attrs.heartbeat_timeout.FromTimedelta(heartbeat_timeout)
+    if retry_policy:
+        retry_policy.apply_to_proto(attrs.retry_policy)
+    if priority is _DEFAULT_PRIORITY:
+        attrs.priority.SetInParent()
+    elif priority:
+        attrs.priority.CopyFrom(priority._to_proto())
+    attrs.use_workflow_build_id = same_build
 
 
 def _update_typed_from_untyped(
