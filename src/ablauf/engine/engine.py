@@ -40,7 +40,7 @@ from ablauf.engine.state import RunState
 from ablauf.engine.timers import TimerKind
 from ablauf.engine.transition import Transition
 from ablauf.engine.workflow_tasks import WorkflowTasks
-from ablauf.history.events import parse_event, parse_history, seconds_of, unframe
+from ablauf.history.events import parse_history, seconds_of, unframe
 from ablauf.store.base import (
     ACTIVITY_TASK,
     UPDATE_REQUESTED,
@@ -207,9 +207,8 @@ class Engine:
     def _fold(self, run_id: str) -> RunState:
         exe = self.store.get_execution(run_id)
         assert exe is not None
-        # Parsed one by one: the state keeps some of them (see parse_history).
-        events = [parse_event(d) for d in unframe(self.store.read_history(run_id))]
-        state = RunState.fold(exe, events, self.store.tasks_of_run(run_id))
+        datas = unframe(self.store.read_history(run_id))
+        state = RunState.fold(exe, datas, self.store.tasks_of_run(run_id))
         state.requested_updates = sum(
             1 for u in self.store.updates_of_run(run_id) if u.state == UPDATE_REQUESTED
         )
@@ -424,7 +423,11 @@ class Engine:
         self, run_id: str, first_event_id: int = 1, limit: int | None = None
     ) -> list[HistoryEvent]:
         """The run's events from ``first_event_id`` on, at most ``limit`` of them."""
-        return parse_history(self.store.read_history(run_id, first_event_id, limit))
+        return parse_history(self.history_data(run_id, first_event_id, limit))
+
+    def history_data(self, run_id: str, first_event_id: int = 1, limit: int | None = None) -> bytes:
+        """:meth:`history` as a serialized ``History`` message."""
+        return self.store.read_history(run_id, first_event_id, limit)
 
     async def wait_run_change(
         self, run_id: str, timeout: float, *, until_closed: bool = False

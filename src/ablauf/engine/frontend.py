@@ -271,14 +271,13 @@ class Frontend:
                 # In pages, so a long history never sits in memory whole.
                 # As Temporal's frontend: a larger page than its maximum is cut to it.
                 page = min(req.maximum_page_size or HISTORY_PAGE_SIZE, HISTORY_PAGE_SIZE)
-                events = engine.history(exe.run_id, first, page)
-                token = b""
-                following = first + len(events)
+                resp = GetWorkflowExecutionHistoryResponse()
+                # Parsed once, into the response: a caller keeps every page it reads.
+                resp.history.MergeFromString(engine.history_data(exe.run_id, first, page))
+                following = first + len(resp.history.events)
                 if following < state.exe.next_event_id or (req.wait_new_event and state.running):
-                    token = str(following).encode()
-                return GetWorkflowExecutionHistoryResponse(
-                    history=History(events=events), next_page_token=token
-                )
+                    resp.next_page_token = str(following).encode()
+                return resp
             if not req.wait_new_event:
                 return GetWorkflowExecutionHistoryResponse(history=History())
             left = deadline - loop.time()

@@ -6,7 +6,8 @@ rebuilds it from the store whenever its cached copy is out of date.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from temporalio.api.history.v1 import (
     WorkflowExecutionStartedEventAttributes,
 )
 
-from ablauf.history.events import attributes_of
+from ablauf.history.events import attributes_of, parse_event
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK, ExecutionRecord, TaskRecord
 
 __all__ = [
@@ -141,11 +142,10 @@ def new_activity_task(
 
 
 def _unwritten_attempt(
-    exe: ExecutionRecord, pending: PendingActivity, events: list[HistoryEvent]
+    exe: ExecutionRecord, pending: PendingActivity, scheduled: HistoryEvent
 ) -> TaskRecord:
     # A first attempt leased at schedule time by ``exe.activity_owner``, which
     # wrote no row for it: the task as Engine.lease left it then.
-    scheduled = events[pending.scheduled_event_id - 1]
     assert scheduled.event_id == pending.scheduled_event_id
     at = scheduled.event_time.seconds + scheduled.event_time.nanos / 1e9
     task = new_activity_task(exe, pending.attrs, pending.scheduled_event_id, at)
@@ -271,16 +271,23 @@ class RunState:
 
     @classmethod
     def fold(
-        cls, exe: ExecutionRecord, events: list[HistoryEvent], tasks: Iterable[TaskRecord]
+        cls, exe: ExecutionRecord, datas: Sequence[bytes], tasks: Iterable[TaskRecord]
     ) -> RunState:
-        """Rebuilds the state of a run from its stored history and tasks."""
-        state = cls(exe=exe, started=events[0].workflow_execution_started_event_attributes)
-        for event in events:
-            state.apply(event)
+        """Rebuilds the state of a run from its stored history (serialized events) and tasks.
+
+        Each event is parsed alone and dropped once applied unless the state
+        keeps part of it: a long history never sits in memory parsed whole.
+        """
+        first = parse_event(datas[0])
+        state = cls(exe=exe, started=first.workflow_execution_started_event_attributes)
+        state.apply(first)
+        for data in itertools.islice(datas, 1, None):
+            state.apply(parse_event(data))
         state.attach_tasks(tasks)
         if exe.activity_owner is not None:
             for pending in state.activities.values():
                 if pending.task is None:
-                    pending.task = _unwritten_attempt(exe, pending, events)
+                    scheduled = parse_event(datas[pending.scheduled_event_id - 1])
+                    pending.task = _unwritten_attempt(exe, pending, scheduled)
         state.recent_from = exe.next_event_id
         return state
