@@ -260,17 +260,17 @@ class WorkflowOperations(WorkflowRuntime):
         attrs = command.schedule_activity_task_command_attributes
         # sdk-core asks to stay on compatible workers when the queue is the workflow's.
         same_build = versioning_intent is None and queue == self.task_queue
+        key = (
+            name,
+            queue,
+            schedule_to_close_timeout,
+            schedule_to_start_timeout,
+            start_to_close_timeout,
+            heartbeat_timeout,
+            same_build,
+        )
         if retry_policy is None and priority is _DEFAULT_PRIORITY:
             # The options of most calls repeat: filled in once, then merged.
-            key = (
-                name,
-                queue,
-                schedule_to_close_timeout,
-                schedule_to_start_timeout,
-                start_to_close_timeout,
-                heartbeat_timeout,
-                same_build,
-            )
             options = _activity_options.get(key)
             if options is None:
                 if len(_activity_options) >= _ACTIVITY_OPTIONS_KEPT:
@@ -280,18 +280,7 @@ class WorkflowOperations(WorkflowRuntime):
                 options = _activity_options[key] = filled.SerializeToString()
             attrs.MergeFromString(options)
         else:
-            _fill_activity_options(
-                attrs,
-                name,
-                queue,
-                schedule_to_close_timeout,
-                schedule_to_start_timeout,
-                start_to_close_timeout,
-                heartbeat_timeout,
-                same_build,
-                retry_policy,
-                priority,
-            )
+            _fill_activity_options(attrs, *key, retry_policy, priority)
         attrs.activity_id = activity_id
         if payloads:
             attrs.input.payloads.extend(payloads)
