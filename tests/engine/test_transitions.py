@@ -120,6 +120,41 @@ async def test_activity_round_trip(local: Engine) -> None:
     assert completed.result.payloads[0].data == b"42"
 
 
+async def test_activities_sharing_options_keep_their_own_fields(local: Engine) -> None:
+    run_id = executions.start(local, start_request())[0]
+    ref = await take(local, WORKFLOW_TASK)
+    assert local.workflow_tasks.read(ref, 0) is not None
+    plain = schedule_activity("plain")
+    rich = schedule_activity("rich")
+    attrs = rich.schedule_activity_task_command_attributes
+    attrs.header.fields["trace"].data = b"t1"
+    attrs.input.payloads.add(data=b"7")
+    attrs.priority.priority_key = 2
+    attrs.task_queue.name = "other"
+    assert local.workflow_tasks.complete(ref, [plain, rich, schedule_activity("plain again")])
+    scheduled = [
+        e.activity_task_scheduled_event_attributes
+        for e in local.history(run_id)
+        if e.event_type == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert [a.activity_id for a in scheduled] == ["plain", "rich", "plain again"]
+    first, second, third = scheduled
+    for bare in (first, third):
+        # Present and empty, as the command sends them, and the workflow's queue.
+        assert bare.HasField("header") and not bare.header.fields
+        assert bare.HasField("priority") and bare.priority.priority_key == 0
+        assert not bare.input.payloads
+        assert bare.task_queue.name == "q"
+    assert second.header.fields["trace"].data == b"t1"
+    assert [p.data for p in second.input.payloads] == [b"7"]
+    assert second.priority.priority_key == 2
+    assert second.task_queue.name == "other"
+    for a in scheduled:
+        assert a.activity_type.name == "act"
+        assert a.start_to_close_timeout.seconds == 30
+        assert a.retry_policy.backoff_coefficient == 2.0
+
+
 async def test_failed_attempt_is_retried_without_events(local: Engine, clock: ManualClock) -> None:
     run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)

@@ -26,6 +26,7 @@ from temporalio.api.history.v1 import (
     ActivityTaskTimedOutEventAttributes,
     HistoryEvent,
 )
+from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.common import RetryPolicy
 
 from ablauf.engine.errors import InvalidArgumentError
@@ -86,43 +87,68 @@ def _fill_scheduled(
     returns its options as a worker shows them."""
     if not cmd.activity_id:
         raise InvalidArgumentError("ActivityId is not set on ScheduleActivityTaskCommand")
-    if not cmd.activity_type.name:
-        raise InvalidArgumentError("ActivityType is not set on ScheduleActivityTaskCommand")
-    attrs.activity_id = cmd.activity_id
-    attrs.activity_type.CopyFrom(cmd.activity_type)
     queue = cmd.task_queue if cmd.task_queue.name else tx.state.started.task_queue
-    attrs.task_queue.CopyFrom(queue)
-    attrs.header.CopyFrom(cmd.header)
-    attrs.input.CopyFrom(cmd.input)
+    template, options = _template_of(cmd, queue)
+    attrs.MergeFromString(template)
+    attrs.activity_id = cmd.activity_id
+    # The template holds them present and empty, as most commands send them.
+    if cmd.header.fields:
+        attrs.header.CopyFrom(cmd.header)
+    if cmd.input.payloads:
+        attrs.input.CopyFrom(cmd.input)
+    if cmd.priority.ByteSize():
+        attrs.priority.CopyFrom(cmd.priority)
     attrs.workflow_task_completed_event_id = wft_id
-    attrs.priority.CopyFrom(cmd.priority)
-    filled, options = _timeouts_of(cmd)
-    attrs.MergeFromString(filled)
     return options
 
 
-# Most activities of a workflow share their options; normalizing them is a
-# third of scheduling one. Kept serialized: merging bytes is the cheaper copy.
-_timeouts_cache: dict[bytes, tuple[bytes, _Options]] = {}
-_OPTIONS_CACHE_SIZE = 256
+# Most activities of a workflow share their type, queue and options, and
+# normalizing the options is a third of scheduling one. Kept serialized:
+# merging bytes is the cheaper copy.
+_templates: dict[tuple[object, ...], tuple[bytes, _Options]] = {}
+_TEMPLATES_KEPT = 256
 
 
-def _timeouts_of(cmd: ScheduleActivityTaskCommandAttributes) -> tuple[bytes, _Options]:
-    """The command's timeouts and retry policy as Temporal's server fills them in
-    (serialized ActivityTaskScheduled attributes), and as a worker shows them."""
-    key = b"%d.%d,%d.%d,%d.%d,%d.%d," % (
-        cmd.schedule_to_close_timeout.seconds,
-        cmd.schedule_to_close_timeout.nanos,
-        cmd.schedule_to_start_timeout.seconds,
-        cmd.schedule_to_start_timeout.nanos,
-        cmd.start_to_close_timeout.seconds,
-        cmd.start_to_close_timeout.nanos,
-        cmd.heartbeat_timeout.seconds,
-        cmd.heartbeat_timeout.nanos,
-    ) + cmd.retry_policy.SerializeToString(deterministic=True)
-    known = _timeouts_cache.get(key)
-    if known is not None:
-        return known
+def _template_of(
+    cmd: ScheduleActivityTaskCommandAttributes, queue: TaskQueue
+) -> tuple[bytes, _Options]:
+    """The command's type, queue, timeouts and retry policy as Temporal's server
+    fills them in (serialized ActivityTaskScheduled attributes), and the options
+    as a worker shows them."""
+    s2c = cmd.schedule_to_close_timeout
+    s2s = cmd.schedule_to_start_timeout
+    stc = cmd.start_to_close_timeout
+    hb = cmd.heartbeat_timeout
+    key = (
+        cmd.activity_type.name,
+        queue.name,
+        queue.kind,
+        queue.normal_name,
+        s2c.seconds,
+        s2c.nanos,
+        s2s.seconds,
+        s2s.nanos,
+        stc.seconds,
+        stc.nanos,
+        hb.seconds,
+        hb.nanos,
+        cmd.retry_policy.SerializeToString(deterministic=True)
+        if cmd.HasField("retry_policy")
+        else None,
+    )
+    known = _templates.get(key)
+    if known is None:
+        if len(_templates) >= _TEMPLATES_KEPT:
+            _templates.clear()
+        known = _templates[key] = _new_template(cmd, queue)
+    return known
+
+
+def _new_template(
+    cmd: ScheduleActivityTaskCommandAttributes, queue: TaskQueue
+) -> tuple[bytes, _Options]:
+    if not cmd.activity_type.name:
+        raise InvalidArgumentError("ActivityType is not set on ScheduleActivityTaskCommand")
     s2c, s2s, stc = (
         _secs(cmd.schedule_to_close_timeout),
         _secs(cmd.schedule_to_start_timeout),
@@ -139,6 +165,11 @@ def _timeouts_of(cmd: ScheduleActivityTaskCommandAttributes) -> tuple[bytes, _Op
         stc = min(stc, s2c)
         s2s = min(s2s, s2c) if s2s > 0 else s2c
     filled = ActivityTaskScheduledEventAttributes()
+    filled.activity_type.CopyFrom(cmd.activity_type)
+    filled.task_queue.CopyFrom(queue)
+    filled.header.SetInParent()
+    filled.input.SetInParent()
+    filled.priority.SetInParent()
     set_seconds(filled.start_to_close_timeout, stc)
     set_seconds(filled.schedule_to_close_timeout, s2c)
     set_seconds(filled.schedule_to_start_timeout, s2s)
@@ -152,10 +183,7 @@ def _timeouts_of(cmd: ScheduleActivityTaskCommandAttributes) -> tuple[bytes, _Op
         rp.backoff_coefficient = 2.0
     if not rp.HasField("maximum_interval") or _secs(rp.maximum_interval) <= 0:
         set_seconds(rp.maximum_interval, 100 * _secs(rp.initial_interval))
-    if len(_timeouts_cache) >= _OPTIONS_CACHE_SIZE:
-        _timeouts_cache.clear()
-    known = _timeouts_cache[key] = (filled.SerializeToString(), _sdk_options(filled))
-    return known
+    return filled.SerializeToString(), _sdk_options(filled)
 
 
 def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id: int) -> None:
