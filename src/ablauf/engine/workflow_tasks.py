@@ -21,7 +21,6 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import (
     HistoryEvent,
     WorkflowTaskFailedEventAttributes,
-    WorkflowTaskStartedEventAttributes,
 )
 from temporalio.api.protocol.v1 import Message
 from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
@@ -200,14 +199,14 @@ class WorkflowTasks:
             scheduled_id + 1 if scheduled is not None else exe.next_event_id,
             now,
             E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
-            WorkflowTaskStartedEventAttributes(
-                scheduled_event_id=scheduled_id,
-                identity=self.engine.identity,
-                request_id=self._request_id(),
-                history_size_bytes=exe.history_size,
-                suggest_continue_as_new=exe.next_event_id >= SUGGEST_CAN_EVENTS
-                or exe.history_size >= SUGGEST_CAN_BYTES,
-            ),
+        )
+        attrs = started.workflow_task_started_event_attributes
+        attrs.scheduled_event_id = scheduled_id
+        attrs.identity = self.engine.identity
+        attrs.request_id = self._request_id()
+        attrs.history_size_bytes = exe.history_size
+        attrs.suggest_continue_as_new = (
+            exe.next_event_id >= SUGGEST_CAN_EVENTS or exe.history_size >= SUGGEST_CAN_BYTES
         )
         self._started[task.id] = _Started(started, scheduled)
         first = known_last_event_id + 1
@@ -279,7 +278,8 @@ class WorkflowTasks:
                 )
                 return False
             self._trim_recent(tx.state, started.event_id)
-            tx.add_copy(started)
+            # The worker's copy is the history's: neither changes an event once made.
+            tx.append(started)
             completed = tx.new_event(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
             completed_attrs = completed.workflow_task_completed_event_attributes
             completed_attrs.scheduled_event_id = task.ref
