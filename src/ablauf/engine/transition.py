@@ -38,6 +38,19 @@ class Transition:
     that task's commands, as Temporal does; :meth:`add_external` decides.
     """
 
+    __slots__ = (
+        "_started_ids",
+        "after_commit",
+        "arms",
+        "disarms",
+        "encoded",
+        "engine",
+        "handoffs",
+        "needs_workflow_task",
+        "now",
+        "state",
+    )
+
     def __init__(self, engine: Engine, state: RunState, now: float) -> None:
         self.engine = engine
         self.state = state

@@ -20,7 +20,7 @@ import temporalio.api.sdk.v1
 import temporalio.common
 import temporalio.converter
 import temporalio.workflow
-from temporalio.api.command.v1 import ScheduleActivityTaskCommandAttributes
+from temporalio.api.command.v1 import Command, ScheduleActivityTaskCommandAttributes
 from temporalio.api.common.v1 import Payload, SearchAttributes
 from temporalio.api.enums.v1 import TaskQueueKind
 from temporalio.workflow._event_groups import _capture_event_group_markers
@@ -125,7 +125,7 @@ class WorkflowOperations(WorkflowRuntime):
         summary_payload = self._summary(summary)
         if summary_payload is not None:
             command.user_metadata.summary.CopyFrom(summary_payload)
-        command.event_group_markers.extend(markers)
+        _add_markers(command, markers)
         self.timers[seq] = (timer, machine)
         return timer
 
@@ -286,7 +286,7 @@ class WorkflowOperations(WorkflowRuntime):
             attrs.input.payloads.extend(payloads)
         if summary_payload is not None:
             command.user_metadata.summary.CopyFrom(summary_payload)
-        command.event_group_markers.extend(markers)
+        _add_markers(command, markers)
         self.activities[seq] = handle
         return handle
 
@@ -320,7 +320,7 @@ class WorkflowOperations(WorkflowRuntime):
             markers = self._markers(event_groups)
             command = self.machines.set_patch_marker(id, deprecated)
             if command is not None:
-                command.event_group_markers.extend(markers)
+                _add_markers(command, markers)
         return use_patch
 
     def workflow_upsert_memo(
@@ -339,7 +339,7 @@ class WorkflowOperations(WorkflowRuntime):
         markers = self._markers(event_groups)
         self.check_may_schedule("add command")
         command = self.machines.modify_workflow_properties()
-        command.event_group_markers.extend(markers)
+        _add_markers(command, markers)
         fields = command.modify_workflow_properties_command_attributes.upserted_memo.fields
         raw_memo = cast(MutableMapping[str, Payload], self._info().raw_memo)
         for key, payload in upserted.items():
@@ -405,7 +405,7 @@ class WorkflowOperations(WorkflowRuntime):
                     list(update.value) if key.indexed_value_type == keyword_list else [update.value]
                 )
         command = self.machines.upsert_search_attributes(fields)
-        command.event_group_markers.extend(markers)
+        _add_markers(command, markers)
         self.search_attributes.update(fields.indexed_fields)
 
     # -- continue-as-new -------------------------------------------------------------------------
@@ -551,7 +551,7 @@ class WorkflowOperations(WorkflowRuntime):
             command.user_metadata.summary.CopyFrom(converter.to_payload(static_summary))
         if static_details:
             command.user_metadata.details.CopyFrom(converter.to_payload(static_details))
-        command.event_group_markers.extend(handle.markers)
+        _add_markers(command, handle.markers)
         self.children[handle.seq] = handle
         await await_operation(
             self, handle.start_fut, handle.apply_cancel, reraise_on_workflow_cancellation=True
@@ -564,7 +564,7 @@ class WorkflowOperations(WorkflowRuntime):
             return
         command = self.machines.cancel_child(handle.machine, reason)
         if command is not None:
-            command.event_group_markers.extend(handle.markers)
+            _add_markers(command, handle.markers)
 
     async def signal_external(
         self,
@@ -596,7 +596,7 @@ class WorkflowOperations(WorkflowRuntime):
             attrs.input.payloads.extend(payloads)
         attrs.child_workflow_only = child
         attrs.header.SetInParent()
-        command.event_group_markers.extend(markers)
+        _add_markers(command, markers)
         fut: asyncio.Future[None] = self.loop.create_future()
         self.external_signals[seq] = (fut, workflow_id)
 
@@ -624,7 +624,7 @@ class WorkflowOperations(WorkflowRuntime):
         if run_id:
             attrs.run_id = run_id
         attrs.reason = reason
-        command.event_group_markers.extend(markers)
+        _add_markers(command, markers)
         fut: asyncio.Future[None] = self.loop.create_future()
         self.external_cancels[seq] = (fut, workflow_id)
         await fut
@@ -669,6 +669,14 @@ class WorkflowOperations(WorkflowRuntime):
 # Serialized activity options by what they are made of (see workflow_start_activity).
 _activity_options: dict[tuple[object, ...], bytes] = {}
 _ACTIVITY_OPTIONS_KEPT = 256
+
+
+def _add_markers(
+    command: Command, markers: Sequence[temporalio.api.sdk.v1.EventGroupMarker]
+) -> None:
+    # Extending a repeated field costs even when there is nothing to add.
+    if markers:
+        command.event_group_markers.extend(markers)
 
 
 def _fill_activity_options(
