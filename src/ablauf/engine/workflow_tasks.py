@@ -223,7 +223,6 @@ class WorkflowTasks:
             else []
         )
         return WorkflowTask(
-            token=ref.token(),
             namespace=exe.namespace,
             workflow_id=exe.workflow_id,
             run_id=exe.run_id,

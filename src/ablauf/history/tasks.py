@@ -37,7 +37,6 @@ class WorkflowTask:
     with the run in its sticky cache gets only the events it has not seen.
     """
 
-    token: bytes
     namespace: str
     workflow_id: str
     run_id: str
