@@ -31,7 +31,8 @@ class LocalTimers:
     def __init__(self) -> None:
         self._ids = itertools.count(1)
         self._heap: list[tuple[float, int]] = []
-        self._live: dict[int, TimerRecord] = {}
+        # The record is made only for a timer that comes due (few ever do).
+        self._live: dict[int, Arm] = {}
         self._by_ref: dict[tuple[str, str], list[int]] = {}
 
     def __len__(self) -> int:
@@ -42,9 +43,10 @@ class LocalTimers:
         it from ``fire_at`` on); returns the earliest ``fire_at``."""
         ids, live, by_ref, heap = self._ids, self._live, self._by_ref, self._heap
         earliest = math.inf
-        for run_id, kind, ref, attempt, fire_at in timers:
+        for arm in timers:
+            run_id, _, ref, _, fire_at = arm
             timer_id = -next(ids)
-            live[timer_id] = TimerRecord(timer_id, run_id, kind, ref, attempt, fire_at)
+            live[timer_id] = arm
             by_ref.setdefault((run_id, ref), []).append(timer_id)
             heapq.heappush(heap, (fire_at, timer_id))
             if fire_at < earliest:
@@ -90,7 +92,7 @@ class LocalTimers:
             return []
         live = self._live
         return [
-            live[timer_id]
-            for _, timer_id in heapq.nsmallest(limit, self._heap)
-            if timer_id in live and live[timer_id].fire_at <= now
+            TimerRecord(timer_id, *live[timer_id])
+            for fire_at, timer_id in heapq.nsmallest(limit, self._heap)
+            if fire_at <= now and timer_id in live
         ]
