@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -200,7 +199,7 @@ def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id:
     pending.timer_rows = False
     exe = state.exe
     task = pending.task = new_activity_task(exe, attrs, event.event_id, tx.now)
-    pending.worker_view = _WorkerView.of(attrs, task, options)
+    pending.worker_options = options
     owner = tx.engine.owner_id
     if offer(tx, pending, fresh=True) and exe.activity_owner in (None, owner):
         # Leased here, the first attempt needs no row: most end before anything
@@ -333,80 +332,49 @@ def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
     if pending is None or pending.task is None or pending.task.lease_nonce != ref.nonce:
         return None
     task = pending.task
-    view = pending.worker_view
-    if view is None:
-        view = pending.worker_view = _WorkerView.of(pending.attrs, task)
+    attrs = pending.attrs
+    options = pending.worker_options
+    if options is None:
+        options = pending.worker_options = _sdk_options(attrs)
+    s2c, stc, hb, retry_policy = options
     details: list[Payload] = []
     if task.heartbeat_details:
         payloads = Payloads()
         payloads.ParseFromString(task.heartbeat_details)
         details = list(payloads.payloads)
     exe = state.exe
+    scheduled_time = _dt(task.scheduled_at)
     return ActivityTask(
         token=ref.token(),
         namespace=exe.namespace,
         workflow_id=exe.workflow_id,
         run_id=exe.run_id,
         workflow_type=exe.workflow_type,
-        activity_id=view.activity_id,
-        activity_type=view.activity_type,
+        activity_id=attrs.activity_id,
+        activity_type=attrs.activity_type.name,
         task_queue=task.task_queue,
-        input=view.input,
+        input=attrs.input.payloads[:],
         attempt=task.attempt,
-        scheduled_time=view.scheduled_time,
+        scheduled_time=scheduled_time,
         current_attempt_scheduled_time=(
-            view.scheduled_time
+            scheduled_time
             if task.attempt_scheduled_at == task.scheduled_at
             else _dt(task.attempt_scheduled_at)
         ),
         started_time=(
-            view.scheduled_time
+            scheduled_time
             if task.started_at == task.scheduled_at
             else _dt(task.started_at or engine.clock.now())
         ),
-        schedule_to_close_timeout=view.schedule_to_close_timeout,
-        start_to_close_timeout=view.start_to_close_timeout,
-        heartbeat_timeout=view.heartbeat_timeout,
-        retry_policy=view.retry_policy,
+        schedule_to_close_timeout=s2c,
+        start_to_close_timeout=stc,
+        heartbeat_timeout=hb,
+        # Shared by the activities with these options: the worker copies it
+        # into the (mutable) Info an activity sees.
+        retry_policy=retry_policy,
         heartbeat_details=details,
-        headers=view.headers,
+        headers=payload_map(attrs.header.fields),
     )
-
-
-@dataclass(slots=True)
-class _WorkerView:
-    """The parts of an activity task that are the same for every attempt (read-only)."""
-
-    activity_id: str
-    activity_type: str
-    input: list[Payload]
-    scheduled_time: datetime
-    schedule_to_close_timeout: timedelta | None
-    start_to_close_timeout: timedelta | None
-    heartbeat_timeout: timedelta | None
-    retry_policy: RetryPolicy
-    headers: dict[str, Payload]
-
-    @staticmethod
-    def of(
-        attrs: ActivityTaskScheduledEventAttributes,
-        task: TaskRecord,
-        options: _Options | None = None,
-    ) -> _WorkerView:
-        s2c, stc, hb, retry_policy = options or _sdk_options(attrs)
-        return _WorkerView(
-            activity_id=attrs.activity_id,
-            activity_type=attrs.activity_type.name,
-            input=attrs.input.payloads[:],
-            scheduled_time=_dt(task.scheduled_at),
-            schedule_to_close_timeout=s2c,
-            start_to_close_timeout=stc,
-            heartbeat_timeout=hb,
-            # Shared by the activities with these options: the worker copies it
-            # into the (mutable) Info an activity sees.
-            retry_policy=retry_policy,
-            headers=payload_map(attrs.header.fields),
-        )
 
 
 _Options = tuple[timedelta | None, timedelta | None, timedelta | None, RetryPolicy]

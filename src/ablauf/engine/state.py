@@ -106,8 +106,8 @@ class PendingActivity:
     task: TaskRecord | None = None
     timer_rows: bool = True
     """Whether the timers table may hold timers of this activity (unknown: True)."""
-    worker_view: Any = None
-    """What every attempt shows a worker of the scheduled activity, made once."""
+    worker_options: Any = None
+    """Its timeouts and retry policy as a worker shows them, made once."""
 
 
 NO_EXPIRY = 1e18
