@@ -11,6 +11,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from ablauf.engine.engine import Engine
+from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
 from ablauf.store.sqlite import SqliteStore
 
 
@@ -40,6 +41,14 @@ async def engine(tmp_path, clock: ManualClock) -> AsyncIterator[Engine]:
     eng = Engine(SqliteStore(str(tmp_path / "engine.db")), clock=clock)
     yield eng
     eng.store.close()
+
+
+@pytest.fixture
+def local(engine: Engine) -> Engine:
+    """An engine whose workflow and activity tasks on queue "q" go to this process."""
+    engine.matching.register(WORKFLOW_TASK, "q")
+    engine.matching.register(ACTIVITY_TASK, "q")
+    return engine
 
 
 def start_request(

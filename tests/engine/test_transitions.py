@@ -62,13 +62,6 @@ async def take(engine: Engine, kind: int) -> TaskRef:
     return await queue.get()
 
 
-@pytest.fixture
-def local(engine: Engine) -> Engine:
-    engine.matching.register(WORKFLOW_TASK, "q")
-    engine.matching.register(ACTIVITY_TASK, "q")
-    return engine
-
-
 async def test_start_hands_first_workflow_task_to_local_worker(local: Engine) -> None:
     run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)

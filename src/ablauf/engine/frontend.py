@@ -113,6 +113,12 @@ def _check_start(
     check_request(req.input)
 
 
+def _run_of(engine: Engine, namespace: str, execution: WorkflowExecution) -> str:
+    """The run a request names; without a run id, the run current as the request
+    is applied (after a continue-as-new committed in the same group: the new run)."""
+    return engine.execution(namespace, execution.workflow_id, execution.run_id).run_id
+
+
 # Temporal's default and largest history page (its frontend counts batches of
 # events; ablauf, which keeps none, counts events).
 HISTORY_PAGE_SIZE = 256
@@ -156,43 +162,46 @@ class Frontend:
     async def rpc_request_cancel_workflow_execution(
         self, req: RequestCancelWorkflowExecutionRequest, timeout: float | None
     ) -> RequestCancelWorkflowExecutionResponse:
-        exe = self.engine.execution(
-            req.namespace, req.workflow_execution.workflow_id, req.workflow_execution.run_id
-        )
-        await self.engine.submit(
-            lambda: executions.request_cancel(self.engine, exe.run_id, req.reason, req.identity)
-        )
+        engine = self.engine
+
+        def change() -> None:
+            run_id = _run_of(engine, req.namespace, req.workflow_execution)
+            executions.request_cancel(engine, run_id, req.reason, req.identity)
+
+        await engine.submit(change)
         return RequestCancelWorkflowExecutionResponse()
 
     async def rpc_terminate_workflow_execution(
         self, req: TerminateWorkflowExecutionRequest, timeout: float | None
     ) -> TerminateWorkflowExecutionResponse:
-        exe = self.engine.execution(
-            req.namespace, req.workflow_execution.workflow_id, req.workflow_execution.run_id
-        )
+        engine = self.engine
         details = req.details if req.HasField("details") else None
         # Temporal's frontend names a terminate request that gives no reason.
         reason = req.reason or "terminated by user via frontend"
-        await self.engine.submit(
-            lambda: executions.terminate(self.engine, exe.run_id, reason, details, req.identity)
-        )
+
+        def change() -> None:
+            run_id = _run_of(engine, req.namespace, req.workflow_execution)
+            executions.terminate(engine, run_id, reason, details, req.identity)
+
+        await engine.submit(change)
         return TerminateWorkflowExecutionResponse()
 
     async def rpc_signal_workflow_execution(
         self, req: SignalWorkflowExecutionRequest, timeout: float | None
     ) -> SignalWorkflowExecutionResponse:
         check_request(req.input)
-        exe = self.engine.execution(
-            req.namespace, req.workflow_execution.workflow_id, req.workflow_execution.run_id
-        )
         header = req.header if req.HasField("header") else None
         engine = self.engine
-        run_id = exe.run_id
+        namespace, execution = req.namespace, req.workflow_execution
+
+        def apply(signals: list[executions.Signal]) -> None:
+            executions.signal_many(engine, _run_of(engine, namespace, execution), signals)
+
         # Signals to one run that arrive together go into one transition.
         await engine.submit_batched(
-            ("signals", run_id),
+            ("signals", namespace, execution.workflow_id, execution.run_id),
             executions.Signal(req.signal_name, req.input, req.identity, header),
-            lambda signals: executions.signal_many(engine, run_id, signals),
+            apply,
         )
         return SignalWorkflowExecutionResponse()
 
@@ -208,17 +217,22 @@ class Frontend:
     ) -> UpdateWorkflowExecutionResponse:
         engine = self.engine
         execution = req.workflow_execution
-        exe = engine.execution(req.namespace, execution.workflow_id, execution.run_id)
         check_request(req.request.input.args)
-        await engine.submit(lambda: updates.request(engine, exe.run_id, req.request))
+
+        def change() -> str:
+            run_id = _run_of(engine, req.namespace, execution)
+            updates.request(engine, run_id, req.request)
+            return run_id
+
+        run_id = await engine.submit(change)
         update_id = req.request.meta.update_id
         stage, outcome = await updates.wait(
-            engine, exe.run_id, update_id, req.wait_policy.lifecycle_stage, timeout or _LONG_POLL
+            engine, run_id, update_id, req.wait_policy.lifecycle_stage, timeout or _LONG_POLL
         )
         resp = UpdateWorkflowExecutionResponse(
             update_ref=UpdateRef(
                 workflow_execution=WorkflowExecution(
-                    workflow_id=exe.workflow_id, run_id=exe.run_id
+                    workflow_id=execution.workflow_id, run_id=run_id
                 ),
                 update_id=update_id,
             ),
