@@ -59,6 +59,8 @@ class Inspector:
         await workflow.execute_activity(
             record, self.first, start_to_close_timeout=timedelta(seconds=5)
         )
+        if mode == "crash-after-activity":
+            raise RuntimeError("plain exception")
         self.lengths.append(info.get_current_history_length())
         await workflow.sleep(0.1)
         self.lengths.append(info.get_current_history_length())
@@ -234,12 +236,34 @@ async def test_a_taken_id_raises_already_started_with_its_run(
     assert second.result_run_id != first.result_run_id
 
 
+_TASK_FAILED = [
+    EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "before_failure"),
+    [
+        ("crash", [EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED]),
+        # The task a cached workflow fails: the activity's result stays, once.
+        (
+            "crash-after-activity",
+            [
+                EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+                EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+                EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+            ],
+        ),
+    ],
+)
 async def test_a_plain_exception_fails_the_task_and_the_run_stays_running(
-    client: Client, task_queue: str, suffix: str
+    client: Client, task_queue: str, suffix: str, mode: str, before_failure: list[int]
 ) -> None:
     async with worker(client, task_queue):
         handle = await client.start_workflow(
-            Inspector.run, "crash", id=f"crash-{suffix}", task_queue=task_queue
+            Inspector.run, mode, id=f"{mode}-{suffix}", task_queue=task_queue
         )
         for _ in range(250):
             events = (await handle.fetch_history()).events
@@ -255,13 +279,11 @@ async def test_a_plain_exception_fails_the_task_and_the_run_stays_running(
     )
     assert attrs.failure.message == "plain exception"
     assert attrs.failure.application_failure_info.type == "RuntimeError"
-    assert [e.event_type for e in events[:5]] == [
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
-        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-        EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
-        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-    ][: len(events[:5])]
+    failed_at = events.index(failed[0])
+    expected = before_failure + _TASK_FAILED
+    assert [e.event_type for e in events[failed_at + 1 - len(expected) : failed_at + 1]] == expected
+    completed = [e for e in events if e.HasField("activity_task_completed_event_attributes")]
+    assert len(completed) == (mode == "crash-after-activity")
     await handle.terminate("test done")
 
 

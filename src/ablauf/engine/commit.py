@@ -97,6 +97,11 @@ class GroupCommit:
         self._drain_handle: asyncio.Handle | None = None
         self._batches: dict[Hashable, _Batch[Any]] = {}
 
+    @property
+    def open(self) -> bool:
+        """Whether a group is open (its inline workflow tasks run before its commit)."""
+        return self._deferred is not None
+
     def defer(self, tx: Transition) -> bool:
         """Keeps what follows ``tx``'s commit for the end of the open group, if any."""
         if self._deferred is None:

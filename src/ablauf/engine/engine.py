@@ -91,6 +91,11 @@ class _HistoryLimitExceeded(Exception):
     pass
 
 
+class _Unfused(Exception):
+    """A workflow task run inside the transition that scheduled it did not
+    complete: the transition is made again without it."""
+
+
 class Engine:
     """The durable state machine behind one store."""
 
@@ -105,6 +110,7 @@ class Engine:
         # Cached runs checked against the store since another connection last
         # committed: they need no check until the next foreign commit.
         self._fresh: set[str] = set()
+        self._nested = 0
         self._data_version: int | None = None
         self._run_waiters: dict[str, list[asyncio.Future[None]]] = {}
         # Those that wait for the run to close (a client awaiting its result).
@@ -220,14 +226,31 @@ class Engine:
         self._runs.clear()
         self._fresh.clear()
 
-    def transition(self, run_id: str, change: Callable[[Transition], T]) -> T:
-        """Applies ``change`` to the run in one store transaction."""
+    def transition(self, run_id: str, change: Callable[[Transition], T], *, fuse: bool = True) -> T:
+        """Applies ``change`` to the run in one store transaction.
+
+        In a group commit, a workflow task it schedules for a worker of this
+        process that has the run cached runs inside it (``fuse``): one
+        transition instead of two. Should that task fail, the change is made
+        again without it, and the task takes the usual way.
+        """
+        # Only an outermost transition fuses: a nested one (a signal to another
+        # run) must not run that run's code, which might come back to this run.
+        fuse = fuse and not self._nested
         try:
             with self.store.transaction():
                 state = self._load(run_id)
                 tx = Transition(self, state, self.clock.now())
-                result = change(tx)
-                self._finish(tx)
+                self._nested += 1
+                try:
+                    result = change(tx)
+                    self._finish(tx, fuse)
+                finally:
+                    self._nested -= 1
+        except _Unfused:
+            # The fused task may have changed other runs' cached states too.
+            self.forget_runs()
+            return self.transition(run_id, change, fuse=False)
         except _HistoryLimitExceeded as err:
             self._runs.pop(run_id, None)
             self._terminate_for_limit(run_id, str(err))
@@ -238,7 +261,17 @@ class Engine:
         self._after_commit(tx)
         return result
 
-    def _finish(self, tx: Transition) -> None:
+    def _finish(self, tx: Transition, fuse: bool = False) -> None:
+        state = tx.state
+        self._schedule_next(tx)
+        if fuse and tx.handoffs and self.commits.open:
+            self._run_fused(tx)
+        if tx.encoded:
+            self.store.append_events(state.exe.run_id, tx.encoded)
+        state.exe.version += 1
+        self.store.update_execution(state.exe)
+
+    def _schedule_next(self, tx: Transition) -> None:
         state = tx.state
         if state.running:
             self._check_history_limits(tx)
@@ -247,10 +280,39 @@ class Engine:
                 self.workflow_tasks.schedule(tx, attempt=1)
             elif state.requested_updates > 0:
                 self.workflow_tasks.schedule_speculative(tx)
-        if tx.encoded:
-            self.store.append_events(state.exe.run_id, tx.encoded)
-        state.exe.version += 1
-        self.store.update_execution(state.exe)
+
+    def _run_fused(self, tx: Transition) -> None:
+        """Runs the workflow task ``tx`` hands to an inline worker inside ``tx``;
+        raises :class:`_Unfused` should that task not complete."""
+        queue, ref = tx.handoffs[-1]
+        state = tx.state
+        run_inline = queue.inline_in
+        wft = state.wft
+        if (
+            run_inline is None
+            or wft is None
+            or ref.task_id != wft.id
+            or ref.run_id != state.exe.run_id
+            or state.buffered
+            or state.requested_updates
+        ):
+            return
+        tx.handoffs.pop()
+        tx.needs_workflow_task = False
+        try:
+            undo = run_inline(tx, ref)
+        except Exception as err:
+            raise _Unfused from err
+        if undo is None:
+            tx.handoffs.append((queue, ref))
+            tx.needs_workflow_task = True
+            return
+        try:
+            self._schedule_next(tx)
+        except Exception as err:
+            # Made alone, the change is kept and the task's completion is what overflows.
+            undo()
+            raise _Unfused from err
 
     @staticmethod
     def _check_history_limits(tx: Transition) -> None:

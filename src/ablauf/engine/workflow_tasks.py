@@ -184,12 +184,27 @@ class WorkflowTasks:
 
         The WorkflowTaskStarted event at the end is not stored until the task completes.
         """
-        state = self.engine._load(ref.run_id)
+        return self._read(self.engine._load(ref.run_id), ref, known_last_event_id, None)
+
+    def read_in(
+        self, tx: Transition, ref: TaskRef, known_last_event_id: int
+    ) -> WorkflowTask | None:
+        """:meth:`read` inside the transition that scheduled the task (it runs
+        inline); None also when the worker needs events from before the ones
+        held in memory (the store has not got this transition's events yet)."""
+        if known_last_event_id + 1 < tx.state.recent_from:
+            return None
+        return self._read(tx.state, ref, known_last_event_id, tx.now)
+
+    def _read(
+        self, state: RunState, ref: TaskRef, known_last_event_id: int, now: float | None
+    ) -> WorkflowTask | None:
         task = state.wft
         if task is None or task.id != ref.task_id or task.lease_nonce != ref.nonce:
             return None
         exe = state.exe
-        now = self.engine.clock.now()
+        if now is None:
+            now = self.engine.clock.now()
         scheduled = None
         scheduled_id = task.ref
         if task.ref == 0:
@@ -247,55 +262,64 @@ class WorkflowTasks:
         new events make a closing command invalid); the worker then drops its
         cached instance.
         """
+        return self.engine.transition(
+            ref.run_id, lambda tx: self.complete_in(tx, ref, cmds, sdk_metadata, messages)
+        )
 
-        def change(tx: Transition) -> bool:
-            task = self._leased(tx, ref)
-            # Kept until the commit: a refused command still needs it to record the failure.
-            read = self._started.get(ref.task_id)
-            if task is None or read is None:
-                self._started.pop(ref.task_id, None)
-                return False
-            started = read.started
-            if task.ref == 0 and not cmds and not tx.state.buffered:
-                # A speculative task that only rejected updates leaves no trace.
-                updates.reject_unanswered(tx, list(messages))
-                self._started.pop(ref.task_id, None)
-                self.engine.store.delete_task(task.id)
-                tx.state.wft = None
-                return True
-            self.materialize(tx)
-            closing = any(c.command_type in commands.CLOSING for c in cmds)
-            if closing and tx.state.buffered:
-                # Temporal refuses to close a run that has unseen events.
-                self._started.pop(ref.task_id, None)
-                self._record_failure(
-                    tx,
-                    task,
-                    started,
-                    None,
-                    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
-                )
-                return False
-            self._trim_recent(tx.state, started.event_id)
-            # The worker's copy is the history's: neither changes an event once made.
-            tx.append(started)
-            completed = tx.new_event(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
-            completed_attrs = completed.workflow_task_completed_event_attributes
-            completed_attrs.scheduled_event_id = task.ref
-            completed_attrs.started_event_id = started.event_id
-            completed_attrs.identity = self.engine.identity
-            if sdk_metadata is not None:
-                completed_attrs.sdk_metadata.CopyFrom(sdk_metadata)
-            tx.append(completed)
+    def complete_in(
+        self,
+        tx: Transition,
+        ref: TaskRef,
+        cmds: Sequence[Command],
+        sdk_metadata: WorkflowTaskCompletedMetadata | None = None,
+        messages: Sequence[Message] = (),
+    ) -> bool:
+        """:meth:`complete` as part of the transition ``tx``."""
+        task = self._leased(tx, ref)
+        # Kept until the commit: a refused command still needs it to record the failure.
+        read = self._started.get(ref.task_id)
+        if task is None or read is None:
+            self._started.pop(ref.task_id, None)
+            return False
+        started = read.started
+        if task.ref == 0 and not cmds and not tx.state.buffered:
+            # A speculative task that only rejected updates leaves no trace.
+            updates.reject_unanswered(tx, list(messages))
+            self._started.pop(ref.task_id, None)
             self.engine.store.delete_task(task.id)
             tx.state.wft = None
-            commands.apply(tx, cmds, completed.event_id, messages)
-            if tx.state.running:
-                tx.flush_buffered()
-            self._started.pop(ref.task_id, None)
             return True
-
-        return self.engine.transition(ref.run_id, change)
+        self.materialize(tx)
+        closing = any(c.command_type in commands.CLOSING for c in cmds)
+        if closing and tx.state.buffered:
+            # Temporal refuses to close a run that has unseen events.
+            self._started.pop(ref.task_id, None)
+            self._record_failure(
+                tx,
+                task,
+                started,
+                None,
+                WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+            )
+            return False
+        self._trim_recent(tx.state, started.event_id)
+        # The worker's copy is the history's: neither changes an event once made.
+        tx.append(started)
+        completed = tx.new_event(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+        completed_attrs = completed.workflow_task_completed_event_attributes
+        completed_attrs.scheduled_event_id = task.ref
+        completed_attrs.started_event_id = started.event_id
+        completed_attrs.identity = self.engine.identity
+        if sdk_metadata is not None:
+            completed_attrs.sdk_metadata.CopyFrom(sdk_metadata)
+        tx.append(completed)
+        self.engine.store.delete_task(task.id)
+        tx.state.wft = None
+        commands.apply(tx, cmds, completed.event_id, messages)
+        if tx.state.running:
+            tx.flush_buffered()
+        self._started.pop(ref.task_id, None)
+        return True
 
     @staticmethod
     def _trim_recent(state: RunState, started_event_id: int) -> None:

@@ -218,6 +218,7 @@ class Worker:
             self._consume(queue, self._take_workflow_task)
             if self._workflows.codec.codec is None and queue.inline is None:
                 queue.inline = self._workflows.process_now
+                queue.inline_in = self._workflows.process_in
                 self._inline_queue = queue
         if self._activities is not None:
             queue = engine.matching.register(ACTIVITY_TASK, self.task_queue)
@@ -240,6 +241,7 @@ class Worker:
             queue.remove_consumer(consumer)
         if self._inline_queue is not None:
             self._inline_queue.inline = None
+            self._inline_queue.inline_in = None
         await asyncio.gather(*self._workflow_tasks, return_exceptions=True)
         if self._activities is not None:
             timeout = self._graceful if self._graceful > timedelta() else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import temporalio.converter
@@ -23,6 +23,7 @@ from ablauf.engine.engine import Engine
 from ablauf.engine.errors import EngineError, QueryFailedError
 from ablauf.engine.limits import PAYLOADS_TOO_LARGE_TYPE, PayloadsTooLargeError
 from ablauf.engine.matching import TaskRef
+from ablauf.engine.transition import Transition
 from ablauf.history.tasks import WorkflowTask
 from ablauf.replay.instance import QueryFailed, WorkflowInstance, WorkflowTaskOutcome
 from ablauf.store.base import ExecutionRecord
@@ -150,6 +151,42 @@ class WorkflowRunner:
             self._completed(ref, task.workflow_id, instance, err, None)
             return
         self._completed(ref, task.workflow_id, instance, None, kept)
+
+    def process_in(self, tx: Transition, ref: TaskRef) -> Callable[[], None] | None:
+        """Runs one workflow task of a cached instance inside the transition that
+        scheduled it; None (having done nothing) if the run is not cached.
+        Returns what undoes it in the worker, should the transition not commit.
+
+        Raises if the task fails in any way: the instance is evicted, and the
+        engine then makes the transition without the task, which takes the
+        usual way (a replay that meets the same failure and records it).
+        """
+        run_id = ref.run_id
+        instance = self.cache.get(run_id)
+        if instance is None:
+            return None
+        tasks = self.engine.workflow_tasks
+        task = tasks.read_in(tx, ref, instance.last_event_id)
+        if task is None:
+            return None
+        del self.cache[run_id]
+        try:
+            outcome = instance.activate(list(task.events), list(task.messages))
+            if outcome.failure is not None:
+                raise _TaskFailed
+            kept = tasks.complete_in(
+                tx, ref, outcome.commands, outcome.sdk_metadata, outcome.messages
+            )
+        except BaseException:
+            instance.close()
+            tasks.forget(ref.task_id)
+            raise
+        if kept and tx.state.running:
+            self._keep(run_id, instance)
+        else:
+            instance.close()
+        # The instance has seen events the store will not keep.
+        return lambda: self.evict(run_id)
 
     def _begin(self, ref: TaskRef) -> tuple[WorkflowTask, WorkflowInstance] | None:
         instance = self.cache.pop(ref.run_id, None)
@@ -337,6 +374,10 @@ def _command_events() -> frozenset[int]:
 
 
 _COMMAND_EVENTS = _command_events()
+
+
+class _TaskFailed(Exception):
+    """The workflow task failed (recorded when it is run again the usual way)."""
 
 
 class _NotRegistered(Exception):
