@@ -18,7 +18,9 @@ from typing import Any
 import temporalio.converter as tc
 from temporalio.api.common.v1 import Payload
 
-__all__ = ["from_payloads", "to_payloads"]
+from ablauf.wire import field, varint
+
+__all__ = ["from_payloads", "payloads_field", "to_payloads"]
 
 _JSON = b"json/plain"
 _NULL = b"binary/null"
@@ -71,27 +73,28 @@ def _is_plain(converter: object) -> bool:
     return verdict
 
 
-def _json_payload(text: str) -> Payload:
+def _encode_data(value: Any) -> bytes | None:
+    """The serialized payload of a plain value, or None for any other value."""
+    kind = type(value)
+    if kind is int:
+        text = int.__repr__(value)
+    elif kind is str:
+        text = json.encoder.encode_basestring_ascii(value)
+    elif value is None:
+        return _NULL_PAYLOAD
+    elif kind is bool:
+        text = "true" if value else "false"
+    elif kind is float and math.isfinite(value):
+        text = float.__repr__(value)
+    else:
+        return None
     data = text.encode()
-    size = len(data)
-    if size < 0x80:
-        return Payload.FromString(_JSON_HEAD + bytes((size,)) + data)
-    return Payload(metadata={"encoding": _JSON}, data=data)
+    return _JSON_HEAD + varint(len(data)) + data
 
 
 def _encode(value: Any) -> Payload | None:
-    kind = type(value)
-    if kind is int:
-        return _json_payload(int.__repr__(value))
-    if kind is str:
-        return _json_payload(json.encoder.encode_basestring_ascii(value))
-    if value is None:
-        return Payload.FromString(_NULL_PAYLOAD)
-    if kind is bool:
-        return _json_payload("true" if value else "false")
-    if kind is float and math.isfinite(value):
-        return _json_payload(float.__repr__(value))
-    return None
+    data = _encode_data(value)
+    return None if data is None else Payload.FromString(data)
 
 
 def to_payloads(converter: tc.PayloadConverter, values: Sequence[Any]) -> list[Payload]:
@@ -106,6 +109,24 @@ def to_payloads(converter: tc.PayloadConverter, values: Sequence[Any]) -> list[P
         else:
             return payloads
     return converter.to_payloads(values)
+
+
+def payloads_field(
+    converter: tc.PayloadConverter, values: Sequence[Any], number: int
+) -> bytes | None:
+    """A message's field ``number`` set to ``Payloads(payloads=converter.to_payloads(values))``,
+    serialized for merging (the cheaper copy), when the values are plain and the
+    converter is the shipped one; None when the converter must be asked."""
+    if not _is_plain(converter):
+        return None
+    parts = []
+    for value in values:
+        data = _encode_data(value)
+        if data is None:
+            return None
+        # Payloads.payloads is field 1.
+        parts.append(field(1, data))
+    return field(number, b"".join(parts))
 
 
 def _decode(payload: Payload, hint: object) -> Any:

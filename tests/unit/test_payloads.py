@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 import temporalio.converter as tc
+from temporalio.api.command.v1 import ScheduleActivityTaskCommandAttributes
 from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 
-from ablauf.payloads import from_payloads, to_payloads
+from ablauf.payloads import from_payloads, payloads_field, to_payloads
 
 DEFAULT = tc.DataConverter.default.payload_converter
 
@@ -149,3 +150,15 @@ def test_changed_default_converters_are_always_asked(monkeypatch: pytest.MonkeyP
     converter = tc.DataConverter().payload_converter
     payloads = to_payloads(converter, [1])
     assert from_payloads(converter, payloads, [int]) == [1001]
+
+
+@pytest.mark.parametrize("values", [[v] for v in PLAIN] + [PLAIN, [1, Order("o", 1.0)]], ids=repr)
+def test_a_payloads_field_holds_what_the_sdk_makes(values: list[Any]) -> None:
+    field = payloads_field(DEFAULT, values, 6)
+    if any(not isinstance(v, str | int | float | type(None)) for v in values):
+        assert field is None
+        return
+    assert field is not None
+    message = ScheduleActivityTaskCommandAttributes()
+    message.MergeFromString(field)
+    assert list(message.input.payloads) == DEFAULT.to_payloads(values)

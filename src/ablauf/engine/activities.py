@@ -325,7 +325,9 @@ def _dt(at: float) -> datetime:
 
 def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
     """What a worker needs to run a leased attempt, or None if the lease is gone."""
-    state = engine.state_of(ref.run_id)
+    # The lease is this process's: no other process changes it while it lasts,
+    # and the attempt's outcome is checked against the run when it is recorded.
+    state = engine.last_state_of(ref.run_id)
     if not state.running:
         return None
     pending = state.activity_of_ref(ref.task_id)

@@ -481,6 +481,13 @@ class Engine:
         """The run's current state (read-only use)."""
         return self._load(run_id)
 
+    def last_state_of(self, run_id: str) -> RunState:
+        """The run's state as this process last had it (read-only use): it may
+        miss another process's latest change, so what it is used for must be
+        checked again by the transition that records the result."""
+        state = self._runs.get(run_id)
+        return state if state is not None else self._load(run_id)
+
     def history(
         self, run_id: str, first_event_id: int = 1, limit: int | None = None
     ) -> list[HistoryEvent]:

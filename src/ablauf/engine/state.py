@@ -194,6 +194,8 @@ class RunState:
     # has not seen without a read from the store.
     recent: list[HistoryEvent] = field(default_factory=list)
     recent_from: int = 1
+    # The attributes of its WorkflowTaskScheduled events, serialized (made at the first).
+    wft_scheduled: bytes = b""
 
     def apply(self, event: HistoryEvent) -> None:
         """Folds one event into the state."""

@@ -21,6 +21,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import (
     HistoryEvent,
     WorkflowTaskFailedEventAttributes,
+    WorkflowTaskScheduledEventAttributes,
 )
 from temporalio.api.protocol.v1 import Message
 from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
@@ -72,11 +73,18 @@ class WorkflowTasks:
 
     @staticmethod
     def _scheduled_event(event_id: int, at: float, state: RunState, attempt: int) -> HistoryEvent:
-        event = make_event(event_id, at, E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)
-        attrs = event.workflow_task_scheduled_event_attributes
-        attrs.task_queue.CopyFrom(state.started.task_queue)
-        attrs.start_to_close_timeout.CopyFrom(state.started.workflow_task_timeout)
-        attrs.attempt = attempt
+        template = state.wft_scheduled
+        if not template:
+            # The same for each of the run's tasks: made once, then parsed with the event.
+            started = state.started
+            template = state.wft_scheduled = WorkflowTaskScheduledEventAttributes(
+                task_queue=started.task_queue,
+                start_to_close_timeout=started.workflow_task_timeout,
+                attempt=1,
+            ).SerializeToString()
+        event = make_event(event_id, at, E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, attrs_data=template)
+        if attempt != 1:
+            event.workflow_task_scheduled_event_attributes.attempt = attempt
         return event
 
     def schedule_speculative(self, tx: Transition) -> None:

@@ -15,6 +15,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History, HistoryEvent
 
+from ablauf.wire import field, varint
+
 __all__ = [
     "ATTRIBUTE_FIELDS",
     "attributes_of",
@@ -65,10 +67,15 @@ def payload_map(fields: Mapping[str, Payload]) -> dict[str, Payload]:
 
 
 def make_event(
-    event_id: int, at: float, event_type: int, attrs: Message | None = None
+    event_id: int,
+    at: float,
+    event_type: int,
+    attrs: Message | None = None,
+    attrs_data: bytes = b"",
 ) -> HistoryEvent:
-    """Creates an event; ``attrs`` is copied into the type's attribute field."""
-    # Parsed from its time, type and empty attributes serialized: a third of
+    """Creates an event; ``attrs`` is copied into the type's attribute field,
+    or ``attrs_data`` (the attributes serialized) parsed into it."""
+    # Parsed from its time, type and attributes serialized: a third of
     # setting them field by field, and a transition's events share their time.
     global _time_field
     time_at, time_data = _time_field
@@ -77,7 +84,11 @@ def make_event(
         set_time(stamp, at)
         time_data = stamp.SerializeToString()
         _time_field = (at, time_data)
-    event = HistoryEvent.FromString(time_data + _TYPE_FIELDS[event_type])
+    if attrs_data:
+        type_data, number = _TYPE_ONLY[event_type]
+        event = HistoryEvent.FromString(time_data + type_data + field(number, attrs_data))
+    else:
+        event = HistoryEvent.FromString(time_data + _TYPE_FIELDS[event_type])
     if event_id:
         event.event_id = event_id
     if attrs is not None:
@@ -93,6 +104,14 @@ def _type_field(event_type: int) -> bytes:
 
 
 _TYPE_FIELDS = {event_type: _type_field(event_type) for event_type in ATTRIBUTE_FIELDS}
+# The event type alone, serialized, and the number of its attribute field.
+_TYPE_ONLY = {
+    event_type: (
+        HistoryEvent(event_type=event_type).SerializeToString(),  # type: ignore[arg-type]
+        HistoryEvent.DESCRIPTOR.fields_by_name[name].number,
+    )
+    for event_type, name in ATTRIBUTE_FIELDS.items()
+}
 _time_field = (-1.0, b"")
 
 
@@ -169,16 +188,7 @@ def _prefix(size: int) -> bytes:
         return _ONE_BYTE_PREFIXES[size]
     if size < 0x4000:
         return bytes((0x0A, (size & 0x7F) | 0x80, size >> 7))
-    return _FIELD_EVENTS + _varint(size)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    return _FIELD_EVENTS + varint(size)
 
 
 def parse_event(data: bytes) -> HistoryEvent:

@@ -26,7 +26,7 @@ from temporalio.api.enums.v1 import TaskQueueKind
 from temporalio.workflow._event_groups import _capture_event_group_markers
 
 from ablauf.errors import UnsupportedFeatureError
-from ablauf.payloads import to_payloads
+from ablauf.payloads import payloads_field, to_payloads
 from ablauf.replay.children import ChildWorkflowHandle as ChildHandle
 from ablauf.replay.children import ExternalWorkflowHandle as ExternalHandle
 from ablauf.replay.children import await_operation
@@ -251,7 +251,12 @@ class WorkflowOperations(WorkflowRuntime):
         handle = ActivityHandle(self, seq, name, result_type, context, converter)
         handle.set_name(f"activity: {name}")
         # Convert before making the command so a conversion error leaves none behind.
-        payloads = to_payloads(converter, args) if args else None
+        # Plain values come serialized: the input field is merged with the options.
+        payloads = None
+        data = payloads_field(converter, args, _INPUT_FIELD) if args else b""
+        if data is None:
+            payloads = to_payloads(converter, args)
+            data = b""
         summary_payload = converter.to_payload(summary) if summary else None
         machine, command = self.machines.schedule_activity(
             seq, activity_id, name, int(cancellation_type)
@@ -278,9 +283,11 @@ class WorkflowOperations(WorkflowRuntime):
                 filled = ScheduleActivityTaskCommandAttributes()
                 _fill_activity_options(filled, *key, None, priority)
                 options = _activity_options[key] = filled.SerializeToString()
-            attrs.MergeFromString(options)
+            attrs.MergeFromString(options + data)
         else:
             _fill_activity_options(attrs, *key, retry_policy, priority)
+            if data:
+                attrs.MergeFromString(data)
         attrs.activity_id = activity_id
         if payloads:
             attrs.input.payloads.extend(payloads)
@@ -667,6 +674,9 @@ class WorkflowOperations(WorkflowRuntime):
 
 
 # Serialized activity options by what they are made of (see workflow_start_activity).
+_INPUT_FIELD: Final = ScheduleActivityTaskCommandAttributes.DESCRIPTOR.fields_by_name[
+    "input"
+].number
 _activity_options: dict[tuple[object, ...], bytes] = {}
 _ACTIVITY_OPTIONS_KEPT = 256
 
