@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 import pytest
 from temporalio.api.command.v1 import (
@@ -17,9 +18,10 @@ from temporalio.api.enums.v1 import CommandType, EventType, RetryState, Workflow
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 
 from ablauf.engine import activities, executions
-from ablauf.engine.engine import Engine
+from ablauf.engine.engine import HISTORY_COUNT_LIMIT, Engine
 from ablauf.engine.errors import AlreadyStartedError, InvalidArgumentError, NotFoundError
 from ablauf.engine.matching import TaskRef
+from ablauf.engine.transition import Transition
 from ablauf.history.tasks import ActivityCompleted, ActivityFailed
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
 
@@ -385,3 +387,50 @@ async def test_a_wait_for_the_close_returns_at_the_close_only(local: Engine) -> 
     assert local.workflow_tasks.read(ref, 0) is not None
     assert local.workflow_tasks.complete(ref, [complete()])
     await asyncio.wait_for(closed, 5)
+
+
+async def test_a_fused_task_that_overflows_the_history_is_made_again_alone(local: Engine) -> None:
+    run_id = executions.start(local, start_request())[0]
+    ref = await take(local, WORKFLOW_TASK)
+    assert local.workflow_tasks.read(ref, 0) is not None
+    assert local.workflow_tasks.complete(ref, [schedule_activity("1")])
+    act_ref = await take(local, ACTIVITY_TASK)
+    assert activities.activity_task(local, act_ref) is not None
+    # Fill the history so the activity's result (3 events) still fits and the
+    # workflow task run with it (3 more) would not.
+    signals = HISTORY_COUNT_LIMIT - 4 - (local.state_of(run_id).exe.next_event_id - 1) - 3
+    tick = executions.Signal("tick", Payloads(), "me", None)
+    for start in range(0, signals, 5000):
+        executions.signal_many(local, run_id, [tick] * min(5000, signals - start))
+    ref = await take(local, WORKFLOW_TASK)
+    assert local.workflow_tasks.read(ref, 0) is not None
+    assert local.workflow_tasks.complete(ref, [])
+    assert local.state_of(run_id).exe.next_event_id - 1 == HISTORY_COUNT_LIMIT - 4
+    # A worker of this process with the run cached: it completes the task inline.
+    queue = local.matching.local(WORKFLOW_TASK, "q")
+    assert queue is not None
+    undone: list[int] = []
+
+    def run_cached(tx: Transition, task_ref: TaskRef) -> Callable[[], None]:
+        task = local.workflow_tasks.read_in(tx, task_ref, tx.state.recent_from - 1)
+        assert task is not None
+        assert local.workflow_tasks.complete_in(tx, task_ref, [schedule_activity("2")])
+        return lambda: undone.append(task_ref.task_id)
+
+    queue.inline_in = run_cached
+    await local.submit(
+        lambda: activities.record_outcome(local, act_ref, ActivityCompleted(None), None)
+    )
+    assert len(undone) == 1
+    # The result is kept; its workflow task waits for the worker the usual way.
+    assert types(local, run_id)[-3:] == [
+        "ACTIVITY_TASK_STARTED",
+        "ACTIVITY_TASK_COMPLETED",
+        "WORKFLOW_TASK_SCHEDULED",
+    ]
+    queue.inline_in = None
+    ref = await take(local, WORKFLOW_TASK)
+    assert local.workflow_tasks.read(ref, HISTORY_COUNT_LIMIT - 1) is not None
+    with pytest.raises(InvalidArgumentError, match=r"Workflow history count exceeds limit\."):
+        local.workflow_tasks.complete(ref, [schedule_activity("2")])
+    assert types(local, run_id)[-1] == "WORKFLOW_EXECUTION_TERMINATED"
