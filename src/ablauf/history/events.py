@@ -15,7 +15,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History, HistoryEvent
 
-from ablauf.wire import field, varint
+from ablauf.wire import varint
 
 __all__ = [
     "ATTRIBUTE_FIELDS",
@@ -85,8 +85,8 @@ def make_event(
         time_data = stamp.SerializeToString()
         _time_field = (at, time_data)
     if attrs_data:
-        type_data, number = _TYPE_ONLY[event_type]
-        event = HistoryEvent.FromString(time_data + type_data + field(number, attrs_data))
+        head = time_data + _TYPE_AND_TAG[event_type] + varint(len(attrs_data))
+        event = HistoryEvent.FromString(head + attrs_data)
     else:
         event = HistoryEvent.FromString(time_data + _TYPE_FIELDS[event_type])
     if event_id:
@@ -104,12 +104,10 @@ def _type_field(event_type: int) -> bytes:
 
 
 _TYPE_FIELDS = {event_type: _type_field(event_type) for event_type in ATTRIBUTE_FIELDS}
-# The event type alone, serialized, and the number of its attribute field.
-_TYPE_ONLY = {
-    event_type: (
-        HistoryEvent(event_type=event_type).SerializeToString(),  # type: ignore[arg-type]
-        HistoryEvent.DESCRIPTOR.fields_by_name[name].number,
-    )
+# The event type serialized, then the tag of its attribute field (its length follows).
+_TYPE_AND_TAG = {
+    event_type: HistoryEvent(event_type=event_type).SerializeToString()  # type: ignore[arg-type]
+    + varint(HistoryEvent.DESCRIPTOR.fields_by_name[name].number << 3 | 2)
     for event_type, name in ATTRIBUTE_FIELDS.items()
 }
 _time_field = (-1.0, b"")

@@ -144,17 +144,16 @@ class _ThreadCanceller:
 
 
 class _CancelEvent(temporalio.common._CompositeEvent):
-    """An attempt's cancellation event whose ``threading.Event`` is made on first use.
+    """An attempt's cancellation event whose events are made on first use.
 
-    Async attempts are seldom waited on from a thread, and a ``threading.Event``
-    costs as much to build as the rest of a small attempt's bookkeeping.
+    Async attempts are seldom waited on from a thread, and most are never
+    waited on at all; either event costs about as much to build as the rest
+    of a small attempt's bookkeeping.
     """
 
     def __init__(self, *, threaded: bool) -> None:
-        super().__init__(
-            thread_event=threading.Event() if threaded else None,
-            async_event=None if threaded else asyncio.Event(),
-        )
+        super().__init__(thread_event=threading.Event() if threaded else None, async_event=None)
+        self._threaded = threaded
         self._set = False
 
     def set(self) -> None:
@@ -168,6 +167,17 @@ class _CancelEvent(temporalio.common._CompositeEvent):
     def is_set(self) -> bool:
         """Whether the attempt was cancelled."""
         return self._set
+
+    async def wait(self) -> None:
+        """Wait until the attempt is cancelled (an async attempt only)."""
+        if self._threaded:
+            raise RuntimeError("not in async activity")
+        if self.async_event is None:
+            # Both run on the event loop: set() cannot slip in between.
+            self.async_event = asyncio.Event()
+            if self._set:
+                self.async_event.set()
+        await self.async_event.wait()
 
     def wait_sync(self, timeout: float | None = None) -> None:
         """Block the calling thread until the attempt is cancelled."""
