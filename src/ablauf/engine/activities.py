@@ -357,7 +357,8 @@ def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
         activity_id=attrs.activity_id,
         activity_type=attrs.activity_type.name,
         task_queue=task.task_queue,
-        input=attrs.input.payloads[:],
+        # The event's own container: the event never changes once made.
+        input=attrs.input.payloads,
         attempt=task.attempt,
         scheduled_time=scheduled_time,
         current_attempt_scheduled_time=(
