@@ -62,7 +62,7 @@ def apply(
     """
     for command in commands:
         check_payloads(command)
-    by_id = {m.id: m for m in messages}
+    by_id = {m.id: m for m in messages} if messages else {}
     for command in commands:
         if not tx.state.running:
             break
@@ -73,7 +73,8 @@ def apply(
             updates.apply_message(tx, by_id[message_id])
             continue
         _apply_one(tx, command, completed_event_id)
-    updates.reject_unanswered(tx, list(messages))
+    if messages:
+        updates.reject_unanswered(tx, list(messages))
 
 
 def _apply_one(tx: Transition, command: Command, wft_id: int) -> None:

@@ -57,10 +57,9 @@ class _Batch(Generic[U]):
                 except Exception as one:
                     self.errors[i] = one
 
-    def committed(self, done: asyncio.Future[None]) -> None:
-        """Once the group has committed (or failed): resolves each item's future,
-        or reports a posted item's error."""
-        failed = done.exception()
+    def committed(self, failed: BaseException | None) -> None:
+        """Once the group has committed (or failed, with ``failed``): resolves
+        each item's future, or reports a posted item's error."""
         for i, waiter in enumerate(self.waiters):
             error = failed or self.errors.get(i)
             if not isinstance(waiter, asyncio.Future):
@@ -93,7 +92,8 @@ class GroupCommit:
         self._after_commit = after_commit
         self._forget = forget
         self._deferred: list[Transition] | None = None
-        self._inbox: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        # Each change with the future it resolves, or the batch it runs.
+        self._inbox: list[tuple[Callable[[], Any], asyncio.Future[Any] | _Batch[Any]]] = []
         self._drain_handle: asyncio.Handle | None = None
         self._batches: dict[Hashable, _Batch[Any]] = {}
 
@@ -132,12 +132,14 @@ class GroupCommit:
     def submit(self, change: Callable[[], T]) -> asyncio.Future[T]:
         """Runs ``change`` in the next group commit; the future resolves once it
         is committed."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        self._inbox.append((change, fut))
-        if self._drain_handle is None:
-            self._drain_handle = loop.call_soon(self._drain)
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._enqueue(change, fut)
         return fut
+
+    def _enqueue(self, change: Callable[[], Any], done: asyncio.Future[Any] | _Batch[Any]) -> None:
+        self._inbox.append((change, done))
+        if self._drain_handle is None:
+            self._drain_handle = asyncio.get_running_loop().call_soon(self._drain)
 
     def submit_batched(
         self, key: Hashable, item: U, apply: Callable[[list[U]], None]
@@ -172,7 +174,8 @@ class GroupCommit:
         batch = self._batches.get(key)
         if batch is None:
             batch = self._batches[key] = _Batch(apply)
-            self.submit(batch.run).add_done_callback(batch.committed)
+            # No future of its own: the drain tells the batch how the group ended.
+            self._enqueue(batch.run, batch)
         batch.items.append(item)
         batch.waiters.append(waiter)
 
@@ -185,30 +188,32 @@ class GroupCommit:
         self._drain_handle = None
         items, self._inbox = self._inbox, []
         self._batches = {}
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        outcomes: list[tuple[asyncio.Future[Any] | _Batch[Any], Any, BaseException | None]] = []
         deferred: list[Transition] = []
         try:
             with self.group():
-                for change, fut in items:
+                for change, done in items:
                     try:
-                        outcomes.append((fut, change(), None))
+                        outcomes.append((done, change(), None))
                     except Exception as err:
-                        outcomes.append((fut, None, err))
+                        outcomes.append((done, None, err))
                 self._run_inline()
                 # Taken here so the futures resolve before tasks reach local
                 # workers: a worker's bookkeeping for a change comes first.
                 assert self._deferred is not None
                 deferred, self._deferred[:] = list(self._deferred), []
         except Exception as err:
-            outcomes = [(fut, None, err) for _, fut in items]
+            outcomes = [(done, None, err) for _, done in items]
             deferred = []
-        for fut, result, error in outcomes:
-            if fut.done():
+        for done, result, error in outcomes:
+            if isinstance(done, _Batch):
+                done.committed(error)
+            elif done.done():
                 continue
-            if error is not None:
-                fut.set_exception(error)
+            elif error is not None:
+                done.set_exception(error)
             else:
-                fut.set_result(result)
+                done.set_result(result)
         for tx in deferred:
             self._after_commit(tx)
 

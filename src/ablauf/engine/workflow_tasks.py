@@ -297,9 +297,9 @@ class WorkflowTasks:
             self.engine.store.delete_task(task.id)
             tx.state.wft = None
             return True
-        self.materialize(tx)
-        closing = any(c.command_type in commands.CLOSING for c in cmds)
-        if closing and tx.state.buffered:
+        if task.ref == 0:
+            self.materialize(tx)
+        if tx.state.buffered and any(c.command_type in commands.CLOSING for c in cmds):
             # Temporal refuses to close a run that has unseen events.
             self._started.pop(ref.task_id, None)
             self._record_failure(
@@ -324,7 +324,7 @@ class WorkflowTasks:
         self.engine.store.delete_task(task.id)
         tx.state.wft = None
         commands.apply(tx, cmds, completed.event_id, messages)
-        if tx.state.running:
+        if tx.state.running and tx.state.buffered:
             tx.flush_buffered()
         self._started.pop(ref.task_id, None)
         return True

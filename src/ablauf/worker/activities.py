@@ -517,7 +517,10 @@ class ActivityRunner:
             )
         )
         try:
-            temporalio.activity.logger.debug("Starting activity")
+            log = temporalio.activity.logger
+            # Asked of the logger itself: the adapter's debug() is four calls deep.
+            if log.logger.isEnabledFor(logging.DEBUG):
+                log.debug("Starting activity")
             if defn.is_async:
                 return await defn.fn(*args)
             # contextvars do not follow into executor threads by themselves.
