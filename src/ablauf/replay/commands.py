@@ -408,9 +408,10 @@ class CommandMachines:
     def handle_command_event(self, event: HistoryEvent, next_event: HistoryEvent | None) -> bool:
         """Match a command event against the queue; True means skip ``next_event`` too."""
         queue = self._queue
+        event_type = event.event_type
         while True:
             front = queue[0].machine if queue else None
-            patch = history.patch_marker_details(event)
+            patch = history.patch_marker_details(event) if event_type == E.MARKER_RECORDED else None
             if patch is not None:
                 if isinstance(front, PatchMachine):
                     if front.patch_id != patch[0] and patch[1]:
@@ -427,7 +428,9 @@ class CommandMachines:
                 # Replaying code that now calls patched() where history has no marker.
                 queue.popleft()
                 continue
-            elif self._unflagged_version_upsert(event, queue[0] if queue else None):
+            elif event_type == E.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES and (
+                self._unflagged_version_upsert(event, queue[0] if queue else None)
+            ):
                 return False
             if not queue:
                 raise Nondeterminism(
@@ -437,22 +440,20 @@ class CommandMachines:
             machine = entry.machine
             if machine.cancelled_before_sent:
                 continue
-            if event.event_type != entry.event_type:
+            if event_type != entry.event_type:
                 raise machine.unexpected(event)
-            if event.event_type == E.ACTIVITY_TASK_SCHEDULED and isinstance(
-                machine, ActivityMachine
-            ):
+            if event_type == E.ACTIVITY_TASK_SCHEDULED and isinstance(machine, ActivityMachine):
                 # sdk-core checks id and type only for histories recording its flag 1;
                 # ablauf always does, so a history without sdk_metadata is checked too.
                 machine.check_scheduled(event)
-            elif event.event_type == E.ACTIVITY_TASK_CANCEL_REQUESTED and isinstance(
+            elif event_type == E.ACTIVITY_TASK_CANCEL_REQUESTED and isinstance(
                 machine, ActivityMachine
             ):
                 recorded = event.activity_task_cancel_requested_event_attributes
                 if recorded.scheduled_event_id != machine.scheduled_event_id:
                     raise machine.unexpected(event)
             machine.on_command_event(entry, event)
-            if event.event_type in _STARTING_EVENTS:
+            if event_type in _STARTING_EVENTS:
                 self._by_event_id[event.event_id] = machine
             return False
 

@@ -302,7 +302,8 @@ class WorkflowInstance:
                 self._last_event_id = event.event_id
                 following = events[index + 1] if index + 1 < count else None
                 if following is None:
-                    self._deliver_updates(messages)
+                    if messages:
+                        self._deliver_updates(messages)
                     return self._answer(event, events[index - 1] if index else None)
                 if following.event_type == E.WORKFLOW_TASK_COMPLETED:
                     outcome = self._replay(event, following, events, index)
@@ -442,7 +443,9 @@ class WorkflowInstance:
     ) -> BaseException | None:
         driver = self._driver
         attrs = started.workflow_task_started_event_attributes
-        time_ns = started.event_time.ToNanoseconds()
+        stamp = started.event_time
+        # Timestamp.ToNanoseconds without its range check (a Python call of its own).
+        time_ns = stamp.seconds * 1_000_000_000 + stamp.nanos
         if time_ns > driver.loop.time_ns:
             driver.loop.time_ns = time_ns
         driver.history_length = started.event_id
