@@ -263,49 +263,56 @@ class Engine:
 
     def _finish(self, tx: Transition, fuse: bool = False) -> None:
         state = tx.state
-        self._schedule_next(tx)
-        if fuse and tx.handoffs and self.commits.open:
+        fuse = fuse and self.commits.open
+        # A workflow task that may run right here gets its row only if it does not.
+        self._schedule_next(tx, write=not fuse)
+        if fuse:
             self._run_fused(tx)
         if tx.encoded:
             self.store.append_events(state.exe.run_id, tx.encoded)
         state.exe.version += 1
         self.store.update_execution(state.exe)
 
-    def _schedule_next(self, tx: Transition) -> None:
+    def _schedule_next(self, tx: Transition, write: bool = True) -> None:
         state = tx.state
         if state.running:
             self._check_history_limits(tx)
         if state.running and state.wft is None:
             if tx.needs_workflow_task:
-                self.workflow_tasks.schedule(tx, attempt=1)
+                self.workflow_tasks.schedule(tx, attempt=1, write=write)
             elif state.requested_updates > 0:
                 self.workflow_tasks.schedule_speculative(tx)
 
     def _run_fused(self, tx: Transition) -> None:
-        """Runs the workflow task ``tx`` hands to an inline worker inside ``tx``;
-        raises :class:`_Unfused` should that task not complete."""
-        queue, ref = tx.handoffs[-1]
+        """Runs the workflow task ``tx`` hands to an inline worker inside ``tx``,
+        or else writes its row; raises :class:`_Unfused` should that task not
+        complete."""
         state = tx.state
-        run_inline = queue.inline_in
         wft = state.wft
+        if wft is None or wft.id:
+            return
+        queue, ref = tx.handoffs[-1] if tx.handoffs else (None, None)
         if (
-            run_inline is None
-            or wft is None
-            or ref.task_id != wft.id
+            queue is None
+            or ref is None
+            or queue.inline_in is None
+            or ref.task_id != 0
             or ref.run_id != state.exe.run_id
             or state.buffered
             or state.requested_updates
         ):
+            self.workflow_tasks.write(tx)
             return
         tx.handoffs.pop()
         tx.needs_workflow_task = False
         try:
-            undo = run_inline(tx, ref)
+            undo = queue.inline_in(tx, ref)
         except Exception as err:
             raise _Unfused from err
         if undo is None:
             tx.handoffs.append((queue, ref))
             tx.needs_workflow_task = True
+            self.workflow_tasks.write(tx)
             return
         try:
             self._schedule_next(tx)

@@ -107,10 +107,19 @@ class WorkflowTasks:
         self.engine.store.update_task(task)
 
     def schedule(
-        self, tx: Transition, attempt: int, delay: float = 0.0, speculative: bool = False
+        self,
+        tx: Transition,
+        attempt: int,
+        delay: float = 0.0,
+        speculative: bool = False,
+        write: bool = True,
     ) -> None:
         """Schedules the run's next workflow task, ``delay`` seconds from now (a
-        speculative one writes its scheduled event only if it leaves a trace)."""
+        speculative one writes its scheduled event only if it leaves a trace).
+
+        ``write=False`` leaves a task due now without its row, for the caller
+        to run inside ``tx`` or to :meth:`write`.
+        """
         state = tx.state
         ref = 0
         if not speculative:
@@ -147,13 +156,17 @@ class WorkflowTasks:
         else:
             # Leased before it is written: one statement for both.
             self.offer(tx)
-            self.engine.store.insert_task(task)
-            if tx.handoffs and tx.handoffs[-1][1].task_id == 0:
-                queue, handed = tx.handoffs[-1]
-                tx.handoffs[-1] = (
-                    queue,
-                    TaskRef(task.id, handed.nonce, handed.run_id, handed.attempt),
-                )
+            if write:
+                self.write(tx)
+
+    def write(self, tx: Transition) -> None:
+        """Writes the row of the workflow task scheduled in ``tx`` without one."""
+        task = tx.state.wft
+        assert task is not None and not task.id
+        self.engine.store.insert_task(task)
+        if tx.handoffs and tx.handoffs[-1][1].task_id == 0:
+            queue, handed = tx.handoffs[-1]
+            tx.handoffs[-1] = (queue, TaskRef(task.id, handed.nonce, handed.run_id, handed.attempt))
 
     def offer(self, tx: Transition) -> None:
         """Leases the run's workflow task to this process if a local worker polls its queue."""
@@ -321,7 +334,9 @@ class WorkflowTasks:
         if sdk_metadata is not None:
             completed_attrs.sdk_metadata.CopyFrom(sdk_metadata)
         tx.append(completed)
-        self.engine.store.delete_task(task.id)
+        if task.id:
+            # (A task run inside the transition that scheduled it has no row.)
+            self.engine.store.delete_task(task.id)
         tx.state.wft = None
         commands.apply(tx, cmds, completed.event_id, messages)
         if tx.state.running and tx.state.buffered:

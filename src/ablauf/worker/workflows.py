@@ -171,17 +171,19 @@ class WorkflowRunner:
             return None
         del self.cache[run_id]
         try:
-            outcome = instance.activate(list(task.events), list(task.messages))
+            outcome = instance.activate(task.events, task.messages)
             if outcome.failure is not None:
                 raise _TaskFailed
-            kept = tasks.complete_in(
+            if not tasks.complete_in(
                 tx, ref, outcome.commands, outcome.sdk_metadata, outcome.messages
-            )
+            ):
+                # Refused: made again the usual way, which records why.
+                raise _TaskFailed
         except BaseException:
             instance.close()
             tasks.forget(ref.task_id)
             raise
-        if kept and tx.state.running:
+        if tx.state.running:
             self._keep(run_id, instance)
         else:
             instance.close()
@@ -218,7 +220,7 @@ class WorkflowRunner:
         messages: Sequence[Message],
     ) -> WorkflowTaskOutcome | None:
         try:
-            outcome = instance.activate(list(events), list(messages))
+            outcome = instance.activate(events, messages)
         except Exception as err:
             self._crashed(ref, task, instance, err)
             return None
