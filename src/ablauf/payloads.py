@@ -141,7 +141,11 @@ def _decode_plain(payload: Payload, hint: object) -> Any:
     encoding = payload.metadata.get("encoding")
     if encoding == _JSON:
         data = payload.data
-        if hint is int and _JSON_INT.fullmatch(data):
+        if hint is int and (
+            # Non-negative without a leading zero (a quicker test than the pattern).
+            (data.isdigit() and len(data) < 19 and (data[0] != 0x30 or len(data) == 1))
+            or _JSON_INT.fullmatch(data)
+        ):
             return int(data)
         if hint is None:
             return json.loads(data)
