@@ -36,7 +36,7 @@ def test_any_range_reads_back_across_chunks(store: SqliteStore) -> None:
         for limit in (None, 0, 1, 2, 3, 5, 20):
             wanted = list(range(first, 15))[:limit]
             got = store.read_history("run", first, limit)
-            assert got == frame(_event(i) for i in wanted), (first, limit)
+            assert got == frame((i, _event(i)) for i in wanted), (first, limit)
     assert unframe(store.read_history("other")) == [b"other"]
     assert store.read_history("nobody") == b""
 
@@ -120,7 +120,7 @@ def test_a_version_2_file_is_upgraded(tmp_path: Path) -> None:
         )
         db.executemany(
             "INSERT INTO history VALUES (?,?,?,?)",
-            [("r", 1, 2, frame([b"e1", b"e2"])), ("r", 3, 3, frame([b"e3"]))],
+            [("r", 1, 2, frame([(1, b"e1"), (2, b"e2")])), ("r", 3, 3, frame([(3, b"e3")]))],
         )
         db.execute("UPDATE meta SET value='2' WHERE key='ablauf_schema'")
         db.execute(

@@ -36,7 +36,7 @@ def _events() -> list[HistoryEvent]:
 def test_a_frame_is_the_serialized_history_and_parses_back() -> None:
     events = _events()
     stored = [e.SerializeToString() for e in events]
-    framed = frame(stored)
+    framed = frame(enumerate(stored, 1))
     assert framed == History(events=events).SerializeToString()
     parsed = parse_history(framed)
     assert parsed == events
@@ -47,7 +47,7 @@ def test_a_frame_is_the_serialized_history_and_parses_back() -> None:
 
 def test_frames_concatenate_and_can_be_skipped() -> None:
     stored = [e.SerializeToString() for e in _events()]
-    framed = frame(stored[:3]) + frame(stored[3:])
+    framed = frame(enumerate(stored[:3], 1)) + frame(enumerate(stored[3:], 4))
     assert unframe(framed) == stored
     for count in range(len(stored) + 2):
         assert unframe(framed[skip_frames(framed, count) :]) == stored[count:]

@@ -118,13 +118,14 @@ def attributes_of(event: HistoryEvent) -> Any:
     return getattr(event, ATTRIBUTE_FIELDS[event.event_type])
 
 
-def frame(datas: Iterable[bytes]) -> bytes:
-    """Stored events as one serialized ``History`` message.
+def frame(events: Iterable[tuple[int, bytes]]) -> bytes:
+    """Stored events, as (event id, serialized event), as one serialized
+    ``History`` message.
 
     The frames of consecutive events simply concatenate, so a history kept in
     chunks reads back as one message without re-encoding.
     """
-    return b"".join(_prefix(len(d)) + d for d in datas)
+    return b"".join([_prefix(len(data)) + data for _, data in events])
 
 
 def unframe(framed: bytes) -> list[bytes]:

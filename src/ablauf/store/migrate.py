@@ -56,7 +56,7 @@ def after_schema(db: sqlite3.Connection, marker_key: str, version: str) -> None:
             db.execute(
                 "INSERT INTO history (run_id, first_event_id, last_event_id, data) "
                 "VALUES (?,?,?,?)",
-                (run_id, events[0][0], events[-1][0], frame(data for _, data in events)),
+                (run_id, events[0][0], events[-1][0], frame(events)),
             )
         db.execute("DROP TABLE events")
     if _columns(db, _OLD_HISTORY):

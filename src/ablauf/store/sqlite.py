@@ -456,7 +456,7 @@ class SqliteStore:
         first, last = events[0][0], events[-1][0]
         if last - first + 1 != len(events):
             raise sqlite3.IntegrityError(f"events of run {run_id} are not consecutive")
-        framed = frame(data for _, data in events)
+        framed = frame(events)
         if not self._depth:
             self._db.execute(_INSERT_CHUNK, (run_id, first, last, framed))
             return
