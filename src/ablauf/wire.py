@@ -1,6 +1,6 @@
 """Pieces of protobuf's wire format, for building serialized messages to merge
-or parse: one parse of concatenated bytes is cheaper than setting fields one
-by one."""
+or parse: one parse of concatenated bytes is cheaper than copying sub-messages
+in (though not than setting a few scalar fields)."""
 
 from __future__ import annotations
 

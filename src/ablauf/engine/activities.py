@@ -348,6 +348,11 @@ def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
         details = list(payloads.payloads)
     exe = state.exe
     scheduled_time = _dt(task.scheduled_at)
+    attempt_time = (
+        scheduled_time
+        if task.attempt_scheduled_at == task.scheduled_at
+        else _dt(task.attempt_scheduled_at)
+    )
     started_time = (
         scheduled_time
         if task.started_at == task.scheduled_at
@@ -367,11 +372,7 @@ def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
         attrs.input.payloads,  # input
         task.attempt,  # attempt
         scheduled_time,  # scheduled_time
-        (
-            scheduled_time
-            if task.attempt_scheduled_at == task.scheduled_at
-            else _dt(task.attempt_scheduled_at)
-        ),  # current_attempt_scheduled_time
+        attempt_time,  # current_attempt_scheduled_time
         started_time,  # started_time
         s2c,  # schedule_to_close_timeout
         stc,  # start_to_close_timeout
