@@ -27,6 +27,7 @@ __all__ = [
     "CHILD_CLOSED",
     "CLOSE_EVENTS",
     "EXTERNAL_DONE",
+    "FOLDED",
     "NO_EXPIRY",
     "PendingActivity",
     "PendingChild",
@@ -73,8 +74,9 @@ CLOSE_EVENTS = frozenset(
 )
 
 # The event types RunState.apply looks at; most of a history's events (workflow
-# task scheduled and started, activity started) change nothing in it.
-_FOLDED = frozenset(
+# task scheduled and started, activity started) change nothing in it, and
+# callers on hot paths skip the call for them.
+FOLDED = frozenset(
     {
         E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
         E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
@@ -201,8 +203,8 @@ class RunState:
     def apply(self, event: HistoryEvent) -> None:
         """Folds one event into the state."""
         t = event.event_type
-        # A type handled below must be in _FOLDED too.
-        if t not in _FOLDED:
+        # A type handled below must be in FOLDED too.
+        if t not in FOLDED:
             return
         if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             self.start_event_time = event.event_time

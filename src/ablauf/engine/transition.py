@@ -9,7 +9,7 @@ import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.message import Message
 from temporalio.api.history.v1 import HistoryEvent
 
-from ablauf.engine.state import RunState
+from ablauf.engine.state import FOLDED, RunState
 from ablauf.history.events import attributes_of, make_event, parse_event
 
 if TYPE_CHECKING:
@@ -102,24 +102,27 @@ class Transition:
 
     def append(self, event: HistoryEvent) -> None:
         """Appends an event made by :meth:`new_event` (or a copy), assigning its id."""
-        exe = self.state.exe
-        event.event_id = exe.next_event_id
+        state = self.state
+        exe = state.exe
+        event_id = event.event_id = exe.next_event_id
+        event_type = event.event_type
         # An activity's closing event names its started event, whose id is only
         # known once both are placed (they may have waited in the buffer).
-        if event.event_type == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+        if event_type == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             self._started_ids[event.activity_task_started_event_attributes.scheduled_event_id] = (
-                event.event_id
+                event_id
             )
-        elif event.event_type in _ACTIVITY_OUTCOMES:
+        elif event_type in _ACTIVITY_OUTCOMES:
             attrs = attributes_of(event)
             if not attrs.started_event_id:
                 attrs.started_event_id = self._started_ids.get(attrs.scheduled_event_id, 0)
         data = event.SerializeToString()
-        exe.next_event_id += 1
+        exe.next_event_id = event_id + 1
         exe.history_size += len(data)
-        self.encoded.append((event.event_id, data))
-        self.state.apply(event)
-        self.state.recent.append(event)
+        self.encoded.append((event_id, data))
+        if event_type in FOLDED:
+            state.apply(event)
+        state.recent.append(event)
 
     def add_external(self, event_type: int, attrs: Message | None = None) -> None:
         """Adds an event that asks for a workflow task, buffering it if one is running."""
