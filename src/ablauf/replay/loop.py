@@ -47,6 +47,27 @@ class DurableTimer(asyncio.TimerHandle):
         self.seq = seq
 
 
+class _Callback(asyncio.Handle):
+    """A ``call_soon`` handle made without asking the loop for debug mode (it is off)."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        loop: WorkflowEventLoop,
+        context: contextvars.Context | None,
+    ) -> None:
+        self._context = contextvars.copy_context() if context is None else context
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+
+
 class TimerScheduler(Protocol):
     """Turns loop timers into timer commands."""
 
@@ -120,7 +141,19 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
             handle = ready.popleft()
             if handle._cancelled:
                 continue
-            handle._run()
+            # Handle._run inlined: one Python frame less for every step of every task.
+            try:
+                handle._context.run(handle._callback, *handle._args)  # type: ignore[attr-defined]
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self.call_exception_handler(
+                    {
+                        "message": f"Exception in callback {handle!r}",
+                        "exception": exc,
+                        "handle": handle,
+                    }
+                )
             failure = self.failure
             if failure is not None and not self.evicting:
                 self.failure = None
@@ -140,7 +173,7 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
     ) -> asyncio.Handle:
         """Schedule ``callback`` to run next (FIFO)."""
         self._scheduler.check_may_schedule("schedule task", during_eviction=True)
-        handle = asyncio.Handle(callback, args, self, context)
+        handle = _Callback(callback, args, self, context)
         self._ready.append(handle)
         return handle
 

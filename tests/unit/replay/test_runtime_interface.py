@@ -108,6 +108,34 @@ def test_asyncio_primitives_run_on_the_workflow_loop() -> None:
     run.close()
 
 
+@workflow.defn
+class RaisingCallback:
+    @workflow.run
+    async def run(self) -> list[str]:
+        seen: list[str] = []
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: seen.append(str(context["exception"])))
+
+        def boom() -> None:
+            raise ValueError("boom")
+
+        loop.call_soon(boom)
+        loop.call_soon(seen.append, "after")
+        await asyncio.sleep(0)
+        return seen
+
+
+def test_a_raising_callback_goes_to_the_exception_handler_and_the_loop_goes_on() -> None:
+    run = Run(RaisingCallback)
+    done = run.task()
+    assert kinds(done.commands) == ["COMPLETE_WORKFLOW_EXECUTION"]
+    result = value(
+        done.commands[0].complete_workflow_execution_command_attributes.result.payloads[0]
+    )
+    assert result == ["boom", "after"]
+    run.close()
+
+
 def test_workflow_apis_refuse_to_run_outside_a_workflow() -> None:
     with pytest.raises(temporalio.workflow._NotInWorkflowEventLoopError):
         workflow.info()
