@@ -8,6 +8,7 @@ import os
 import platform
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -58,6 +59,11 @@ def _commit_cost(synchronous: str, commits: int = 200) -> float:
             db.close()
 
 
+def _interpreter() -> str:
+    # Which build matters: an unoptimized one runs the engine markedly slower.
+    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+
+
 def environment(temporal_cli: str | None) -> dict[str, str]:
     """What the figures depend on, for the header and ``--json``."""
     uname = os.uname()
@@ -71,7 +77,7 @@ def environment(temporal_cli: str | None) -> dict[str, str]:
         "machine": f"{uname.sysname} {uname.release} {uname.machine}",
         "cpu": _cpu_model(),
         "cores": str(cores),
-        "python": platform.python_version(),
+        "python": f"{platform.python_version()} ({_interpreter()})",
         "temporalio": importlib.metadata.version("temporalio"),
         "temporal_cli": (_run(temporal_cli, "--version") if temporal_cli else "") or "not run",
         "ablauf": commit,
