@@ -25,7 +25,7 @@ import temporalio.converter
 import temporalio.workflow
 from temporalio.api.command.v1 import Command
 from temporalio.api.common.v1 import Payload
-from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import CommandType, WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.protocol.v1 import Message
@@ -414,7 +414,6 @@ class WorkflowInstance:
     def _answer(self, started: HistoryEvent, previous: HistoryEvent | None) -> WorkflowTaskOutcome:
         """Run the new task and return its commands."""
         self._machines.messages = []
-        flags_before = (set(self._flags.core), set(self._flags.lang))
         # Like temporalio, a flag the history already used keeps applying to new tasks.
         error = self._run_task(
             started, replaying=False, single_batch=_SINGLE_BATCH_FLAG in self._flags.lang
@@ -431,7 +430,8 @@ class WorkflowInstance:
             and previous.event_type == E.WORKFLOW_TASK_SCHEDULED
         ):
             self._rollback_from = previous.event_id
-            self._flags_before = flags_before
+            # Running the task only noted flags as used; gather() below adds them.
+            self._flags_before = (set(self._flags.core), set(self._flags.lang))
         return WorkflowTaskOutcome(
             commands=commands,
             sdk_metadata=self._flags.gather(),
@@ -487,10 +487,16 @@ class WorkflowInstance:
         return WorkflowTaskOutcome(commands=[], failure=failure)
 
 
+_TERMINAL = frozenset(
+    {
+        CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
+        CommandType.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION,
+        CommandType.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION,
+        CommandType.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
+    }
+)
+
+
 def _is_terminal(command: Command) -> bool:
-    return command.WhichOneof("attributes") in (
-        "complete_workflow_execution_command_attributes",
-        "fail_workflow_execution_command_attributes",
-        "cancel_workflow_execution_command_attributes",
-        "continue_as_new_workflow_execution_command_attributes",
-    )
+    # Every command the machines make has its type set (CommandMachines._add).
+    return command.command_type in _TERMINAL
