@@ -64,6 +64,14 @@ def _interpreter() -> str:
     return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
 
 
+def _build() -> str:
+    # The engine's hot path runs compiled unless ablauf was built pure.
+    import ablauf.engine.transition
+
+    compiled = (ablauf.engine.transition.__file__ or "").endswith(".so")
+    return "hot path compiled with mypyc" if compiled else "pure Python"
+
+
 def environment(temporal_cli: str | None) -> dict[str, str]:
     """What the figures depend on, for the header and ``--json``."""
     uname = os.uname()
@@ -80,7 +88,7 @@ def environment(temporal_cli: str | None) -> dict[str, str]:
         "python": f"{platform.python_version()} ({_interpreter()})",
         "temporalio": importlib.metadata.version("temporalio"),
         "temporal_cli": (_run(temporal_cli, "--version") if temporal_cli else "") or "not run",
-        "ablauf": commit,
+        "ablauf": f"{commit}, {_build()}",
         "sqlite_commit": (
             f"{_commit_cost('NORMAL'):.0f} µs, with fsync {_commit_cost('FULL'):.0f} µs "
             f"(in {tempfile.gettempdir()})"

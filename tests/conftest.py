@@ -23,7 +23,7 @@ import pytest
 from temporalio.converter import DataConverter
 
 from ablauf import Client
-from tests import replay_check
+from tests import compiled_build, replay_check
 from tests.temporal_server import DevServer
 
 ENGINES = ("ablauf", "temporal")
@@ -44,6 +44,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    stale = compiled_build.stale_sources()
+    if stale:
+        names = ", ".join(str(p.relative_to(compiled_build.ROOT)) for p in stale)
+        pytest.exit(
+            f"compiled modules are older than their sources ({names}): run scripts/bootstrap",
+            returncode=2,
+        )
     config.addinivalue_line(
         "markers",
         "only_engine(name, reason): the test runs on one engine only, for the reason given",
@@ -52,6 +59,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "replay_exempt(reason): the official Replayer does not replay this test's histories",
     )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if compiled_build.built_library() is None:
+        return "ablauf: pure Python (no compiled modules)"
+    return f"ablauf: {len(compiled_build.compiled_sources())} modules compiled with mypyc"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
