@@ -38,7 +38,9 @@ BATCH = 256
 # wakes commit (and resume) without waiting for the whole burst.
 FIRE_GROUP = 16
 
-_live_owner_ids: weakref.WeakValueDictionary[str, Engine] = weakref.WeakValueDictionary()
+# Keyed to the engine's service, which lives exactly as long as the engine and,
+# unlike the compiled Engine, can be weakly referenced.
+_live_owner_ids: weakref.WeakValueDictionary[str, Service] = weakref.WeakValueDictionary()
 
 
 def owner_alive(owner_id: str, pid: int) -> bool:
@@ -70,7 +72,7 @@ class Service:
         self._next_scan = 0.0
         # When the service looks again by itself.
         self.deadline = 0.0
-        _live_owner_ids[engine.owner_id] = engine
+        _live_owner_ids[engine.owner_id] = self
 
     def start(self) -> None:
         if self._task is None:

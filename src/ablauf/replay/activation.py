@@ -37,6 +37,8 @@ from ablauf.replay import history
 from ablauf.replay.handles import ContinueAsNew, ContinueAsNewRequest, close_coroutine
 from ablauf.replay.history import C
 from ablauf.replay.machines import (
+    JOB_GROUPS,
+    OTHER_GROUP,
     CancelWorkflow,
     DoUpdate,
     FireTimer,
@@ -102,7 +104,7 @@ class WorkflowDriver(WorkflowOperations):
         groups: tuple[list[Job], list[Job], list[Job]] = ([], [], [])
         start: InitializeWorkflow | None = None
         for job in jobs:
-            groups[job.group].append(job)
+            groups[JOB_GROUPS.get(type(job), OTHER_GROUP)].append(job)
             if type(job) is InitializeWorkflow:
                 start = job
         try:

@@ -239,16 +239,18 @@ class WorkflowInstance:
             return self._process(events, messages)
         except UnsupportedFeatureError as err:
             return self._task_failed(err)
-        except Nondeterminism as err:
+        except Nondeterminism as mismatch:
             self._broken = "The workflow instance failed a task on nondeterminism; evict it"
             logger.warning(
                 "Nondeterminism in workflow %s (run %s): %s",
                 self._driver.workflow_id,
                 self._driver.run_id,
-                err,
+                mismatch,
             )
             return WorkflowTaskOutcome(
-                commands=[], failure=history.nondeterminism_failure(str(err)), nondeterminism=True
+                commands=[],
+                failure=history.nondeterminism_failure(str(mismatch)),
+                nondeterminism=True,
             )
 
     def query(self, name: str, args: Sequence[Payload]) -> Payload:

@@ -59,8 +59,6 @@ class Job:
     """One unit of work for an activation (sdk-core's activation job)."""
 
     __slots__ = ()
-    group: ClassVar[int] = OTHER_GROUP
-    """Order of application: patches, then signals, then everything else."""
 
 
 @dataclass(slots=True)
@@ -75,7 +73,6 @@ class InitializeWorkflow(Job):
 class SignalWorkflow(Job):
     """Deliver a signal."""
 
-    group: ClassVar[int] = SIGNAL_GROUP
     name: str
     input: list[Payload]
     headers: dict[str, Payload]
@@ -109,7 +106,6 @@ class ResolveActivity(Job):
 class NotifyHasPatch(Job):
     """History holds a marker for this patch."""
 
-    group: ClassVar[int] = PATCH_GROUP
     patch_id: str
 
 
@@ -615,7 +611,6 @@ class CancelExternalMachine(Machine):
 class DoUpdate(Job):
     """Run an update: its validator first unless ``run_validator`` is False (replay)."""
 
-    group: ClassVar[int] = SIGNAL_GROUP
     request: Request
     request_message_id: str
     sequencing_event_id: int
@@ -655,3 +650,11 @@ class UpdateMachine(Machine):
                 f"Update {instance_id} in history does not match update "
                 f"{self.protocol_instance_id} of the command"
             )
+
+
+JOB_GROUPS: Final[dict[type[Job], int]] = {
+    NotifyHasPatch: PATCH_GROUP,
+    SignalWorkflow: SIGNAL_GROUP,
+    DoUpdate: SIGNAL_GROUP,
+}
+"""Order of application: patches, then signals, then everything else (OTHER_GROUP)."""

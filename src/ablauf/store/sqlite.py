@@ -92,8 +92,8 @@ class _Checkpointer:
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ablauf-checkpoint", daemon=True)
-        self._thread.start()
+        self._runner = threading.Thread(target=self._run, name="ablauf-checkpoint", daemon=True)
+        self._runner.start()
 
     def _run(self) -> None:
         while not self._stop.wait(_CHECKPOINT_INTERVAL):
@@ -107,7 +107,7 @@ class _Checkpointer:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        self._runner.join()
         self._db.close()
 
 

@@ -206,8 +206,8 @@ class WorkflowRunner:
             except _NotRegistered as err:
                 self._fail(ref, task.workflow_id, _failure(str(err), "NotFoundError"), _UNHANDLED)
                 return None
-            except Exception as err:
-                self._crashed(ref, task, None, err)
+            except Exception as crash:
+                self._crashed(ref, task, None, crash)
                 return None
         return task, instance
 
@@ -329,8 +329,8 @@ class WorkflowRunner:
                     raise QueryFailedError(outcome.failure.message)
             try:
                 result = instance.query(query.query_type, args)
-            except QueryFailed as err:
-                raise QueryFailedError(str(err)) from None
+            except QueryFailed as failed:
+                raise QueryFailedError(str(failed)) from None
         finally:
             if fresh and instance is not None:
                 instance.close()
