@@ -1,9 +1,10 @@
 """Builds ablauf, compiling its hot path to C with mypyc.
 
 The modules listed under ``[tool.ablauf] compiled`` in pyproject.toml run for
-every event a workflow records. They are strictly typed Python, which mypyc
-turns into C extensions that do the same work in fewer instructions. With
-ABLAUF_COMPILE=0 the build is pure Python: same behaviour, slower.
+every event a workflow records or for its start. They are strictly typed
+Python, which mypyc turns into C extensions that do the same work in fewer
+instructions. With ABLAUF_COMPILE=0 the build is pure Python: same behaviour,
+slower.
 """
 
 import os
