@@ -9,7 +9,10 @@ import pytest
 from tests import compiled_build
 
 
-@pytest.mark.skipif(compiled_build.built_library() is None, reason="pure-Python build")
+@pytest.mark.skipif(
+    compiled_build.built_library() is None,
+    reason="built with ABLAUF_COMPILE=0: no extension modules to check",
+)
 @pytest.mark.parametrize(
     "source", compiled_build.compiled_sources(), ids=lambda p: compiled_build.module_name(p)
 )
