@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from importlib import resources
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from ablauf.errors import StoreError
 from ablauf.history.events import frame, skip_frames
@@ -54,6 +54,7 @@ _UPDATE_EXECUTION = (
     "version=?, activity_owner=? WHERE run_id=?"
 )
 _TASKS, _HISTORY, _EXECUTIONS = "tasks", "history", "executions"
+_NEW_EXECUTIONS, _CURRENT_RUNS = "new executions", "current runs"
 _TASK_DELETES = "task deletes"
 # A closed run's task and timer rows, deleted at the commit.
 _RUN_TASK_DELETES, _RUN_TIMER_DELETES = "run task deletes", "run timer deletes"
@@ -61,9 +62,20 @@ _RUN_TASK_DELETES, _RUN_TIMER_DELETES = "run task deletes", "run timer deletes"
 # growing copies it, so it stays small.
 _GROWN_CHUNK = 8192
 _SCAN_HELD_TASKS = 64
+_EXEC_COLUMNS = (
+    "run_id, namespace, workflow_id, workflow_type, task_queue, status, start_time, "
+    "close_time, next_event_id, history_size, version, activity_owner"
+)
 # Writes that wait for the commit (see pending_rows), with their statements.
 _WRITE_BEHIND = {
+    # A run started in the transaction: its row as of the commit (later
+    # updates in the transaction change the held row instead).
+    _NEW_EXECUTIONS: f"INSERT INTO executions ({_EXEC_COLUMNS}) VALUES ({','.join('?' * 12)})",
     _EXECUTIONS: _UPDATE_EXECUTION,
+    _CURRENT_RUNS: (
+        "INSERT INTO current_runs (namespace, workflow_id, run_id) VALUES (?,?,?) "
+        "ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id=excluded.run_id"
+    ),
     _HISTORY: _INSERT_CHUNK,
     # In program order: a run's rows go before rows inserted after they went.
     _RUN_TASK_DELETES: "DELETE FROM tasks WHERE run_id=?",
@@ -71,10 +83,6 @@ _WRITE_BEHIND = {
     _TASK_DELETES: "DELETE FROM tasks WHERE id=?",
     _RUN_TIMER_DELETES: "DELETE FROM timers WHERE run_id=?",
 }
-_EXEC_COLUMNS = (
-    "run_id, namespace, workflow_id, workflow_type, task_queue, status, start_time, "
-    "close_time, next_event_id, history_size, version, activity_owner"
-)
 
 
 _READ_VERSION_TTL = 0.005
@@ -360,25 +368,30 @@ class SqliteStore:
     # executions
 
     def insert_execution(self, rec: ExecutionRecord) -> None:
-        self._db.execute(
-            f"INSERT INTO executions ({_EXEC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                rec.run_id,
-                rec.namespace,
-                rec.workflow_id,
-                rec.workflow_type,
-                rec.task_queue,
-                rec.status,
-                rec.start_time,
-                rec.close_time,
-                rec.next_event_id,
-                rec.history_size,
-                rec.version,
-                rec.activity_owner,
-            ),
+        """Inserts the run's row; inside a transaction, at its commit."""
+        row = (
+            rec.run_id,
+            rec.namespace,
+            rec.workflow_id,
+            rec.workflow_type,
+            rec.task_queue,
+            rec.status,
+            rec.start_time,
+            rec.close_time,
+            rec.next_event_id,
+            rec.history_size,
+            rec.version,
+            rec.activity_owner,
         )
+        if self._depth:
+            self._pending.put(_NEW_EXECUTIONS, rec.run_id, row)
+        else:
+            self._db.execute(_WRITE_BEHIND[_NEW_EXECUTIONS], row)
 
     def get_execution(self, run_id: str) -> ExecutionRecord | None:
+        new = self._pending.tables[_NEW_EXECUTIONS].get(run_id)
+        if new is not None:
+            return ExecutionRecord(*cast(tuple[Any, ...], new))
         self._write_pending(_EXECUTIONS)
         row = self._db.query(
             f"SELECT {_EXEC_COLUMNS} FROM executions WHERE run_id=?", (run_id,)
@@ -396,7 +409,13 @@ class SqliteStore:
             rec.activity_owner,
         )
         if self._depth:
-            self._pending.put(_EXECUTIONS, rec.run_id, (*row, rec.run_id))
+            pending = self._pending
+            new = pending.tables[_NEW_EXECUTIONS].get(rec.run_id)
+            if new is not None:
+                # Its columns: five fixed ones, status, start_time, then the rest.
+                pending.put(_NEW_EXECUTIONS, rec.run_id, (*new[:5], row[0], new[6], *row[1:]))
+            else:
+                pending.put(_EXECUTIONS, rec.run_id, (*row, rec.run_id))
         else:
             self._db.execute(_UPDATE_EXECUTION, (*row, rec.run_id))
 
@@ -404,6 +423,11 @@ class SqliteStore:
         held = self._pending.tables[_EXECUTIONS].get(run_id)
         if held is not None:
             version = held[4]
+            assert isinstance(version, int)
+            return version
+        new = self._pending.tables[_NEW_EXECUTIONS].get(run_id)
+        if new is not None:
+            version = new[10]
             assert isinstance(version, int)
             return version
         row = self._db.query("SELECT version FROM executions WHERE run_id=?", (run_id,)).fetchone()
@@ -419,6 +443,9 @@ class SqliteStore:
         run_id = known.get(key)
         if run_id is not None:
             return run_id
+        held = self._pending.tables[_CURRENT_RUNS].get(key)
+        if held is not None:
+            return str(held[2])
         row = self._db.query(
             "SELECT run_id FROM current_runs WHERE namespace=? AND workflow_id=?",
             (namespace, workflow_id),
@@ -434,15 +461,16 @@ class SqliteStore:
         return run_id
 
     def set_current_run(self, namespace: str, workflow_id: str, run_id: str) -> None:
-        self._current_runs.pop((namespace, workflow_id), None)
-        self._db.execute(
-            "INSERT INTO current_runs (namespace, workflow_id, run_id) VALUES (?,?,?) "
-            "ON CONFLICT (namespace, workflow_id) DO UPDATE SET run_id=excluded.run_id",
-            (namespace, workflow_id, run_id),
-        )
+        """Makes ``run_id`` the workflow id's current run; inside a transaction, at its commit."""
+        key = (namespace, workflow_id)
+        self._current_runs.pop(key, None)
+        if self._depth:
+            self._pending.put(_CURRENT_RUNS, key, (namespace, workflow_id, run_id))
+        else:
+            self._db.execute(_WRITE_BEHIND[_CURRENT_RUNS], (namespace, workflow_id, run_id))
 
     def iter_run_ids(self) -> Iterator[str]:
-        self._write_pending(_EXECUTIONS)
+        self._write_pending(_NEW_EXECUTIONS, _EXECUTIONS)
         for row in self._db.query("SELECT run_id FROM executions ORDER BY start_time"):
             yield str(row[0])
 
@@ -676,7 +704,7 @@ class SqliteStore:
     def release_leases(
         self, owner_ids: Sequence[str], kind: int, task_queue: str | None = None
     ) -> int:
-        self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES, _EXECUTIONS)
+        self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES, _NEW_EXECUTIONS, _EXECUTIONS)
         if not owner_ids:
             return 0
         marks = ",".join("?" * len(owner_ids))
@@ -698,7 +726,7 @@ class SqliteStore:
         return cur.rowcount
 
     def runs_with_leases(self, owner_ids: Sequence[str], kind: int) -> list[str]:
-        self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES, _EXECUTIONS)
+        self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES, _NEW_EXECUTIONS, _EXECUTIONS)
         marks = ",".join("?" * len(owner_ids))
         sql = f"SELECT run_id FROM tasks WHERE kind=? AND lease_owner IN ({marks})"
         args: list[object] = [kind, *owner_ids]
