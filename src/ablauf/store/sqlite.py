@@ -119,6 +119,24 @@ class _Checkpointer:
         self._db.close()
 
 
+def _execution_row(rec: ExecutionRecord) -> Row:
+    """The record as its ``executions`` row, in ``_EXEC_COLUMNS`` order."""
+    return (
+        rec.run_id,
+        rec.namespace,
+        rec.workflow_id,
+        rec.workflow_type,
+        rec.task_queue,
+        rec.status,
+        rec.start_time,
+        rec.close_time,
+        rec.next_event_id,
+        rec.history_size,
+        rec.version,
+        rec.activity_owner,
+    )
+
+
 def _task(row: sqlite3.Row | tuple[object, ...]) -> TaskRecord:
     r = tuple(row)
     return TaskRecord(
@@ -369,24 +387,10 @@ class SqliteStore:
 
     def insert_execution(self, rec: ExecutionRecord) -> None:
         """Inserts the run's row; inside a transaction, at its commit."""
-        row = (
-            rec.run_id,
-            rec.namespace,
-            rec.workflow_id,
-            rec.workflow_type,
-            rec.task_queue,
-            rec.status,
-            rec.start_time,
-            rec.close_time,
-            rec.next_event_id,
-            rec.history_size,
-            rec.version,
-            rec.activity_owner,
-        )
         if self._depth:
-            self._pending.put(_NEW_EXECUTIONS, rec.run_id, row)
+            self._pending.put(_NEW_EXECUTIONS, rec.run_id, _execution_row(rec))
         else:
-            self._db.execute(_WRITE_BEHIND[_NEW_EXECUTIONS], row)
+            self._db.execute(_WRITE_BEHIND[_NEW_EXECUTIONS], _execution_row(rec))
 
     def get_execution(self, run_id: str) -> ExecutionRecord | None:
         new = self._pending.tables[_NEW_EXECUTIONS].get(run_id)
@@ -410,10 +414,8 @@ class SqliteStore:
         )
         if self._depth:
             pending = self._pending
-            new = pending.tables[_NEW_EXECUTIONS].get(rec.run_id)
-            if new is not None:
-                # Its columns: five fixed ones, status, start_time, then the rest.
-                pending.put(_NEW_EXECUTIONS, rec.run_id, (*new[:5], row[0], new[6], *row[1:]))
+            if rec.run_id in pending.tables[_NEW_EXECUTIONS]:
+                pending.put(_NEW_EXECUTIONS, rec.run_id, _execution_row(rec))
             else:
                 pending.put(_EXECUTIONS, rec.run_id, (*row, rec.run_id))
         else:
