@@ -404,6 +404,9 @@ class SqliteStore:
 
     def update_execution(self, rec: ExecutionRecord) -> None:
         """Updates the run's row; inside a transaction, once at its commit."""
+        if self._depth and rec.run_id in self._pending.tables[_NEW_EXECUTIONS]:
+            self._pending.put(_NEW_EXECUTIONS, rec.run_id, _execution_row(rec))
+            return
         row = (
             rec.status,
             rec.close_time,
@@ -413,11 +416,7 @@ class SqliteStore:
             rec.activity_owner,
         )
         if self._depth:
-            pending = self._pending
-            if rec.run_id in pending.tables[_NEW_EXECUTIONS]:
-                pending.put(_NEW_EXECUTIONS, rec.run_id, _execution_row(rec))
-            else:
-                pending.put(_EXECUTIONS, rec.run_id, (*row, rec.run_id))
+            self._pending.put(_EXECUTIONS, rec.run_id, (*row, rec.run_id))
         else:
             self._db.execute(_UPDATE_EXECUTION, (*row, rec.run_id))
 
