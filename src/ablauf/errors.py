@@ -7,7 +7,10 @@ user code catches those; client operations raise the same errors as
 
     AblaufError
     ├── InvalidTargetError        the target string of Client.connect cannot be parsed
-    ├── StoreError                the store file is not an ablauf store, or is corrupt
+    ├── StoreError                the store cannot be used now: not an ablauf store, disk
+    │   │                         full, read-only, corrupt, locked (the message names the
+    │   │                         cause and the file; the engine resumes once it is gone)
+    │   └── StoreLostError        the store file was removed or replaced while in use
     └── UnsupportedFeatureError   workflow code used a feature ablauf does not run yet
 """
 
@@ -17,6 +20,7 @@ __all__ = [
     "AblaufError",
     "InvalidTargetError",
     "StoreError",
+    "StoreLostError",
     "UnsupportedFeatureError",
 ]
 
@@ -34,6 +38,10 @@ class InvalidTargetError(AblaufError, ValueError):
 
 class StoreError(AblaufError):
     """The store cannot be used."""
+
+
+class StoreLostError(StoreError):
+    """The store file was removed or replaced while this process used it."""
 
 
 class UnsupportedFeatureError(AblaufError):

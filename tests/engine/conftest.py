@@ -48,6 +48,8 @@ def local(engine: Engine) -> Engine:
     """An engine whose workflow and activity tasks on queue "q" go to this process."""
     engine.matching.register(WORKFLOW_TASK, "q")
     engine.matching.register(ACTIVITY_TASK, "q")
+    # As a worker does: the process holds an owner lease.
+    engine.update_owner()
     return engine
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 import uuid
 from collections.abc import Callable
 
@@ -312,9 +314,12 @@ async def test_lease_of_a_dead_process_is_freed(
     from ablauf.store.sqlite import SqliteStore
 
     run_id = executions.start(engine, start_request())[0]
-    # Another "process" leased the task and died: pid 1 is never ours, so fake a dead pid.
+    # Another "process" leased the task and stopped renewing its lease (its pid
+    # says nothing: here it is this test's own).
     with engine.store.transaction():
-        engine.store.register_owner(OwnerRecord("ghost", 2**22 + 12345, clock.now(), ("q",)))
+        engine.store.register_owner(
+            OwnerRecord("ghost", os.getpid(), clock.now(), ("q",), time.time() - 0.1)
+        )
         task = engine.store.tasks_of_run(run_id)[0]
         task.lease_owner = "ghost"
         task.lease_until = clock.now() + 10

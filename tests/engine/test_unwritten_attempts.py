@@ -4,7 +4,9 @@ after a crash rebuild it from the history and the run's ``activity_owner``."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 from temporalio.api.common.v1 import Payload, Payloads
@@ -80,9 +82,12 @@ async def test_the_attempt_of_a_dead_process_times_out_and_gets_its_row(
 ) -> None:
     path = tmp_path / "engine.db"
     run_id, _ = await _running_attempt(engine, attempts=1)
-    # The owner dies without closing: its attempt exists only in the history.
+    # The owner dies without closing (its lease runs out): its attempt exists
+    # only in the history.
     with engine.store.transaction():
-        engine.store.register_owner(OwnerRecord(engine.owner_id, 2**22 + 12345, clock.now(), ()))
+        engine.store.register_owner(
+            OwnerRecord(engine.owner_id, os.getpid(), clock.now(), ("q",), time.time() - 0.1)
+        )
     other = Engine(SqliteStore(str(path)), clock=clock)
     other.service.tick()
     assert _on_disk(path, "SELECT kind, lease_owner FROM tasks") == [

@@ -23,6 +23,7 @@ def test_error_tree() -> None:
         "AblaufError",
         "InvalidTargetError",
         "StoreError",
+        "StoreLostError",
         "UnsupportedFeatureError",
     ]
     for name in ablauf.errors.__all__:

@@ -101,7 +101,7 @@ def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
         marker = db.execute("SELECT value FROM meta WHERE key='ablauf_schema'").fetchone()[0]
     db.close()
     assert "events" not in tables
-    assert marker == SCHEMA_VERSION == "4"
+    assert marker == SCHEMA_VERSION == "5"
     assert unframe(SqliteStore(str(path)).read_history("b")) == [b"b1", b"b2", b"b3"]
 
 
@@ -141,7 +141,10 @@ def test_a_version_2_file_is_upgraded(tmp_path: Path) -> None:
     assert stored is not None and stored.activity_owner == "owner-1"
     again.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta").fetchone()[0] == SCHEMA_VERSION
+        assert (
+            db.execute("SELECT value FROM meta WHERE key='ablauf_schema'").fetchone()[0]
+            == SCHEMA_VERSION
+        )
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         columns = {r[1] for r in db.execute("PRAGMA table_info(history)")}
     db.close()

@@ -54,7 +54,7 @@ async def test_connect_refuses_a_foreign_sqlite_file(tmp_path) -> None:
 async def test_connect_refuses_a_corrupt_file(tmp_path) -> None:
     path = tmp_path / "corrupt.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="not a usable ablauf store"):
+    with pytest.raises(StoreError, match=r"corrupt\.db: the file is not an SQLite database"):
         await Client.connect(f"sqlite:///{path}")
 
 

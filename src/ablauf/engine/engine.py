@@ -13,7 +13,6 @@ import contextlib
 import functools
 import logging
 import os
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -33,6 +32,7 @@ from ablauf.engine.commit import GroupCommit
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError
 from ablauf.engine.local_timers import LocalTimers
 from ablauf.engine.matching import Matching
+from ablauf.engine.owners import Owners
 from ablauf.engine.queries import Queries
 from ablauf.engine.run_ids import new_run_id
 from ablauf.engine.service import Service
@@ -40,13 +40,13 @@ from ablauf.engine.state import RunState
 from ablauf.engine.timers import TimerKind
 from ablauf.engine.transition import Transition
 from ablauf.engine.workflow_tasks import WorkflowTasks
+from ablauf.errors import StoreError, StoreLostError
 from ablauf.history.events import parse_history, seconds_of, unframe
 from ablauf.store.base import (
     ACTIVITY_TASK,
     UPDATE_REQUESTED,
     WORKFLOW_TASK,
     ExecutionRecord,
-    OwnerRecord,
     Store,
     TaskRecord,
 )
@@ -102,9 +102,13 @@ class Engine:
     def __init__(self, store: Store, *, clock: Clock | None = None) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
-        self.owner_id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.identity = f"{os.getpid()}@ablauf"
         self.matching = Matching()
+        self.owners = Owners(self)
+        self.owner_id = self.owners.owner_id
+        self.failure: StoreLostError | None = None
+        """Set once the store's file was found removed or replaced: the engine stopped."""
+        self.on_failure: list[Callable[[StoreLostError], None]] = []
         self.local_timers = LocalTimers()
         self._runs: OrderedDict[str, RunState] = OrderedDict()
         # Cached runs checked against the store since another connection last
@@ -117,7 +121,10 @@ class Engine:
         self._close_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.wake = asyncio.Event()
         self.on_commit: list[Callable[[str], None]] = []
-        self.commits = GroupCommit(self.store, self._run_after_commit, self.forget_runs)
+        self.on_rollback: list[Callable[[], None]] = []
+        """Called when changes that workers ran code for were rolled back (a
+        failed group commit): what they keep of those runs is ahead of the store."""
+        self.commits = GroupCommit(self.store, self._run_after_commit, self.rolled_back)
         self.group = self.commits.group
         self.submit = self.commits.submit
         self.submit_batched = self.commits.submit_batched
@@ -137,23 +144,13 @@ class Engine:
     # lifecycle
 
     def start(self) -> None:
-        """Registers this process as a lease owner and starts the background service."""
-        with self.store.transaction():
-            self.store.register_owner(
-                OwnerRecord(
-                    self.owner_id, os.getpid(), self.clock.now(), self.matching.all_task_queues()
-                )
-            )
+        """Starts the background service (timers, tasks from other processes, leases)."""
         self.service.start()
 
     def update_owner(self) -> None:
-        """Publishes the task queues this process serves (for cross-process queries)."""
-        with self.store.transaction():
-            self.store.register_owner(
-                OwnerRecord(
-                    self.owner_id, os.getpid(), self.clock.now(), self.matching.all_task_queues()
-                )
-            )
+        """Publishes the task queues this process's workers poll: a process with
+        workers holds an owner lease, one without holds none."""
+        self.owners.publish()
 
     def release_local_leases(self, task_queue: str) -> None:
         """Frees the workflow tasks this process leased on ``task_queue``."""
@@ -162,18 +159,27 @@ class Engine:
         self.forget_runs()
 
     async def close(self) -> None:
-        """Stops background work and frees this process's workflow task leases.
+        """Stops background work and gives up this process's owner lease.
 
         Attempts still running here keep their leases; their timeouts, kept in
         memory so far, are armed in the store, where they fire for whoever runs next.
         """
         await self.service.stop()
         self.queries.cancel()
-        with self.store.transaction():
-            self.store.release_leases([self.owner_id], WORKFLOW_TASK)
-            self.arm_lost([self.owner_id])
-            self.store.remove_owner(self.owner_id)
-        self.store.close()
+        try:
+            if self.owners.lease_until and self.failure is None:
+                self.owners.leave()
+        finally:
+            self.store.close()
+
+    def lost(self, err: StoreLostError) -> None:
+        """The store's file is gone: stops handing out work and tells who waits."""
+        if self.failure is not None:
+            return
+        self.failure = err
+        self.forget_runs()
+        for hook in self.on_failure:
+            hook(err)
 
     def arm_lost(self, owner_ids: Sequence[str]) -> None:
         """Arms durable timeouts for activity attempts leased by ``owner_ids``."""
@@ -226,6 +232,13 @@ class Engine:
         self._runs.clear()
         self._fresh.clear()
 
+    def rolled_back(self) -> None:
+        """A transaction that may have held workflow tasks run inline did not
+        commit: drops every cached run state, the engine's and the workers'."""
+        self.forget_runs()
+        for hook in self.on_rollback:
+            hook()
+
     def transition(self, run_id: str, change: Callable[[Transition], T], *, fuse: bool = True) -> T:
         """Applies ``change`` to the run in one store transaction.
 
@@ -255,6 +268,10 @@ class Engine:
             self._runs.pop(run_id, None)
             self._terminate_for_limit(run_id, str(err))
             raise InvalidArgumentError(str(err)) from None
+        except StoreError:
+            # The commit failed: a workflow task run inside it never happened.
+            self.rolled_back()
+            raise
         except BaseException:
             self._runs.pop(run_id, None)
             raise

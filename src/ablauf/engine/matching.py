@@ -133,5 +133,9 @@ class Matching:
     def task_queues(self, kind: int) -> list[str]:
         return [name for (k, name) in self._queues if k == kind]
 
+    def waiting(self) -> int:
+        """Tasks handed to this process that no worker has taken yet."""
+        return sum(len(queue) for queue in self._queues.values())
+
     def all_task_queues(self) -> tuple[str, ...]:
         return tuple(sorted({name for (_, name) in self._queues}))

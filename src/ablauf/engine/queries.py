@@ -36,9 +36,7 @@ class Queries:
         engine = self.engine
         deadline = engine.clock.now() + timeout
         local = engine.matching.query_handlers.get(exe.task_queue)
-        if local is None and not any(
-            exe.task_queue in o.task_queues for o in engine.store.owners()
-        ):
+        if local is None and not any(exe.task_queue in o.task_queues for o in engine.owners.live()):
             raise QueryFailedError(
                 f"no worker polls task queue {exe.task_queue!r} to answer the query"
             )

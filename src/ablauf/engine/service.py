@@ -1,13 +1,19 @@
 """The engine's background work: fire due timers, pick up tasks and queries that
-other processes left in the store, and free the leases of processes that died."""
+other processes left in the store, renew this process's owner lease and free
+the leases of processes that are gone.
+
+Only a process that hosts workers fires timers and takes tasks, unless no live
+process hosts any (then a client's process keeps durable time, e.g. a run's
+timeout, so that nothing waits on a worker that may never come).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
-import weakref
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from temporalio.api.enums.v1 import EventType, RetryState, WorkflowExecutionStatus
@@ -18,14 +24,16 @@ from temporalio.api.history.v1 import (
 
 from ablauf.engine import activities, children
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError
+from ablauf.engine.owners import RENEW_INTERVAL
 from ablauf.engine.timers import TimerKind
 from ablauf.engine.transition import Transition
+from ablauf.errors import StoreError, StoreLostError
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK, TaskRecord, TimerRecord
 
 if TYPE_CHECKING:
     from ablauf.engine.engine import Engine
 
-__all__ = ["Service", "owner_alive"]
+__all__ = ["Service"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,23 +45,10 @@ BATCH = 256
 # Timers fired in one group commit: the first workflows a burst of timers
 # wakes commit (and resume) without waiting for the whole burst.
 FIRE_GROUP = 16
-
-# Keyed to the engine's service, which lives exactly as long as the engine and,
-# unlike the compiled Engine, can be weakly referenced.
-_live_owner_ids: weakref.WeakValueDictionary[str, Service] = weakref.WeakValueDictionary()
-
-
-def owner_alive(owner_id: str, pid: int) -> bool:
-    """Whether the process (or, in this process, the engine) holding leases still runs."""
-    if pid == os.getpid():
-        return owner_id in _live_owner_ids
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+# While the store fails (a full disk, say), the service tries again this often
+# and logs the same error at most this often.
+STORE_RETRY = 0.5
+STORE_LOG_INTERVAL = 10.0
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:
@@ -70,9 +65,12 @@ class Service:
         self._task: asyncio.Task[None] | None = None
         self._last_version: int | None = None
         self._next_scan = 0.0
+        self._next_owner_step = 0.0
+        # The last scan took a full batch: more tasks may wait in the store.
+        self._backlog = False
+        self._logged: tuple[str, float] = ("", 0.0)
         # When the service looks again by itself.
         self.deadline = 0.0
-        _live_owner_ids[engine.owner_id] = self
 
     def start(self) -> None:
         if self._task is None:
@@ -81,10 +79,10 @@ class Service:
     def request_scan(self) -> None:
         """Looks for tasks in the store at the next step (e.g. when a worker starts)."""
         self._next_scan = 0.0
+        self._next_owner_step = 0.0
         self.engine.wake.set()
 
     async def stop(self) -> None:
-        _live_owner_ids.pop(self.engine.owner_id, None)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,6 +95,14 @@ class Service:
             engine.wake.clear()
             try:
                 more = self.tick()
+            except StoreLostError as err:
+                logger.error("ablauf: %s", err)
+                engine.lost(err)
+                return
+            except StoreError as err:
+                self._log_store_error(err)
+                await asyncio.sleep(STORE_RETRY)
+                continue
             except Exception:
                 logger.exception("ablauf engine background step failed; retrying")
                 more = False
@@ -107,7 +113,11 @@ class Service:
                 await asyncio.sleep(0)
                 continue
             now = engine.clock.now()
-            next_timer = _earliest(engine.store.next_timer_at(), engine.local_timers.next_at())
+            next_timer = (
+                _earliest(engine.store.next_timer_at(), engine.local_timers.next_at())
+                if self.keeps_time()
+                else None
+            )
             # Time-skipping: with nothing left to run, jump to the next timer.
             if (
                 engine.clock.can_skip()
@@ -125,32 +135,50 @@ class Service:
             await engine.clock.sleep_until(deadline, engine.wake)
             self.deadline = 0.0
 
+    def _log_store_error(self, err: StoreError) -> None:
+        # The same cause every half second for as long as it lasts: once in a while.
+        message, at = self._logged
+        now = time.monotonic()
+        if str(err) != message or now - at >= STORE_LOG_INTERVAL:
+            logger.error("ablauf: %s; retrying", err)
+            self._logged = (str(err), now)
+
+    def keeps_time(self) -> bool:
+        """Whether this process fires due timers: it hosts workers, or no live process does."""
+        engine = self.engine
+        return bool(engine.owners.lease_until) or not engine.owners.workers_elsewhere
+
     def tick(self) -> bool:
-        """One round of background work; True if more timers may be due already."""
+        """One round of background work; True if more may be due already."""
         engine = self.engine
         now = engine.clock.now()
         more = False
-        # A second round takes timers the first made due at once (transfer steps).
-        for _ in range(2):
-            due = engine.store.due_timers(now, FIRE_GROUP)
-            due += engine.local_timers.due(now, FIRE_GROUP)
-            if not due or not self._fire_all(due):
-                break
-            if len(due) >= FIRE_GROUP:
-                more = True
-                break
+        monotonic = time.monotonic()
+        if monotonic >= self._next_owner_step:
+            self._next_owner_step = monotonic + RENEW_INTERVAL
+            engine.owners.step()
+        if self.keeps_time():
+            # A second round takes timers the first made due at once (transfer steps).
+            for _ in range(2):
+                due = engine.store.due_timers(now, FIRE_GROUP)
+                due += engine.local_timers.due(now, FIRE_GROUP)
+                if not due or not self._fire_all(due):
+                    break
+                if len(due) >= FIRE_GROUP:
+                    more = True
+                    break
         version = engine.store.data_version()
         foreign_commit = version != self._last_version
-        if foreign_commit or now >= self._next_scan:
+        if foreign_commit or now >= self._next_scan or self._backlog:
             self._last_version = version
             self._next_scan = now + SCAN_INTERVAL
-            self.scan(now)
+            self._backlog = self.scan(now)
             engine.queries.dispatch()
             if foreign_commit:
                 # Only then can a waiting client's run have changed unseen: waking
                 # every waiter on each periodic scan would stall what is due then.
                 engine.notify_external_change()
-        return more
+        return more or self._backlog
 
     def _fire_all(self, due: list[TimerRecord]) -> bool:
         """Fires timers that came due together in one group commit; False if
@@ -218,32 +246,41 @@ class Service:
             # Disarmed only now: a change that failed leaves the timer due.
             engine.local_timers.take(timer)
 
-    def scan(self, now: float) -> None:
-        """Leases tasks in the store that local workers can take."""
+    def scan(self, now: float) -> bool:
+        """Leases tasks in the store that local workers can take, in one group
+        commit; True if there may be more (a full batch was taken and the
+        local workers keep up)."""
         engine = self.engine
         store = engine.store
-        dead = [
-            o.owner_id
-            for o in store.owners()
-            if o.owner_id != engine.owner_id and not owner_alive(o.owner_id, o.pid)
-        ]
-        if dead:
-            with store.transaction():
-                freed = store.release_leases(dead, WORKFLOW_TASK)
-                engine.arm_lost(dead)
-                for owner_id in dead:
-                    store.remove_owner(owner_id)
-            engine.forget_runs()
-            if freed:
-                logger.info("freed %d workflow task(s) held by stopped processes", freed)
-        wf_queues = engine.matching.task_queues(WORKFLOW_TASK)
-        if wf_queues:
-            for task in store.ready_tasks(WORKFLOW_TASK, wf_queues, now, BATCH):
-                self._take_workflow_task(task)
-        act_queues = engine.matching.task_queues(ACTIVITY_TASK)
-        if act_queues:
-            for task in store.ready_tasks(ACTIVITY_TASK, act_queues, now, BATCH):
-                self._take_activity(task)
+        matching = engine.matching
+        wf_queues = matching.task_queues(WORKFLOW_TASK)
+        act_queues = matching.task_queues(ACTIVITY_TASK)
+        workflow_tasks = (
+            store.ready_tasks(WORKFLOW_TASK, wf_queues, now, BATCH) if wf_queues else []
+        )
+        activity_tasks = (
+            store.ready_tasks(ACTIVITY_TASK, act_queues, now, BATCH) if act_queues else []
+        )
+        if not workflow_tasks and not activity_tasks:
+            return False
+        with engine.group():
+            for task in workflow_tasks:
+                self._take(self._take_workflow_task, task)
+            for task in activity_tasks:
+                self._take(self._take_activity, task)
+        full = len(workflow_tasks) == BATCH or len(activity_tasks) == BATCH
+        # Tasks waiting in local queues: the workers are behind, the store can wait.
+        return full and not matching.waiting()
+
+    @staticmethod
+    def _take(take: Callable[[TaskRecord], None], task: TaskRecord) -> None:
+        try:
+            take(task)
+        except StoreError:
+            raise
+        except Exception:
+            # Its transition was undone; the others of the group go on.
+            logger.exception("taking task %s of run %s failed", task.id, task.run_id)
 
     def _take_workflow_task(self, task: TaskRecord) -> None:
         engine = self.engine

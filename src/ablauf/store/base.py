@@ -11,6 +11,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from ablauf.errors import StoreLostError
+
 __all__ = [
     "ACTIVITY_TASK",
     "UPDATE_ACCEPTED",
@@ -94,12 +96,15 @@ class TimerRecord:
 
 @dataclass(frozen=True, slots=True)
 class OwnerRecord:
-    """A process that may hold leases."""
+    """A process that hosts workers and may hold leases, alive while it renews
+    ``lease_until`` (wall-clock seconds). ``pid`` and ``host`` are for people."""
 
     owner_id: str
     pid: int
     started_at: float
     task_queues: tuple[str, ...]
+    lease_until: float
+    host: str = ""
 
 
 @dataclass(slots=True)
@@ -153,10 +158,24 @@ class ScheduleRecord:
 class Store(Protocol):
     """What the engine needs from a backend."""
 
+    path: str
+    """Where the store lives, as messages name it."""
+
     def transaction(self) -> AbstractContextManager[None]: ...
     def atomic(self) -> AbstractContextManager[None]: ...
     def close(self) -> None: ...
     def data_version(self) -> int: ...
+    def verify(self) -> None:
+        """Raises ``StoreLostError`` if the store's file was removed or replaced."""
+        ...
+
+    def mark_lost(self, what: str) -> StoreLostError:
+        """Makes every further use raise ``StoreLostError``: the file ``what``."""
+        ...
+
+    def check(self) -> list[str]:
+        """A full integrity check: the problems found."""
+        ...
 
     # executions
     def insert_execution(self, rec: ExecutionRecord) -> None: ...
@@ -197,7 +216,7 @@ class Store(Protocol):
         the runs whose ``activity_owner`` they are)."""
         ...
 
-    # timers
+    # timers (ids are never reused: deleting one by id never hits another)
     def insert_timer(
         self, run_id: str, kind: int, ref: str, attempt: int, fire_at: float
     ) -> int: ...
@@ -211,7 +230,9 @@ class Store(Protocol):
 
     # owners
     def register_owner(self, rec: OwnerRecord) -> None: ...
+    def renew_owner(self, owner_id: str, held_until: float, until: float) -> bool: ...
     def remove_owner(self, owner_id: str) -> None: ...
+    def expire_owner(self, owner_id: str, now: float) -> bool: ...
     def owners(self) -> list[OwnerRecord]: ...
 
     # cross-process queries

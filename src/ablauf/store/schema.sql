@@ -1,4 +1,4 @@
--- ablauf store schema, version 4 (SCHEMA_VERSION in sqlite.py).
+-- ablauf store schema, version 5 (SCHEMA_VERSION in sqlite.py).
 -- Histories are Temporal HistoryEvent protos; everything else is the engine's
 -- bookkeeping (the "mutable state" of Temporal's history service).
 
@@ -56,9 +56,11 @@ CREATE TABLE IF NOT EXISTS buffered_events (
 CREATE INDEX IF NOT EXISTS buffered_by_run ON buffered_events (run_id);
 
 -- kind 0: workflow task (at most one per run), kind 1: activity (one per
--- pending activity, kept across its retries).
+-- pending activity, kept across its retries). Ids of tasks, timers and
+-- queries are never reused (AUTOINCREMENT): a process that acts on a row it
+-- read earlier names it by id, and must never hit a newer row by that id.
 CREATE TABLE IF NOT EXISTS tasks (
-    id                INTEGER PRIMARY KEY,
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
     kind              INTEGER NOT NULL,
     run_id            TEXT NOT NULL,
     namespace         TEXT NOT NULL,
@@ -82,7 +84,7 @@ CREATE INDEX IF NOT EXISTS tasks_by_run ON tasks (run_id);
 
 -- kinds: see ablauf.engine.timers.TimerKind
 CREATE TABLE IF NOT EXISTS timers (
-    id      INTEGER PRIMARY KEY,
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id  TEXT NOT NULL,
     kind    INTEGER NOT NULL,
     ref     TEXT NOT NULL,
@@ -92,17 +94,22 @@ CREATE TABLE IF NOT EXISTS timers (
 CREATE INDEX IF NOT EXISTS timers_due ON timers (fire_at);
 CREATE INDEX IF NOT EXISTS timers_by_run ON timers (run_id, kind, ref);
 
--- Processes that hold leases; a lease of a process that is gone is free.
+-- Processes that host workers, each with a lease it renews (wall-clock
+-- seconds). Once lease_until has passed, any other process may declare the
+-- owner gone: its workflow task leases are freed and its activity attempts
+-- time out from durable timers. pid and host are for people, never compared.
 CREATE TABLE IF NOT EXISTS owners (
-    owner_id   TEXT PRIMARY KEY,
-    pid        INTEGER NOT NULL,
-    started_at REAL NOT NULL,
-    task_queues TEXT NOT NULL DEFAULT ''
+    owner_id    TEXT PRIMARY KEY,
+    pid         INTEGER NOT NULL,
+    started_at  REAL NOT NULL,
+    task_queues TEXT NOT NULL DEFAULT '',
+    lease_until REAL NOT NULL DEFAULT 0,
+    host        TEXT NOT NULL DEFAULT ''
 );
 
 -- Queries handed to a worker in another process.
 CREATE TABLE IF NOT EXISTS queries (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id     TEXT NOT NULL,
     task_queue TEXT NOT NULL,
     request    BLOB NOT NULL,

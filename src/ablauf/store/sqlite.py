@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -12,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
-from ablauf.errors import StoreError
+from ablauf.errors import StoreError, StoreLostError
 from ablauf.history.events import frame, skip_frames
 from ablauf.store.base import (
     ACTIVITY_TASK,
@@ -29,8 +31,15 @@ from ablauf.store.pending_rows import PendingRows, Row
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 _MARKER = "ablauf_schema"
+# SQLite's header field "application_id" names the file as an ablauf store
+# ("ablf"), and "user_version" holds a random id given to it when it was
+# created: a store written over the file has another. Both sit at fixed
+# offsets of the header, which a check reads from the file itself: SQLite
+# would answer from its write-ahead log, which still holds the old file's pages.
+_APPLICATION_ID = 0x61626C66
+_STORE_ID_OFFSET = 60
 
 _TASK_COLUMNS = (
     "id, kind, run_id, namespace, task_queue, ref, attempt, visible_at, lease_owner, "
@@ -119,6 +128,11 @@ class _Checkpointer:
         self._db.close()
 
 
+def _file_id(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
 def _execution_row(rec: ExecutionRecord) -> Row:
     """The record as its ``executions`` row, in ``_EXEC_COLUMNS`` order."""
     return (
@@ -161,9 +175,33 @@ def _task(row: sqlite3.Row | tuple[object, ...]) -> TaskRecord:
     )
 
 
+# SQLite's primary result codes that say the file or its surroundings are at
+# fault, not the statement: each becomes a StoreError naming the cause.
+_CAUSES = {
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_READONLY": "the file cannot be written (read-only)",
+    "SQLITE_CORRUPT": "the file is corrupt (`ablauf store check` lists the damage)",
+    "SQLITE_NOTADB": "the file is not an SQLite database",
+    "SQLITE_IOERR": "reading or writing the file failed (I/O error)",
+    "SQLITE_CANTOPEN": "the file cannot be opened",
+    "SQLITE_BUSY": "another process holds the file locked",
+    "SQLITE_LOCKED": "another connection holds the file locked",
+    "SQLITE_PERM": "permission denied",
+    "SQLITE_NOMEM": "out of memory",
+    "SQLITE_PROTOCOL": "the file's locks failed",
+}
+
+
+def _cause(err: sqlite3.Error) -> str | None:
+    name = getattr(err, "sqlite_errorname", None) or ""
+    # Extended codes (SQLITE_IOERR_WRITE, SQLITE_READONLY_DBMOVED) by their primary code.
+    return _CAUSES.get("_".join(name.split("_")[:2]))
+
+
 class _Connection:
     """The store's connection; issues the savepoints that nested transactions
-    owe before any statement runs inside them.
+    owe before any statement runs inside them, and turns SQLite's errors about
+    the file (disk full, read-only, corrupt, ...) into :class:`StoreError`.
 
     A savepoint costs SQLite more than its two statements (pages changed under
     it are copied so it can be rolled back), and most transitions of a group
@@ -171,30 +209,84 @@ class _Connection:
     :class:`PendingRows`'s alone.
     """
 
-    __slots__ = ("_conn", "owed")
+    __slots__ = ("_conn", "aborted", "in_tx", "lost", "owed", "path")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self._conn = conn
+        self.path = path
         self.owed: list[str] = []
+        self.in_tx = False
+        # SQLite rolled the open transaction back by itself (a full disk, an
+        # I/O error): every statement until its end fails with this error.
+        self.aborted: StoreError | None = None
+        # The file is no longer this store: every statement fails with this.
+        self.lost: StoreLostError | None = None
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
-        if self.owed:
-            self._issue_owed()
-        return self._conn.execute(sql, params)
+        if self.owed or self.aborted is not None or self.lost is not None:
+            self._prepare()
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as err:
+            raise self._error(err) from err
 
-    def query(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
-        """Runs a statement that only reads: it owes no savepoint."""
-        return self._conn.execute(sql, params)
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """The rows of a statement that only reads (it owes no savepoint)."""
+        if self.aborted is not None or self.lost is not None:
+            self._prepare()
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as err:
+            raise self._error(err) from err
+
+    def query_one(self, sql: str, params: Sequence[object] = ()) -> Any:
+        """The first row of a statement that only reads, or None."""
+        if self.aborted is not None or self.lost is not None:
+            self._prepare()
+        try:
+            return self._conn.execute(sql, params).fetchone()
+        except sqlite3.Error as err:
+            raise self._error(err) from err
 
     def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> sqlite3.Cursor:
-        if self.owed:
-            self._issue_owed()
-        return self._conn.executemany(sql, rows)
+        if self.owed or self.aborted is not None or self.lost is not None:
+            self._prepare()
+        try:
+            return self._conn.executemany(sql, rows)
+        except sqlite3.Error as err:
+            raise self._error(err) from err
 
-    def _issue_owed(self) -> None:
-        for name in self.owed:
-            self._conn.execute(f"SAVEPOINT {name}")
+    def _prepare(self) -> None:
+        if self.lost is not None:
+            raise self.lost
+        if self.aborted is not None:
+            raise self.aborted
+        owed, self.owed = self.owed, []
+        for name in owed:
+            try:
+                self._conn.execute(f"SAVEPOINT {name}")
+            except sqlite3.Error as err:
+                raise self._error(err) from err
+
+    def _error(self, err: sqlite3.Error) -> Exception:
+        cause = _cause(err)
+        if cause is None:
+            # The statement is at fault (a constraint, a bug): not the file.
+            return err
+        error = StoreError(f"store {self.path}: {cause} ({err})")
+        if self.in_tx and not self._conn.in_transaction:
+            self.aborted = error
+        return error
+
+    def end(self) -> None:
+        """Ends the open transaction, rolling back whatever SQLite still holds of it."""
+        self.in_tx = False
+        self.aborted = None
         self.owed.clear()
+        if self._conn.in_transaction:
+            # Should this fail too, SQLite has dropped the transaction itself.
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
 
     def close(self) -> None:
         self._conn.close()
@@ -218,6 +310,7 @@ class _Transaction:
             store._depth += 1
             return
         store._db.execute("BEGIN IMMEDIATE")
+        store._db.in_tx = True
         store._depth = 1
         store._tx_data_version = None
 
@@ -225,38 +318,45 @@ class _Transaction:
         self, kind: type[BaseException] | None, error: BaseException | None, tb: object
     ) -> None:
         store, savepoint = self._store, self._savepoint
+        db = store._db
         if savepoint:
             store._depth -= 1
-            db = store._db
             if db.owed:
                 # Never issued: nothing reached SQLite inside it.
                 assert db.owed[-1] == savepoint
                 db.owed.pop()
-            else:
+            elif db.aborted is None:
                 if kind is not None:
                     db.execute(f"ROLLBACK TO {savepoint}")
                 db.execute(f"RELEASE {savepoint}")
-            if kind is not None:
+            if kind is not None or db.aborted is not None:
                 store._pending.rollback()
             else:
                 store._pending.release()
+            if kind is None and db.aborted is not None:
+                raise db.aborted
             return
         store._depth = 0
         store._open_chunks.clear()
-        if kind is not None:
+        aborted = db.aborted
+        if kind is not None or aborted is not None:
             store._pending.reset()
-            store._db.execute("ROLLBACK")
+            db.end()
+            if kind is None and aborted is not None:
+                raise aborted
             return
         try:
             store._write_pending()
             next_task_id = store._pending.next_id
             if next_task_id is not None:
                 version = store.data_version()
-            store._db.execute("COMMIT")
+            store._check_file()
+            db.execute("COMMIT")
+            db.in_tx = False
             if next_task_id is not None:
                 store._next_task_id = (next_task_id, version)
         except BaseException:
-            store._db.execute("ROLLBACK")
+            db.end()
             raise
         finally:
             store._pending.reset()
@@ -282,14 +382,23 @@ class SqliteStore:
         self._open_chunks: dict[str, tuple[str, int]] = {}
         try:
             self._db = _Connection(
-                sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+                sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0),
+                path,
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA foreign_keys=OFF")
             self._init_schema()
+            self._quick_check()
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{path!r} is not a usable ablauf store: {err}") from err
+        # The file this connection has open: a commit checks that the path
+        # still leads to it (see _check_file).
+        self._file_id = _file_id(path) if path != ":memory:" else None
+        self.store_id: int = self._db.query_one("PRAGMA user_version")[0]
+        if self._file_id is not None:
+            # The header reaches the file (not only the log), for verify to read there.
+            self._db.query_one("PRAGMA wal_checkpoint(PASSIVE)")
         self._tx_data_version: int | None = None
         self._read_version = 0
         self._read_version_at = -1.0
@@ -313,7 +422,7 @@ class SqliteStore:
         if tables:
             marker = None
             if "meta" in tables:
-                row = self._db.query("SELECT value FROM meta WHERE key=?", (_MARKER,)).fetchone()
+                row = self._db.query_one("SELECT value FROM meta WHERE key=?", (_MARKER,))
                 marker = row[0] if row else None
             if marker is None:
                 raise StoreError(
@@ -343,10 +452,76 @@ class SqliteStore:
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (_MARKER, SCHEMA_VERSION)
             )
+            if not self._db.query_one("PRAGMA user_version")[0]:
+                self._db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
+                self._db.execute(f"PRAGMA user_version={secrets.randbits(31) | 1}")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.end()
             raise
         self._db.execute("COMMIT")
+
+    def _quick_check(self) -> None:
+        """Reads both ends of every table, which a truncated or overwritten file
+        rarely survives; :meth:`check` reads everything."""
+        if self.path != ":memory:":
+            page_size = self._db.query_one("PRAGMA page_size")[0]
+            if Path(self.path).stat().st_size % page_size:
+                raise StoreError(f"store {self.path}: the file is corrupt (truncated mid-page)")
+        for name, sql in self._db.query(
+            "SELECT name, sql FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        ):
+            if "WITHOUT ROWID" in sql.upper():
+                self._db.query_one(f"SELECT * FROM {name} LIMIT 1")
+            else:
+                self._db.query_one(f"SELECT min(rowid), max(rowid) FROM {name}")
+
+    def check(self) -> list[str]:
+        """SQLite's full integrity check: the problems it finds (none: an empty list)."""
+        try:
+            rows = self._db.query("PRAGMA integrity_check")
+        except (sqlite3.DatabaseError, StoreError) as err:
+            # Damage the check itself cannot read past.
+            return [str(err.__cause__ or err)]
+        return [] if [tuple(r) for r in rows] == [("ok",)] else [str(r[0]) for r in rows]
+
+    def _check_file(self) -> None:
+        """Raises :class:`StoreLostError` if the path no longer leads to the
+        file this connection writes (removed, or replaced by another file)."""
+        if self._file_id is None:
+            return
+        try:
+            file_id = _file_id(self.path)
+        except FileNotFoundError:
+            raise self.mark_lost("was removed") from None
+        if file_id != self._file_id:
+            raise self.mark_lost("was replaced by another file")
+
+    def verify(self) -> None:
+        """Checks that the file at the path is still this store.
+
+        Raises:
+            StoreLostError: It was removed or replaced (then every further use
+                of this store raises it too).
+        """
+        self._check_file()
+        if self._file_id is None:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(_STORE_ID_OFFSET)
+            store_id = int.from_bytes(f.read(4), "big")
+        # 0: the header has not reached the file yet (a checkpoint brings it).
+        if store_id and store_id != self.store_id:
+            raise self.mark_lost("was replaced by another store")
+
+    def mark_lost(self, what: str) -> StoreLostError:
+        """Stops every further use of this store: its file ``what`` (was removed, ...)."""
+        if self._db.lost is None:
+            self._db.lost = StoreLostError(
+                f"store {self.path} {what} while this process used it; this process "
+                "stopped using it, so that nothing is written where no one reads it. "
+                "Restart the process to open the file that is there now."
+            )
+        return self._db.lost
 
     def transaction(self) -> _Transaction:
         """One atomic write. A nested use is a savepoint: if it fails, only its
@@ -381,7 +556,7 @@ class SqliteStore:
         return self._read_version
 
     def _query_data_version(self) -> int:
-        return int(self._db.query("PRAGMA data_version").fetchone()[0])
+        return int(self._db.query_one("PRAGMA data_version")[0])
 
     # executions
 
@@ -397,9 +572,9 @@ class SqliteStore:
         if new is not None:
             return ExecutionRecord(*cast(tuple[Any, ...], new))
         self._write_pending(_EXECUTIONS)
-        row = self._db.query(
+        row = self._db.query_one(
             f"SELECT {_EXEC_COLUMNS} FROM executions WHERE run_id=?", (run_id,)
-        ).fetchone()
+        )
         return ExecutionRecord(*row) if row else None
 
     def update_execution(self, rec: ExecutionRecord) -> None:
@@ -431,7 +606,7 @@ class SqliteStore:
             version = new[10]
             assert isinstance(version, int)
             return version
-        row = self._db.query("SELECT version FROM executions WHERE run_id=?", (run_id,)).fetchone()
+        row = self._db.query_one("SELECT version FROM executions WHERE run_id=?", (run_id,))
         return int(row[0]) if row else None
 
     def current_run_id(self, namespace: str, workflow_id: str) -> str | None:
@@ -447,10 +622,10 @@ class SqliteStore:
         held = self._pending.tables[_CURRENT_RUNS].get(key)
         if held is not None:
             return str(held[2])
-        row = self._db.query(
+        row = self._db.query_one(
             "SELECT run_id FROM current_runs WHERE namespace=? AND workflow_id=?",
             (namespace, workflow_id),
-        ).fetchone()
+        )
         if row is None:
             return None
         run_id = str(row[0])
@@ -536,15 +711,13 @@ class SqliteStore:
     def take_buffered_events(self, run_id: str) -> list[bytes]:
         rows = self._db.query(
             "SELECT data FROM buffered_events WHERE run_id=? ORDER BY id", (run_id,)
-        ).fetchall()
+        )
         if rows:
             self._db.execute("DELETE FROM buffered_events WHERE run_id=?", (run_id,))
         return [r[0] for r in rows]
 
     def count_buffered_events(self, run_id: str) -> int:
-        row = self._db.query(
-            "SELECT count(*) FROM buffered_events WHERE run_id=?", (run_id,)
-        ).fetchone()
+        row = self._db.query_one("SELECT count(*) FROM buffered_events WHERE run_id=?", (run_id,))
         return int(row[0])
 
     # tasks
@@ -597,8 +770,9 @@ class SqliteStore:
             if known is not None and known[1] == self.data_version():
                 pending.next_id = known[0]
             else:
-                row = self._db.query("SELECT max(id) FROM tasks").fetchone()
-                pending.next_id = (row[0] or 0) + 1
+                # Ids are never reused: the next is past the largest ever given.
+                row = self._db.query_one("SELECT seq FROM sqlite_sequence WHERE name='tasks'")
+                pending.next_id = (row[0] if row else 0) + 1
         rec.id = pending.next_id
         pending.next_id += 1
         pending.put(_TASKS, rec.id, self._task_row(rec))
@@ -644,7 +818,7 @@ class SqliteStore:
             return _task(held)
         if task_id in self._pending.tables[_TASK_DELETES]:
             return None
-        row = self._db.query(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id=?", (task_id,)).fetchone()
+        row = self._db.query_one(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id=?", (task_id,))
         return _task(row) if row else None
 
     def tasks_of_run(self, run_id: str) -> list[TaskRecord]:
@@ -686,20 +860,20 @@ class SqliteStore:
     def next_task_visible_at(self, kind: int, task_queues: Sequence[str]) -> float | None:
         self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES)
         marks = ",".join("?" * len(task_queues))
-        row = self._db.query(
+        row = self._db.query_one(
             f"SELECT min(CASE WHEN lease_owner IS NULL THEN visible_at "
             f"ELSE max(visible_at, lease_until) END) FROM tasks "
             f"WHERE kind=? AND task_queue IN ({marks})",
             (kind, *task_queues),
-        ).fetchone()
+        )
         return None if row is None or row[0] is None else float(row[0])
 
     def has_runnable_tasks(self, now: float) -> bool:
         """Whether any task is leased (running) or due."""
         self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES)
-        row = self._db.query(
+        row = self._db.query_one(
             "SELECT 1 FROM tasks WHERE lease_owner IS NOT NULL OR visible_at<=? LIMIT 1", (now,)
-        ).fetchone()
+        )
         return row is not None
 
     def release_leases(
@@ -789,25 +963,52 @@ class SqliteStore:
 
     def next_timer_at(self) -> float | None:
         self._write_pending(_RUN_TIMER_DELETES)
-        row = self._db.query("SELECT min(fire_at) FROM timers").fetchone()
+        row = self._db.query_one("SELECT min(fire_at) FROM timers")
         return None if row is None or row[0] is None else float(row[0])
 
     # owners
 
     def register_owner(self, rec: OwnerRecord) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO owners (owner_id, pid, started_at, task_queues) "
-            "VALUES (?,?,?,?)",
-            (rec.owner_id, rec.pid, rec.started_at, "\n".join(rec.task_queues)),
+            "INSERT OR REPLACE INTO owners (owner_id, pid, started_at, task_queues, "
+            "lease_until, host) VALUES (?,?,?,?,?,?)",
+            (
+                rec.owner_id,
+                rec.pid,
+                rec.started_at,
+                "\n".join(rec.task_queues),
+                rec.lease_until,
+                rec.host,
+            ),
         )
+
+    def renew_owner(self, owner_id: str, held_until: float, until: float) -> bool:
+        """Extends the owner's lease from ``held_until`` to ``until``; False if
+        its row is gone or holds another lease (another process declared the
+        owner gone, or the file changed under it)."""
+        cur = self._db.execute(
+            "UPDATE owners SET lease_until=? WHERE owner_id=? AND lease_until=?",
+            (until, owner_id, held_until),
+        )
+        return cur.rowcount > 0
 
     def remove_owner(self, owner_id: str) -> None:
         self._db.execute("DELETE FROM owners WHERE owner_id=?", (owner_id,))
 
+    def expire_owner(self, owner_id: str, now: float) -> bool:
+        """Removes the owner if its lease ended before ``now``; False if it was
+        renewed meanwhile or another process removed it first."""
+        cur = self._db.execute(
+            "DELETE FROM owners WHERE owner_id=? AND lease_until<?", (owner_id, now)
+        )
+        return cur.rowcount > 0
+
     def owners(self) -> list[OwnerRecord]:
         return [
-            OwnerRecord(r[0], r[1], r[2], tuple(q for q in r[3].split("\n") if q))
-            for r in self._db.query("SELECT owner_id, pid, started_at, task_queues FROM owners")
+            OwnerRecord(r[0], r[1], r[2], tuple(q for q in r[3].split("\n") if q), r[4], r[5])
+            for r in self._db.query(
+                "SELECT owner_id, pid, started_at, task_queues, lease_until, host FROM owners"
+            )
         ]
 
     # updates
@@ -835,10 +1036,10 @@ class SqliteStore:
         )
 
     def get_update(self, run_id: str, update_id: str) -> UpdateRecord | None:
-        row = self._db.query(
+        row = self._db.query_one(
             f"SELECT {_UPDATE_COLUMNS} FROM updates WHERE run_id=? AND update_id=?",
             (run_id, update_id),
-        ).fetchone()
+        )
         return UpdateRecord(*row) if row else None
 
     def updates_of_run(self, run_id: str) -> list[UpdateRecord]:
@@ -865,7 +1066,7 @@ class SqliteStore:
             "SELECT id, run_id, task_queue, request, taken_by, answered, response, error "
             f"FROM queries WHERE answered=0 AND taken_by IS NULL AND task_queue IN ({marks})",
             tuple(task_queues),
-        ).fetchall()
+        )
         for r in rows:
             self._db.execute("UPDATE queries SET taken_by=? WHERE id=?", (owner_id, r[0]))
         return [QueryRecord(r[0], r[1], r[2], r[3], owner_id, False, None, None) for r in rows]
@@ -877,11 +1078,11 @@ class SqliteStore:
         )
 
     def get_query(self, query_id: int) -> QueryRecord | None:
-        r = self._db.query(
+        r = self._db.query_one(
             "SELECT id, run_id, task_queue, request, taken_by, answered, response, error "
             "FROM queries WHERE id=?",
             (query_id,),
-        ).fetchone()
+        )
         return QueryRecord(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7]) if r else None
 
     def delete_query(self, query_id: int) -> None:
@@ -905,10 +1106,10 @@ class SqliteStore:
         )
 
     def get_schedule(self, namespace: str, schedule_id: str) -> ScheduleRecord | None:
-        row = self._db.query(
+        row = self._db.query_one(
             f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE namespace=? AND schedule_id=?",
             (namespace, schedule_id),
-        ).fetchone()
+        )
         return ScheduleRecord(*row) if row else None
 
     def update_schedule(self, rec: ScheduleRecord) -> None:

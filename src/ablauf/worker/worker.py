@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -19,6 +20,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from ablauf.engine import activities as engine_activities
 from ablauf.engine.engine import Engine
 from ablauf.engine.matching import Consumer, LocalQueue, TaskRef
+from ablauf.errors import StoreError
 from ablauf.history.tasks import ActivityCompleted, ActivityFailed, ActivityOutcome, ActivityTask
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
 from ablauf.temporal import server_worker
@@ -177,6 +179,7 @@ class Worker:
         self._inline_queue: LocalQueue | None = None
         self._stopped = asyncio.Event()
         self._started = False
+        self._failure: BaseException | None = None
 
     # lifecycle
 
@@ -199,12 +202,22 @@ class Worker:
         await self.shutdown()
 
     async def run(self) -> None:
-        """Polls until :meth:`shutdown` is called."""
+        """Polls until :meth:`shutdown` is called.
+
+        Raises:
+            StoreLostError: The store's file was removed or replaced meanwhile.
+        """
         if self._server is not None:
             await self._server.run()
             return
         self._start()
         await self._stopped.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    def _engine_failed(self, err: BaseException) -> None:
+        self._failure = err
+        self._stopped.set()
 
     def _start(self) -> None:
         if self._started:
@@ -212,7 +225,11 @@ class Worker:
         self._started = True
         _raise_gc_threshold()
         engine = self.engine
+        if engine.failure is not None:
+            raise engine.failure
+        engine.on_failure.append(self._engine_failed)
         if self._workflows is not None:
+            engine.on_rollback.append(self._workflows.evict_all)
             queue = engine.matching.register(WORKFLOW_TASK, self.task_queue)
             engine.matching.query_handlers[self.task_queue] = self._workflows.query
             self._consume(queue, self._take_workflow_task)
@@ -233,10 +250,21 @@ class Worker:
         if self._server is not None:
             await self._server.shutdown()
             return
-        if not self._started or self._stopped.is_set():
+        if not self._started or self._stopping:
             return
         engine = self.engine
         self._stopping = True
+        engine.on_failure.remove(self._engine_failed)
+        try:
+            await self._stop_polling()
+            if engine.failure is None:
+                engine.release_local_leases(self.task_queue)
+                engine.update_owner()
+        finally:
+            self._stopped.set()
+
+    async def _stop_polling(self) -> None:
+        engine = self.engine
         for queue, consumer in self._queues:
             queue.remove_consumer(consumer)
         if self._inline_queue is not None:
@@ -247,18 +275,17 @@ class Worker:
             timeout = self._graceful if self._graceful > timedelta() else None
             await self._activities.shutdown(graceful_timeout=timeout or timedelta(seconds=0.001))
             await asyncio.gather(*self._running, return_exceptions=True)
-            # Their outcomes are recorded before the leases are released.
-            await engine.commits.flush()
+            # Their outcomes are recorded before the leases are released; should
+            # the store fail, each logs why and the attempt times out and retries.
+            with contextlib.suppress(StoreError):
+                await engine.commits.flush()
             engine.matching.unregister(ACTIVITY_TASK, self.task_queue)
             engine.matching.activity_cancellers.pop(self.task_queue, None)
         if self._workflows is not None:
             engine.matching.unregister(WORKFLOW_TASK, self.task_queue)
             engine.matching.query_handlers.pop(self.task_queue, None)
-            for run_id in list(self._workflows.cache):
-                self._workflows.evict(run_id)
-        engine.release_local_leases(self.task_queue)
-        engine.update_owner()
-        self._stopped.set()
+            engine.on_rollback.remove(self._workflows.evict_all)
+            self._workflows.evict_all()
 
     def _consume(self, queue: LocalQueue, consumer: Consumer) -> None:
         queue.add_consumer(consumer)

@@ -104,6 +104,11 @@ class WorkflowRunner:
         if instance is not None:
             instance.close()
 
+    def evict_all(self) -> None:
+        """Drops every cached instance (the store did not keep what some saw)."""
+        for run_id in list(self.cache):
+            self.evict(run_id)
+
     async def process(self, ref: TaskRef) -> None:
         """Runs one workflow task to completion or failure, through the payload codec."""
         begun = self._begin(ref)
