@@ -395,6 +395,9 @@ class SqliteStore:
         # The file this connection has open: a commit checks that the path
         # still leads to it (see _check_file).
         self._file_id = _file_id(path) if path != ":memory:" else None
+        # Kept open until the connections close: closing any descriptor of the
+        # file would drop the POSIX locks SQLite holds on it in this process.
+        self._header_fd = os.open(path, os.O_RDONLY) if self._file_id is not None else -1
         self.store_id: int = self._db.query_one("PRAGMA user_version")[0]
         if self._file_id is not None:
             # The header reaches the file (not only the log), for verify to read there.
@@ -506,9 +509,7 @@ class SqliteStore:
         self._check_file()
         if self._file_id is None:
             return
-        with open(self.path, "rb") as f:
-            f.seek(_STORE_ID_OFFSET)
-            store_id = int.from_bytes(f.read(4), "big")
+        store_id = int.from_bytes(os.pread(self._header_fd, 4, _STORE_ID_OFFSET), "big")
         # 0: the header has not reached the file yet (a checkpoint brings it).
         if store_id and store_id != self.store_id:
             raise self.mark_lost("was replaced by another store")
@@ -536,6 +537,9 @@ class SqliteStore:
         if self._checkpointer is not None:
             self._checkpointer.stop()
         self._db.close()
+        if self._header_fd >= 0:
+            os.close(self._header_fd)
+            self._header_fd = -1
 
     def data_version(self) -> int:
         """Changes whenever another connection commits to the file.
