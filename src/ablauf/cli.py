@@ -2,7 +2,8 @@
 
 ``ablauf workflow show --target sqlite:///orders.db --id order-1 --output json``
 writes the run's history in Temporal's JSON format, which Temporal's tools and
-``temporalio.worker.Replayer`` read.
+``temporalio.worker.Replayer`` read. ``ablauf store check --target
+sqlite:///orders.db`` runs SQLite's full integrity check on a store, read-only.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import Sequence
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
 
-from ablauf.client import Client
-from ablauf.errors import AblaufError
+from ablauf.client import Client, StoreTarget, parse_target
+from ablauf.errors import AblaufError, InvalidTargetError
+from ablauf.store.sqlite import check_file
 
 __all__ = ["main"]
 
@@ -35,7 +37,23 @@ def _parser() -> argparse.ArgumentParser:
         "--output", "-o", choices=["text", "json"], default="text", help="text or Temporal JSON"
     )
     show.add_argument("--file", "-f", default=None, help="write to this file instead of stdout")
+    store = commands.add_parser("store", help="look after a store file")
+    store_actions = store.add_subparsers(dest="action", required=True)
+    check = store_actions.add_parser(
+        "check", help="run SQLite's full integrity check (read-only; exit 1 on damage)"
+    )
+    check.add_argument("--target", required=True, help="sqlite:///file.db")
     return parser
+
+
+def _check(args: argparse.Namespace) -> tuple[str, int]:
+    target = parse_target(args.target)
+    if not isinstance(target, StoreTarget):
+        raise InvalidTargetError(f"{args.target!r} is not a store: use sqlite:///file.db")
+    problems = check_file(target.path)
+    if not problems:
+        return f"{target.path}: ok\n", 0
+    return "".join(f"{target.path}: {problem}\n" for problem in problems), 1
 
 
 async def _show(args: argparse.Namespace) -> str:
@@ -58,17 +76,21 @@ async def _show(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     args = _parser().parse_args(argv)
+    code = 0
     try:
-        output = asyncio.run(_show(args))
+        if args.group == "store":
+            output, code = _check(args)
+        else:
+            output = asyncio.run(_show(args))
     except (AblaufError, RPCError) as err:
         print(f"ablauf: {err}", file=sys.stderr)
         return 1
-    if args.file:
+    if getattr(args, "file", None):
         with open(args.file, "w") as f:
             f.write(output)
     else:
         sys.stdout.write(output)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

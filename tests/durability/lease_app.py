@@ -2,7 +2,8 @@
 
 Runs until killed. Should its store be removed or replaced, the worker stops
 and the process prints ``store lost: ...`` and exits with status 3. Every
-activity attempt appends ``key attempt pid start|end`` to STORE.attempts.
+activity attempt appends ``key attempt pid start|end`` to STORE.attempts (or
+to $ATTEMPTS_FILE).
 """
 
 from __future__ import annotations
@@ -82,5 +83,5 @@ async def main(store: str, queue: str) -> int:
 
 
 if __name__ == "__main__":
-    ATTEMPTS = sys.argv[1] + ".attempts"
+    ATTEMPTS = os.environ.get("ATTEMPTS_FILE", sys.argv[1] + ".attempts")
     sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2])))

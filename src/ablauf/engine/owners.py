@@ -123,14 +123,17 @@ class Owners:
         now = self.wall()
         until = now + OWNER_LEASE
         with store.transaction():
-            if store.renew_owner(self.owner_id, self.lease_until, until):
-                self.lease_until = until
-                return
-            if now < self.lease_until:
-                # Nobody may take a lease that has not passed: the file holds
-                # rows this process never wrote (restored from a backup).
-                raise store.mark_lost("was replaced (its rows changed under this process)")
-            store.register_owner(self._record(until))
+            renewed = store.renew_owner(self.owner_id, self.lease_until, until)
+            if not renewed:
+                if now < self.lease_until:
+                    # Nobody may take a lease that has not passed: the file holds
+                    # rows this process never wrote (restored from a backup).
+                    raise store.mark_lost("was replaced (its rows changed under this process)")
+                store.register_owner(self._record(until))
+        # Only once committed: a renewal that failed (a full disk) left the old lease.
+        if renewed:
+            self.lease_until = until
+            return
         logger.warning(
             "ablauf: this process did not renew its lease on %s for %.1f s (stopped or "
             "starved) and was taken for gone: its workflow tasks went to other processes, "

@@ -29,7 +29,7 @@ from ablauf.store.base import (
 from ablauf.store.migrate import MIGRATABLE, after_schema, before_schema
 from ablauf.store.pending_rows import PendingRows, Row
 
-__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+__all__ = ["SCHEMA_VERSION", "SqliteStore", "check_file"]
 
 SCHEMA_VERSION = "5"
 _MARKER = "ablauf_schema"
@@ -192,6 +192,22 @@ _CAUSES = {
 }
 
 
+# Causes that a read-only file system or file explains better.
+_ACCESS_CAUSES = {_CAUSES[c] for c in ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR")}
+
+
+def _access_cause(path: str) -> str | None:
+    directory = os.path.dirname(path) or "."
+    with contextlib.suppress(OSError):
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return "the file system is read-only"
+        if not os.access(directory, os.W_OK) or (
+            os.path.exists(path) and not os.access(path, os.W_OK)
+        ):
+            return "the file cannot be written (read-only)"
+    return None
+
+
 def _cause(err: sqlite3.Error) -> str | None:
     name = getattr(err, "sqlite_errorname", None) or ""
     # Extended codes (SQLITE_IOERR_WRITE, SQLITE_READONLY_DBMOVED) by their primary code.
@@ -273,6 +289,8 @@ class _Connection:
         if cause is None:
             # The statement is at fault (a constraint, a bug): not the file.
             return err
+        if cause in _ACCESS_CAUSES and self.path != ":memory:":
+            cause = _access_cause(self.path) or cause
         error = StoreError(f"store {self.path}: {cause} ({err})")
         if self.in_tx and not self._conn.in_transaction:
             self.aborted = error
@@ -363,6 +381,37 @@ class _Transaction:
 
 
 _JOINED = contextlib.nullcontext()
+
+
+def _integrity(db: _Connection) -> list[str]:
+    try:
+        rows = db.query("PRAGMA integrity_check")
+    except (sqlite3.DatabaseError, StoreError) as err:
+        # Damage the check itself cannot read past.
+        return [str(err.__cause__ or err)]
+    return [] if [tuple(r) for r in rows] == [("ok",)] else [str(r[0]) for r in rows]
+
+
+def check_file(path: str) -> list[str]:
+    """Runs SQLite's full integrity check on the store at ``path``, read-only
+    (the file is neither created nor changed); the problems it finds.
+
+    Raises:
+        StoreError: There is no file, or it is not an ablauf store.
+    """
+    if not Path(path).is_file():
+        raise StoreError(f"store {path}: no such file")
+    db = _Connection(sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True), path)
+    try:
+        try:
+            marker = db.query_one("SELECT value FROM meta WHERE key=?", (_MARKER,))
+        except sqlite3.OperationalError:
+            marker = None
+        if marker is None:
+            raise StoreError(f"store {path}: the file is not an ablauf store")
+        return _integrity(db)
+    finally:
+        db.close()
 
 
 class SqliteStore:
@@ -480,12 +529,7 @@ class SqliteStore:
 
     def check(self) -> list[str]:
         """SQLite's full integrity check: the problems it finds (none: an empty list)."""
-        try:
-            rows = self._db.query("PRAGMA integrity_check")
-        except (sqlite3.DatabaseError, StoreError) as err:
-            # Damage the check itself cannot read past.
-            return [str(err.__cause__ or err)]
-        return [] if [tuple(r) for r in rows] == [("ok",)] else [str(r[0]) for r in rows]
+        return _integrity(self._db)
 
     def _check_file(self) -> None:
         """Raises :class:`StoreLostError` if the path no longer leads to the

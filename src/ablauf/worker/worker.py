@@ -394,7 +394,11 @@ class Worker:
 
 
 def _log_record_failure(error: BaseException) -> None:
-    logger.error("recording an activity outcome failed", exc_info=error)
+    if isinstance(error, StoreError):
+        # The attempt times out and runs again; the store says what is wrong.
+        logger.error("recording an activity outcome failed: %s", error)
+    else:
+        logger.error("recording an activity outcome failed", exc_info=error)
 
 
 class _Heartbeats:
