@@ -38,6 +38,9 @@ STARTUP = Path(__file__).resolve().with_name("startup.py")
 CONCURRENCY = 50
 # A fresh worker's pollers get this long to start before a timed query.
 POLLER_SETTLE = 0.5
+# Starts in flight at once when the backlog's workflows run in-process (as
+# many_workflows starts them), so that the engine is never idle.
+BACKLOG_IN_FLIGHT = 500
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Sizes:
     replay_runs: int = 3
     scaling_workflows: int = 400
     scaling_activities: int = 5
+    backlog: int = 10_000
     import_runs: int = 5
 
 
@@ -77,6 +81,7 @@ QUICK = Sizes(
     replay_batch=20,
     replay_runs=1,
     scaling_workflows=40,
+    backlog=300,
     import_runs=2,
 )
 
@@ -475,6 +480,64 @@ async def scaling(b: Bench) -> list[Figure]:
     return figures
 
 
+async def _await_in_order(handles: list[temporalio.client.WorkflowHandle[Any, Any]]) -> list[Any]:
+    # One waiter at a time: the client's process stays out of the worker's way.
+    return [await h.result() for h in handles]
+
+
+async def backlog(b: Bench) -> list[Figure]:
+    """One-activity workflows queued in the store, drained by a worker in another
+    process, against the same number run by a worker in the benchmark's process."""
+    n = b.sizes.backlog
+    if b.engine == "temporal":
+        # A Temporal server's workers always poll from other processes.
+        return []
+    async with b.session("backlog-in-process") as s:
+        await s.client.execute_workflow(
+            w.Single.run, -1, id=s.id("warmup"), task_queue=s.task_queue
+        )
+        slots = asyncio.Semaphore(BACKLOG_IN_FLIGHT)
+
+        async def start(i: int) -> temporalio.client.WorkflowHandle[Any, Any]:
+            async with slots:
+                return await s.client.start_workflow(
+                    w.Single.run, i, id=s.id(i), task_queue=s.task_queue
+                )
+
+        started = time.perf_counter()
+        handles = await asyncio.gather(*(start(i) for i in range(n)))
+        results = await _await_in_order(handles)
+        in_process = time.perf_counter() - started
+    assert results == list(range(n))
+    target = b.new_target("backlog-queued")
+    async with b.connect(target) as client:
+        task_queue = f"bench-backlog-{b.tag}"
+        handles = await asyncio.gather(
+            *(
+                client.start_workflow(
+                    w.Single.run, i, id=f"{task_queue}-{i}", task_queue=task_queue
+                )
+                for i in range(n)
+            )
+        )
+        worker = await _WorkerProcess.start(target, task_queue)
+        started = time.perf_counter()
+        try:
+            results = await _await_in_order(handles)
+            queued = time.perf_counter() - started
+        finally:
+            await worker.stop()
+    assert results == list(range(n))
+    mine = _rate("backlog", n, in_process, "workflows/s", "backlog in-process")
+    other = _rate("backlog", n, queued, "workflows/s", "backlog from another process")
+    note = f"{n:,} workflows queued by the benchmark's process before the worker's started"
+    return [
+        mine,
+        replace(other, note=note),
+        Figure("backlog", "backlog other/in-process", "x", other.value / mine.value, True),
+    ]
+
+
 async def import_connect(b: Bench) -> list[Figure]:
     """A fresh interpreter: imports and ``Client.connect`` (in process), and the whole process."""
     target = b.new_target("import_connect")
@@ -522,4 +585,5 @@ DRIVERS: dict[str, Driver | None] = {
     "import_connect": import_connect,
     "replay": replay,
     "scaling": scaling,
+    "backlog": backlog,
 }
