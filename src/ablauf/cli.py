@@ -3,7 +3,9 @@
 ``ablauf workflow show --target sqlite:///orders.db --id order-1 --output json``
 writes the run's history in Temporal's JSON format, which Temporal's tools and
 ``temporalio.worker.Replayer`` read. ``ablauf store check --target
-sqlite:///orders.db`` runs SQLite's full integrity check on a store, read-only.
+sqlite:///orders.db`` runs SQLite's full integrity check on a store, read-only;
+``ablauf store backup --target sqlite:///orders.db --to backup.db`` copies it
+while its processes run.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from temporalio.service import RPCError
 
 from ablauf.client import Client, StoreTarget, parse_target
 from ablauf.errors import AblaufError, InvalidTargetError
-from ablauf.store.sqlite import check_file
+from ablauf.store.sqlite import backup_file, check_file
 
 __all__ = ["main"]
 
@@ -43,17 +45,30 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="run SQLite's full integrity check (read-only; exit 1 on damage)"
     )
     check.add_argument("--target", required=True, help="sqlite:///file.db")
+    backup = store_actions.add_parser(
+        "backup", help="copy the store while its processes run (a consistent, checked copy)"
+    )
+    backup.add_argument("--target", required=True, help="sqlite:///file.db")
+    backup.add_argument("--to", required=True, help="the new file to write")
     return parser
 
 
-def _check(args: argparse.Namespace) -> tuple[str, int]:
-    target = parse_target(args.target)
+def _store_path(text: str) -> str:
+    target = parse_target(text)
     if not isinstance(target, StoreTarget):
-        raise InvalidTargetError(f"{args.target!r} is not a store: use sqlite:///file.db")
-    problems = check_file(target.path)
+        raise InvalidTargetError(f"{text!r} is not a store: use sqlite:///file.db")
+    return target.path
+
+
+def _store(args: argparse.Namespace) -> tuple[str, int]:
+    path = _store_path(args.target)
+    if args.action == "backup":
+        backup_file(path, args.to)
+        return f"{path}: backed up to {args.to}\n", 0
+    problems = check_file(path)
     if not problems:
-        return f"{target.path}: ok\n", 0
-    return "".join(f"{target.path}: {problem}\n" for problem in problems), 1
+        return f"{path}: ok\n", 0
+    return "".join(f"{path}: {problem}\n" for problem in problems), 1
 
 
 async def _show(args: argparse.Namespace) -> str:
@@ -79,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = 0
     try:
         if args.group == "store":
-            output, code = _check(args)
+            output, code = _store(args)
         else:
             output = asyncio.run(_show(args))
     except (AblaufError, RPCError) as err:

@@ -29,7 +29,7 @@ from ablauf.store.base import (
 from ablauf.store.migrate import MIGRATABLE, after_schema, before_schema
 from ablauf.store.pending_rows import PendingRows, Row
 
-__all__ = ["SCHEMA_VERSION", "SqliteStore", "check_file"]
+__all__ = ["SCHEMA_VERSION", "SqliteStore", "backup_file", "check_file"]
 
 SCHEMA_VERSION = "5"
 _MARKER = "ablauf_schema"
@@ -392,26 +392,64 @@ def _integrity(db: _Connection) -> list[str]:
     return [] if [tuple(r) for r in rows] == [("ok",)] else [str(r[0]) for r in rows]
 
 
-def check_file(path: str) -> list[str]:
-    """Runs SQLite's full integrity check on the store at ``path``, read-only
-    (the file is neither created nor changed); the problems it finds.
-
-    Raises:
-        StoreError: There is no file, or it is not an ablauf store.
-    """
+def _open_read_only(path: str) -> _Connection:
+    """A connection that neither creates nor changes the store at ``path``."""
     if not Path(path).is_file():
         raise StoreError(f"store {path}: no such file")
     db = _Connection(sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True), path)
     try:
-        try:
-            marker = db.query_one("SELECT value FROM meta WHERE key=?", (_MARKER,))
-        except sqlite3.OperationalError:
-            marker = None
-        if marker is None:
-            raise StoreError(f"store {path}: the file is not an ablauf store")
+        marker = db.query_one("SELECT value FROM meta WHERE key=?", (_MARKER,))
+    except sqlite3.OperationalError:
+        marker = None
+    if marker is None:
+        db.close()
+        raise StoreError(f"store {path}: the file is not an ablauf store")
+    return db
+
+
+def check_file(path: str) -> list[str]:
+    """Runs SQLite's full integrity check on the store at ``path``, read-only;
+    the problems it finds.
+
+    Raises:
+        StoreError: There is no file, or it is not an ablauf store.
+    """
+    db = _open_read_only(path)
+    try:
         return _integrity(db)
     finally:
         db.close()
+
+
+def backup_file(path: str, to: str) -> None:
+    """Copies the store at ``path`` into the new file ``to`` while other
+    processes go on using it: the copy is the store as of one instant (SQLite's
+    backup API, in one read transaction), checked before it is kept.
+
+    Raises:
+        StoreError: There is no store at ``path``, ``to`` exists already or
+            cannot be written, or the copy is damaged (then it is removed).
+    """
+    target = Path(to)
+    if target.exists():
+        raise StoreError(f"backup {to}: the file exists (a backup never overwrites one)")
+    if not target.parent.is_dir():
+        raise StoreError(f"backup {to}: the directory does not exist")
+    db = _open_read_only(path)
+    try:
+        copy = sqlite3.connect(to)
+        try:
+            db._conn.backup(copy)
+        except sqlite3.Error as err:
+            raise StoreError(f"backup {to}: {_cause(err) or err} ({err})") from err
+        finally:
+            copy.close()
+    finally:
+        db.close()
+    problems = check_file(to)
+    if problems:
+        target.unlink()
+        raise StoreError(f"backup {to}: the copy is damaged ({problems[0]}); removed it")
 
 
 class SqliteStore:
