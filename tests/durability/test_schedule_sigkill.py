@@ -31,6 +31,8 @@ from temporalio.client import (
 
 from ablauf import Client
 
+pytestmark = pytest.mark.slow
+
 APP = Path(__file__).with_name("schedule_app.py")
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from ablauf import Client
 
+pytestmark = pytest.mark.slow
+
 APP = Path(__file__).with_name("split_app.py")
 
 

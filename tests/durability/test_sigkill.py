@@ -16,6 +16,8 @@ from temporalio.client import WorkflowExecutionStatus
 
 from ablauf import Client
 
+pytestmark = pytest.mark.slow
+
 APP = Path(__file__).with_name("app.py")
 
 
