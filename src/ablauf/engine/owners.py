@@ -150,14 +150,15 @@ class Owners:
         with store.transaction():
             # Only those still gone and not taken by another process meanwhile.
             expired = [owner_id for owner_id in gone if store.expire_owner(owner_id, now)]
+            if not expired:
+                return
             freed = store.release_leases(expired, WORKFLOW_TASK)
             engine.arm_lost(expired)
-        if expired:
-            engine.forget_runs()
-            logger.info(
-                "ablauf: %d process(es) on %s stopped renewing their lease; freed %d "
-                "workflow task(s) they held",
-                len(expired),
-                store.path,
-                freed,
-            )
+        engine.forget_runs()
+        logger.info(
+            "ablauf: %d process(es) on %s stopped renewing their lease; freed %d "
+            "workflow task(s) they held",
+            len(expired),
+            store.path,
+            freed,
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -49,6 +50,9 @@ FIRE_GROUP = 16
 # and logs the same error at most this often.
 STORE_RETRY = 0.5
 STORE_LOG_INTERVAL = 10.0
+
+
+_jitter = random.Random()
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:
@@ -128,7 +132,10 @@ class Service:
                 and engine.clock.skip_to(next_timer)
             ):
                 continue
-            deadline = now + POLL_INTERVAL
+            # Jittered: of several processes waiting for work on one store, the
+            # first to see a commit takes its tasks, and that should not always
+            # be the same one.
+            deadline = now + POLL_INTERVAL * (0.5 + _jitter.random())
             if next_timer is not None and next_timer < deadline:
                 deadline = next_timer
             self.deadline = deadline

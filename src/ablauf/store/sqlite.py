@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -544,7 +543,8 @@ class SqliteStore:
             )
             if not self._db.query_one("PRAGMA user_version")[0]:
                 self._db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
-                self._db.execute(f"PRAGMA user_version={secrets.randbits(31) | 1}")
+                store_id = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF | 1
+                self._db.execute(f"PRAGMA user_version={store_id}")
         except BaseException:
             self._db.end()
             raise
