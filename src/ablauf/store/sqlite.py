@@ -247,19 +247,19 @@ class _Connection:
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
         """The rows of a statement that only reads (it owes no savepoint)."""
-        if self.aborted is not None or self.lost is not None:
-            self._prepare()
-        try:
-            return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as err:
-            raise self._error(err) from err
+        return cast(list[Any], self._read(sql, params, False))
 
     def query_one(self, sql: str, params: Sequence[object] = ()) -> Any:
         """The first row of a statement that only reads, or None."""
+        return self._read(sql, params, True)
+
+    def _read(self, sql: str, params: Sequence[object], one: bool) -> Any:
         if self.aborted is not None or self.lost is not None:
             self._prepare()
         try:
-            return self._conn.execute(sql, params).fetchone()
+            # Rows are fetched here: SQLite reports damage while stepping.
+            cursor = self._conn.execute(sql, params)
+            return cursor.fetchone() if one else cursor.fetchall()
         except sqlite3.Error as err:
             raise self._error(err) from err
 
