@@ -228,11 +228,17 @@ async def test_a_store_file_removed_or_replaced_stops_its_processes(
     try:
         handle = await client.start_workflow("Hold", args=[1, 0.1], id="h", task_queue="leases")
         assert await asyncio.wait_for(handle.result(), 30) == ["h/0:1"]
+        slow = await client.start_workflow("Hold", args=[1, 60.0], id="slow", task_queue="leases")
+        awaiting = asyncio.ensure_future(slow.result())
+        await asyncio.sleep(0.2)
         if how == "removed":
             store.unlink()
         else:
             _backup(store, tmp_path / "backup.db")
             os.replace(tmp_path / "backup.db", store)
+        # A client awaiting a result learns it within the engine's next look at the file.
+        with pytest.raises(StoreLostError, match=f"was {how}"):
+            await asyncio.wait_for(awaiting, 5)
         out, _ = worker.communicate(timeout=15)
         assert worker.returncode == 3
         assert f"store {store} was {how}" in out and "while this process used it" in out
