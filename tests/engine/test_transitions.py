@@ -439,3 +439,13 @@ async def test_a_fused_task_that_overflows_the_history_is_made_again_alone(local
     with pytest.raises(InvalidArgumentError, match=r"Workflow history count exceeds limit\."):
         local.workflow_tasks.complete(ref, [schedule_activity("2")])
     assert types(local, run_id)[-1] == "WORKFLOW_EXECUTION_TERMINATED"
+
+
+async def test_starts_keep_at_most_the_cached_runs_in_memory(engine: Engine) -> None:
+    from ablauf.engine.engine import CACHED_RUNS
+
+    # A process that only starts workflows (a client) holds no more run states
+    # than one that runs them, however many it starts.
+    for i in range(CACHED_RUNS + 50):
+        executions.start(engine, start_request(f"wf-{i}"))
+    assert len(engine._runs) == CACHED_RUNS

@@ -180,6 +180,8 @@ class Engine:
         self.forget_runs()
         for hook in self.on_failure:
             hook(err)
+        # Clients awaiting a run learn it at once, from their next read.
+        self.notify_external_change()
 
     def arm_lost(self, owner_ids: Sequence[str]) -> None:
         """Arms durable timeouts for activity attempts leased by ``owner_ids``."""
@@ -211,10 +213,13 @@ class Engine:
         self._runs[run_id] = state
         self._runs.move_to_end(run_id)
         self._fresh.add(run_id)
+        self._trim()
+        return state
+
+    def _trim(self) -> None:
         if len(self._runs) > CACHED_RUNS:
             old, _ = self._runs.popitem(last=False)
             self._fresh.discard(old)
-        return state
 
     def _fold(self, run_id: str) -> RunState:
         exe = self.store.get_execution(run_id)
@@ -446,6 +451,8 @@ class Engine:
                 tx.after_commit.append(self.notify_timer_added)
             self._finish(tx)
         self._runs[run_id] = state
+        # A process that only starts workflows keeps no more states than one that runs them.
+        self._trim()
         return tx
 
     def after_create_run(self, tx: Transition) -> None:
