@@ -40,11 +40,11 @@ Workloads (full sizes; ``--quick`` shrinks them):
   scaling          400 workflows of 5 sequential activities, started by the
                    benchmark's process, run by 1 and then 2 worker processes on
                    one store (one SQLite file; one dev server): workflows/s, 2/1
-  backlog          10,000 one-activity workflows queued in a new store by the
-                   benchmark's process with no worker running, then drained by a
-                   worker process started after (from its start until the last
-                   result): workflows/s, and that over the in-process rate
-                   (many_workflows, run again in the same pass; ablauf only)
+  backlog          10,000 one-activity workflows queued in a new store by a client
+                   process with no worker running, then drained by a worker
+                   process started after (from its start until the client sees
+                   the last result): workflows/s, and that over the in-process
+                   rate (many_workflows, run again in the same pass; ablauf only)
 
 Like for like: both engines run the same client calls through ``ablauf.Client``
 and ``ablauf.Worker`` (on a Temporal target, temporalio's own client and worker,

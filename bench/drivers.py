@@ -477,45 +477,50 @@ async def scaling(b: Bench) -> list[Figure]:
     return figures
 
 
-async def _await_in_order(handles: list[temporalio.client.WorkflowHandle[Any, Any]]) -> list[Any]:
-    # One waiter at a time: the client's process stays out of the worker's way.
-    return [await h.result() for h in handles]
-
-
 async def backlog(b: Bench) -> list[Figure]:
-    """One-activity workflows queued in the store, drained by a worker in another
-    process, against the in-process rate (``many_workflows``, in the same pass)."""
+    """One-activity workflows queued in the store by one process, drained by a
+    worker in another, against the in-process rate (``many_workflows``, run
+    again in this pass)."""
     n = b.sizes.backlog
     if b.engine == "temporal":
         # A Temporal server's workers always poll from other processes.
         return []
     [in_process] = await many_workflows(b)
-    target = b.new_target("backlog-queued")
-    async with b.connect(target) as client:
-        task_queue = f"bench-backlog-{b.tag}"
-        handles: list[temporalio.client.WorkflowHandle[Any, Any]] = []
-        # Queued a group at a time (not timed): all at once, one commit would
-        # hold them all in memory, and the memory row would count that.
-        for first in range(0, n, b.sizes.many_workflows):
-            handles += await asyncio.gather(
-                *(
-                    client.start_workflow(
-                        w.Single.run, i, id=f"{task_queue}-{i}", task_queue=task_queue
-                    )
-                    for i in range(first, min(n, first + b.sizes.many_workflows))
-                )
-            )
+    target = b.new_target("backlog")
+    task_queue = f"bench-backlog-{b.tag}"
+    client = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.backlog_client",
+        target,
+        task_queue,
+        str(n),
+        str(b.sizes.many_workflows),
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert client.stdin is not None and client.stdout is not None
+    try:
+        if await client.stdout.readline() != b"queued\n":
+            raise RuntimeError("the backlog's client process failed")
         worker = await _WorkerProcess.start(target, task_queue)
-        started = time.perf_counter()
         try:
-            results = await _await_in_order(handles)
-            queued = time.perf_counter() - started
+            client.stdin.write(b"go\n")
+            await client.stdin.drain()
+            line = (await client.stdout.readline()).split()
         finally:
             await worker.stop()
-    assert results == list(range(n))
-    other = _rate("backlog", n, queued, "workflows/s", "backlog from another process")
+        if not line or line[0] != b"seconds":
+            raise RuntimeError("the backlog's client process failed")
+        seconds = float(line[1])
+    finally:
+        if client.returncode is None:
+            client.kill()
+        await client.wait()
+    other = _rate("backlog", n, seconds, "workflows/s", "backlog from another process")
     note = (
-        f"{n:,} workflows queued by the benchmark's process before the worker's started; "
+        f"{n:,} workflows queued by a client process before the worker's started; "
         f"in-process: many_workflows at {in_process.value:,.0f} workflows/s in this pass"
     )
     ratio = other.value / in_process.value
