@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import sys
 import traceback
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 __all__ = ["DurableTimer", "TimerScheduler", "WorkflowEventLoop"]
 
@@ -26,6 +27,12 @@ _PRUNE_AT_LEAST = 64
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+# What asyncio's create_task takes: since Python 3.12 coroutines only.
+if sys.version_info >= (3, 12):
+    _CoroutineLike: TypeAlias = Coroutine[Any, Any, _T]
+else:
+    _CoroutineLike: TypeAlias = Coroutine[Any, Any, _T] | Generator[Any, None, _T]
 _ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 
 
@@ -213,17 +220,37 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
         """A future bound to this loop."""
         return asyncio.Future(loop=self)
 
-    def create_task(
-        self,
-        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
-        *,
-        name: str | None = None,
-        context: contextvars.Context | None = None,
-    ) -> asyncio.Task[_T]:
-        """Wrap ``coro`` in a task that runs on this loop."""
-        task: asyncio.Task[_T] = asyncio.Task(coro, loop=self, name=name, context=context)
-        self.register_task(task)
-        return task
+    if sys.version_info >= (3, 13):
+
+        def create_task(
+            self,
+            coro: _CoroutineLike[_T],
+            *,
+            name: str | None = None,
+            context: contextvars.Context | None = None,
+            eager_start: bool | None = None,
+        ) -> asyncio.Task[_T]:
+            """Wrap ``coro`` in a task that runs on this loop (with ``eager_start``,
+            up to its first suspension right away, as asyncio does)."""
+            task: asyncio.Task[_T] = asyncio.Task(
+                coro, loop=self, name=name, context=context, eager_start=bool(eager_start)
+            )
+            self.register_task(task)
+            return task
+
+    else:
+
+        def create_task(
+            self,
+            coro: _CoroutineLike[_T],
+            *,
+            name: str | None = None,
+            context: contextvars.Context | None = None,
+        ) -> asyncio.Task[_T]:
+            """Wrap ``coro`` in a task that runs on this loop."""
+            task: asyncio.Task[_T] = asyncio.Task(coro, loop=self, name=name, context=context)
+            self.register_task(task)
+            return task
 
     def register_task(self, task: asyncio.Task[Any]) -> None:
         """Keep a strong reference to ``task`` while it runs."""
