@@ -16,11 +16,18 @@ if TYPE_CHECKING:
     from ablauf.client import Client
     from ablauf.worker.worker import Worker
 
-__all__ = ["Client", "Worker"]
+__all__ = ["Client", "Worker", "__version__"]
+
+__version__: str
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use so that `import ablauf.engine...` stays light.
+    if name == "__version__":
+        # From the package's metadata: pyproject.toml says it once.
+        from importlib.metadata import version
+
+        return version("ablauf")
     if name == "Client":
         from ablauf.client import Client
 

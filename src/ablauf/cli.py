@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
 
+import ablauf
 from ablauf.client import Client, StoreTarget, parse_target
 from ablauf.errors import AblaufError, InvalidTargetError
 from ablauf.store.sqlite import backup_file, check_file
@@ -27,6 +28,7 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ablauf", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"ablauf {ablauf.__version__}")
     commands = parser.add_subparsers(dest="group", required=True)
     workflow = commands.add_parser("workflow", help="inspect workflow executions")
     actions = workflow.add_subparsers(dest="action", required=True)

@@ -10,7 +10,7 @@ import ablauf.errors
 
 
 def test_top_level_names() -> None:
-    assert ablauf.__all__ == ["Client", "Worker"]
+    assert ablauf.__all__ == ["Client", "Worker", "__version__"]
     assert ablauf.Client is ablauf.client.Client
     assert issubclass(ablauf.Client, temporalio.client.Client)
     from ablauf.worker.worker import Worker

@@ -1,4 +1,4 @@
-"""``ablauf store check`` runs SQLite's full integrity check, read-only."""
+"""``ablauf store check`` and ``ablauf --version``."""
 
 from __future__ import annotations
 
@@ -59,3 +59,17 @@ def test_another_sqlite_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFi
     db.close()
     assert main(["store", "check", "--target", f"sqlite:///{path}"]) == 1
     assert "the file is not an ablauf store" in capsys.readouterr().err
+
+
+def test_version_is_the_package_s(capsys: pytest.CaptureFixture[str]) -> None:
+    import tomllib
+
+    import ablauf
+
+    with open(Path(__file__).parents[2] / "pyproject.toml", "rb") as f:
+        declared = tomllib.load(f)["project"]["version"]
+    assert ablauf.__version__ == declared
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"ablauf {declared}\n"
