@@ -177,9 +177,14 @@ def _version_4_file(path: Path) -> None:
     db.close()
 
 
-def test_a_version_4_file_is_upgraded(path: Path) -> None:
+def test_a_version_4_file_is_upgraded_after_a_backup(path: Path) -> None:
     _version_4_file(path)
     store = SqliteStore(str(path))
+    backup = Path(f"{path}.v4.bak")
+    with sqlite3.connect(backup) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='ablauf_schema'").fetchone() == ("4",)
+        assert db.execute("SELECT id FROM timers").fetchall() == [(7,)]
+    db.close()
     assert [(t.id, t.run_id) for t in store.due_timers(10.0, 10)] == [(7, "run-1")]
     with store.transaction():
         assert store.delete_timer(7)

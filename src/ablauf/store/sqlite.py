@@ -524,6 +524,8 @@ class SqliteStore:
                     f"{self.path!r} has ablauf schema version {marker}, "
                     f"this ablauf reads version {SCHEMA_VERSION}"
                 )
+            if migrate:
+                self._backup_before_upgrade(str(marker))
         # Every statement is "IF NOT EXISTS": tables added within a schema
         # version appear in older files of that version too.
         sql = resources.files("ablauf.store").joinpath("schema.sql").read_text()
@@ -549,6 +551,21 @@ class SqliteStore:
             self._db.end()
             raise
         self._db.execute("COMMIT")
+
+    def _backup_before_upgrade(self, version: str) -> None:
+        """Copies a store of an older schema to ``<path>.v<version>.bak`` before
+        it is upgraded in place (one way); a copy already there is kept."""
+        target = Path(f"{self.path}.v{version}.bak")
+        if self.path == ":memory:" or target.exists():
+            return
+        partial = target.with_name(target.name + ".partial")
+        copy = sqlite3.connect(partial)
+        try:
+            self._db._conn.backup(copy)
+        finally:
+            copy.close()
+        # Whole or not at all: a process killed while copying leaves no backup.
+        os.replace(partial, target)
 
     def _quick_check(self) -> None:
         """Reads both ends of every table, which a truncated or overwritten file
@@ -730,6 +747,15 @@ class SqliteStore:
             self._pending.put(_CURRENT_RUNS, key, (namespace, workflow_id, run_id))
         else:
             self._db.execute(_WRITE_BEHIND[_CURRENT_RUNS], (namespace, workflow_id, run_id))
+
+    def count_running(self, namespace: str, task_queue: str) -> int:
+        """Runs of ``task_queue`` that have not closed."""
+        self._write_pending(_NEW_EXECUTIONS, _EXECUTIONS)
+        row = self._db.query_one(
+            "SELECT count(*) FROM executions WHERE status=1 AND task_queue=? AND namespace=?",
+            (task_queue, namespace),
+        )
+        return int(row[0])
 
     def iter_run_ids(self) -> Iterator[str]:
         self._write_pending(_NEW_EXECUTIONS, _EXECUTIONS)

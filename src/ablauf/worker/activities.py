@@ -413,6 +413,10 @@ class ActivityRunner:
         if self._running.get(token) is attempt:
             del self._running[token]
 
+    def names(self) -> list[str]:
+        """The activity types it runs (a dynamic activity as ``*``)."""
+        return [*sorted(self._activities), *(["*"] if self._dynamic is not None else [])]
+
     def cancel(self, token: bytes, reason: str) -> None:
         """Deliver a cancellation to the running attempt with ``token``, if any.
 
@@ -455,24 +459,55 @@ class ActivityRunner:
         attempt: _Attempt,
         data_converter: temporalio.converter.DataConverter,
     ) -> ActivityOutcome:
+        defn = attempt.defn
+        converter = data_converter.payload_converter
+        made: list[temporalio.activity.Info] = []
+        details: list[Any] = []
+
+        def info() -> temporalio.activity.Info:
+            # Built when first asked for: most activities never ask.
+            if not made:
+                made.append(_info_of(task, details))
+            return made[0]
+
+        # Set before the arguments are decoded, so that whatever fails is logged
+        # with the activity's details, as temporalio's worker logs it. Reset
+        # afterwards: the context would otherwise keep the attempt (and through
+        # it this task) in a reference cycle that only the cyclic GC could free.
+        token = temporalio.activity._Context.set(
+            temporalio.activity._Context(
+                info=info,
+                heartbeat=lambda *beat: attempt.record_heartbeat(beat),
+                cancelled_event=attempt.cancelled_event,
+                worker_shutdown_event=self._shutdown_event,
+                shield_thread_cancel_exception=None,
+                payload_converter_class_or_instance=converter,
+                runtime_metric_meter=temporalio.common.MetricMeter.noop,
+                client=self._client if defn.is_async else None,
+                cancellation_details=attempt.details,
+            )
+        )
         try:
             try:
-                result = await self._invoke(task, attempt, data_converter)
+                result = await self._invoke(task, attempt, converter, details, info)
             finally:
                 # From here on a cancel must not interrupt reporting the outcome.
                 attempt.done = True
-            return ActivityCompleted(to_payloads(data_converter.payload_converter, [result])[0])
+            return ActivityCompleted(to_payloads(converter, [result])[0])
         except BaseException as err:
             return self._outcome_for(err, attempt, data_converter)
+        finally:
+            temporalio.activity._Context.reset(token)
 
     async def _invoke(
         self,
         task: ActivityTask,
         attempt: _Attempt,
-        data_converter: temporalio.converter.DataConverter,
+        converter: temporalio.converter.PayloadConverter,
+        details: list[Any],
+        info: Callable[[], temporalio.activity.Info],
     ) -> Any:
         defn = attempt.defn
-        converter = data_converter.payload_converter
         # Type hints only apply if they match the input count; dynamic gets RawValues.
         arg_types = defn.arg_types
         if defn.name is None:
@@ -486,50 +521,23 @@ class ActivityRunner:
         if defn.name is None:
             args = [args]
         try:
-            details = (
-                converter.from_payloads(task.heartbeat_details) if task.heartbeat_details else []
-            )
+            if task.heartbeat_details:
+                details += converter.from_payloads(task.heartbeat_details)
         except Exception as err:
             raise temporalio.exceptions.ApplicationError(
                 "Failed decoding heartbeat details", non_retryable=True
             ) from err
-        made: list[temporalio.activity.Info] = []
-
-        def info() -> temporalio.activity.Info:
-            # Built when first asked for: most activities never ask.
-            if not made:
-                made.append(_info_of(task, details))
-            return made[0]
-
-        # Reset afterwards: the context would otherwise keep the attempt (and through
-        # it this task) in a reference cycle that only the cyclic GC could free.
-        token = temporalio.activity._Context.set(
-            temporalio.activity._Context(
-                info=info,
-                heartbeat=lambda *details: attempt.record_heartbeat(details),
-                cancelled_event=attempt.cancelled_event,
-                worker_shutdown_event=self._shutdown_event,
-                shield_thread_cancel_exception=None,
-                payload_converter_class_or_instance=converter,
-                runtime_metric_meter=temporalio.common.MetricMeter.noop,
-                client=self._client if defn.is_async else None,
-                cancellation_details=attempt.details,
-            )
+        log = temporalio.activity.logger
+        # Asked of the logger itself: the adapter's debug() is four calls deep.
+        if log.logger.isEnabledFor(logging.DEBUG):
+            log.debug("Starting activity")
+        if defn.is_async:
+            return await defn.fn(*args)
+        # contextvars do not follow into executor threads by themselves.
+        run_in_context = contextvars.copy_context().run
+        return await attempt.loop.run_in_executor(
+            self._executor, run_in_context, self._call_sync, attempt, info, converter, args
         )
-        try:
-            log = temporalio.activity.logger
-            # Asked of the logger itself: the adapter's debug() is four calls deep.
-            if log.logger.isEnabledFor(logging.DEBUG):
-                log.debug("Starting activity")
-            if defn.is_async:
-                return await defn.fn(*args)
-            # contextvars do not follow into executor threads by themselves.
-            run_in_context = contextvars.copy_context().run
-            return await attempt.loop.run_in_executor(
-                self._executor, run_in_context, self._call_sync, attempt, info, converter, args
-            )
-        finally:
-            temporalio.activity._Context.reset(token)
 
     def _call_sync(
         self,

@@ -11,12 +11,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from importlib.util import find_spec
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import temporalio.client
 from temporalio.api.common.v1 import Payload, Payloads
 
+import ablauf
 from ablauf.engine import activities as engine_activities
 from ablauf.engine.engine import Engine
 from ablauf.engine.matching import Consumer, LocalQueue, TaskRef
@@ -73,6 +75,8 @@ def _raise_gc_threshold() -> None:
         gc.set_threshold(_GC_THRESHOLD0, threshold1, threshold2)
 
 
+# Which build runs, for the start line.
+_BUILD = "compiled" if find_spec("ablauf__mypyc") is not None else "pure Python"
 _PYTHON_GC_THRESHOLD0 = 700
 _GC_THRESHOLD0 = 10_000
 
@@ -244,6 +248,18 @@ class Worker:
             self._consume(queue, self._take_activity)
         engine.update_owner()
         engine.service.request_scan()
+        logger.info(
+            "ablauf worker started: task queue %r of namespace %r on store %s; workflows: %s; "
+            "activities: %s; %d run(s) of the task queue open; ablauf %s, %s",
+            self.task_queue,
+            self.client.namespace,
+            engine.store.path,
+            ", ".join(self._workflows.names()) if self._workflows is not None else "none",
+            ", ".join(self._activities.names()) if self._activities is not None else "none",
+            engine.store.count_running(self.client.namespace, self.task_queue),
+            ablauf.__version__,
+            _BUILD,
+        )
 
     async def shutdown(self) -> None:
         """Stops polling, lets running activities finish, and frees this worker's queues."""
@@ -262,6 +278,7 @@ class Worker:
                 engine.update_owner()
         finally:
             self._stopped.set()
+            logger.info("ablauf worker stopped: task queue %r", self.task_queue)
 
     async def _stop_polling(self) -> None:
         engine = self.engine

@@ -99,6 +99,10 @@ class WorkflowRunner:
             failure_exception_types=self.failure_exception_types,
         )
 
+    def names(self) -> list[str]:
+        """The workflow types it runs (a dynamic workflow as ``*``)."""
+        return [*sorted(self.definitions), *(["*"] if self.dynamic is not None else [])]
+
     def evict(self, run_id: str) -> None:
         instance = self.cache.pop(run_id, None)
         if instance is not None:
