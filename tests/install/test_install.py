@@ -112,9 +112,12 @@ def test_the_pure_wheel_installs_and_runs_on_3_11(dist: Path, tmp_path: Path) ->
 
 
 @pytest.mark.timeout(600)
-def test_the_sdist_installs_without_a_c_compiler_or_mypy(dist: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", ["3.11", *COMPILED])
+def test_the_sdist_installs_without_a_c_compiler_or_mypy(
+    dist: Path, tmp_path: Path, version: str
+) -> None:
     sdist = one(dist.glob("ablauf-*.tar.gz"))
-    venv_python = new_venv("3.13", tmp_path / "venv")
+    venv_python = new_venv(version, tmp_path / "venv")
     # Nothing on PATH but the venv: no cc, no gcc.
     env = {
         "PATH": str(venv_python.parent),
