@@ -25,7 +25,7 @@ async def monitor_workflow_progress(target: str, workflow_id: str, interval: flo
     handle = client.get_workflow_handle(workflow_id)
 
     while True:
-        # Query Progress
+        # Query the progress
         progress = await handle.query("get_progress", result_type=ProgressInfo)  # E5
 
         print(f"Phase: {progress.phase}")
@@ -39,7 +39,7 @@ async def monitor_workflow_progress(target: str, workflow_id: str, interval: flo
             print("Workflow complete!")
             break
 
-        await asyncio.sleep(interval)  # Poll alle 5 Sekunden (default)
+        await asyncio.sleep(interval)  # Poll every 5 seconds (default)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""5.1.2 Wann Activities nutzen: an order that charges a card, then sends a confirmation.
+"""5.1.2 Wann Activities nutzen (when to use activities): an order that charges a card,
+then sends a confirmation.
 
 The chapter's code, unchanged. ``email_service`` and ``payment_api`` are the fakes
 from ``fake_services.py``.
@@ -23,16 +24,16 @@ TASK_QUEUE = "s5-1-2-orders"
 
 @activity.defn
 async def send_email(to: str, subject: str, body: str) -> bool:
-    """Activity für E-Mail-Versand (nicht-deterministisch)."""
-    # Externer API-Aufruf - perfekt für Activity
+    """Activity that sends an e-mail (non-deterministic)."""
+    # External API call - a perfect fit for an activity
     result = await email_service.send(to, subject, body)
     return result.success
 
 
 @activity.defn
 async def charge_credit_card(amount: float, card_token: str) -> str:
-    """Activity für Payment Processing."""
-    # Externe Payment API
+    """Activity that processes a payment."""
+    # External payment API
     transaction = await payment_api.charge(amount, card_token)
     return transaction.id
 
@@ -41,7 +42,7 @@ async def charge_credit_card(amount: float, card_token: str) -> str:
 class OrderWorkflow:
     @workflow.run
     async def run(self, order_data: dict) -> dict:
-        # Activities für Business Logic
+        # Activities for the business logic
         transaction_id = await workflow.execute_activity(
             charge_credit_card,
             args=[order_data["amount"], order_data["card_token"]],

@@ -1,4 +1,5 @@
-"""5.1.3 Wann Child Workflows nutzen: partitioning, service separation, one child per host.
+"""5.1.3 Wann Child Workflows nutzen (when to use child workflows): partitioning, service
+separation, one child per host.
 
 The chapter's three use cases, corrected where they fail on Temporal:
 - E10: ``HostUpgradeWorkflow`` says that several calls with the same id are
@@ -97,8 +98,8 @@ class ShippingWorkflow:
 @workflow.defn
 class BatchCoordinatorWorkflow:
     """
-    Koordiniert Verarbeitung von 100.000 Items.
-    Nutzt Child Workflows zur Partitionierung.
+    Coordinates the processing of 100,000 items.
+    Uses child workflows for partitioning.
     """
 
     @workflow.run
@@ -108,7 +109,7 @@ class BatchCoordinatorWorkflow:
 
         workflow.logger.info(f"Processing {total_items} items in {num_batches} batches")
 
-        # Starte Child Workflows (max ~1000)
+        # Start the child workflows (max ~1000)
         batch_handles = []
         for i in range(num_batches):
             start_idx = i * batch_size
@@ -122,7 +123,7 @@ class BatchCoordinatorWorkflow:
             )
             batch_handles.append(handle)
 
-        # Warte auf alle Batches
+        # Wait for all batches
         results = await asyncio.gather(*batch_handles)
 
         return {
@@ -134,13 +135,13 @@ class BatchCoordinatorWorkflow:
 @workflow.defn
 class BatchProcessorWorkflow:
     """
-    Verarbeitet einen Batch von ~1000 Items.
-    Jedes Child Workflow hat eigene Event History.
+    Processes a batch of ~1000 items.
+    Each child workflow has its own event history.
     """
 
     @workflow.run
     async def run(self, params: dict) -> dict:
-        # Verarbeite bis zu 1000 Activities
+        # Run up to 1000 activities
         tasks = [
             workflow.execute_activity(
                 process_single_item,
@@ -161,27 +162,27 @@ class BatchProcessorWorkflow:
 @workflow.defn
 class OrderFulfillmentWorkflow:
     """
-    Koordiniert verschiedene Microservices via Child Workflows.
+    Coordinates several microservices via child workflows.
     """
 
     @workflow.run
     async def run(self, order_id: str) -> dict:
-        # Parallele Child Workflows auf verschiedenen Task Queues
+        # Child workflows in parallel, on different task queues
         inventory_handle = await workflow.start_child_workflow(
             InventoryWorkflow.run,
             args=[order_id],
-            task_queue="inventory-service",  # Eigener Worker Pool
+            task_queue="inventory-service",  # Its own worker pool
             id=f"inventory-{order_id}",
         )
 
         shipping_handle = await workflow.start_child_workflow(
             ShippingWorkflow.run,
             args=[order_id],
-            task_queue="shipping-service",  # Anderer Worker Pool
+            task_queue="shipping-service",  # Another worker pool
             id=f"shipping-{order_id}",
         )
 
-        # Warte auf beide Services
+        # Wait for both services
         inventory_result, shipping_result = await asyncio.gather(inventory_handle, shipping_handle)
 
         return {"inventory": inventory_result, "shipping": shipping_result}
@@ -193,20 +194,20 @@ class OrderFulfillmentWorkflow:
 @workflow.defn
 class HostUpgradeCoordinatorWorkflow:
     """
-    Upgraded mehrere Hosts - ein Child Workflow pro Host.
+    Upgrades several hosts - one child workflow per host.
     """
 
     @workflow.run
     async def run(self, hostnames: list[str]) -> dict:
-        # Jeder Hostname mapped zu eigenem Child Workflow
-        # Garantiert serialisierte Operationen pro Host
+        # Each hostname maps to its own child workflow,
+        # which guarantees serialized operations per host
         upgrade_handles = []
 
         for hostname in dict.fromkeys(hostnames):  # E10: a duplicate child id is refused
             handle = await workflow.start_child_workflow(
                 HostUpgradeWorkflow.run,
                 args=[hostname],
-                id=f"host-upgrade-{hostname}",  # Eindeutige ID pro Host
+                id=f"host-upgrade-{hostname}",  # Unique ID per host
             )
             upgrade_handles.append(handle)
 
@@ -217,13 +218,13 @@ class HostUpgradeCoordinatorWorkflow:
 @workflow.defn
 class HostUpgradeWorkflow:
     """
-    Upgraded einen einzelnen Host.
-    Multiple Aufrufe mit gleicher ID werden de-duplicated.
+    Upgrades a single host.
+    Multiple calls with the same ID are de-duplicated.
     """
 
     @workflow.run
     async def run(self, hostname: str) -> dict:
-        # Alle Operationen für diesen Host serialisiert
+        # All operations for this host are serialized
         await workflow.execute_activity(
             stop_host, hostname, start_to_close_timeout=timedelta(minutes=5)
         )

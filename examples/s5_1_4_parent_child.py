@@ -1,4 +1,5 @@
-"""5.1.4 Parent-Child Kommunikation: a coordinator hands out tasks to child workers by signal.
+"""5.1.4 Parent-Child Kommunikation (parent-child communication): a coordinator hands out
+tasks to child workers by signal.
 
 The chapter's workflows, corrected where they fail on Temporal:
 - E1: the coordinator queries its children (``handle.query("get_status")``), but a
@@ -59,12 +60,12 @@ class ChildWorkerWorkflow:
 
     @workflow.run
     async def run(self) -> str:
-        # Warte auf Task-Zuweisung via Signal
+        # Wait until a task is assigned by signal
         await workflow.wait_condition(lambda: self.task_data is not None)
 
-        # Verarbeite Task
+        # Process the task
         for i in range(10):
-            # Prüfe Pause-Signal
+            # Check for the pause signal
             if self.paused:
                 await workflow.wait_condition(lambda: not self.paused)
 
@@ -78,22 +79,22 @@ class ChildWorkerWorkflow:
 
     @workflow.signal
     def assign_task(self, task_data: dict) -> None:
-        """Signal vom Parent: Task zuweisen."""
+        """Signal from the parent: assign a task."""
         self.task_data = task_data
 
     @workflow.signal
     def pause(self) -> None:
-        """Signal vom Parent: Pausieren."""
+        """Signal from the parent: pause."""
         self.paused = True
 
     @workflow.signal
     def resume(self) -> None:
-        """Signal vom Parent: Fortsetzen."""
+        """Signal from the parent: resume."""
         self.paused = False
 
     @workflow.query
     def get_status(self) -> dict:
-        """Query vom Parent oder External Client."""
+        """Query from the parent or an external client."""
         return {"has_task": self.task_data is not None, "paused": self.paused}
 
 
@@ -101,7 +102,7 @@ class ChildWorkerWorkflow:
 class CoordinatorWorkflow:
     @workflow.run
     async def run(self, tasks: list[dict]) -> dict:
-        # Starte Worker Child Workflows
+        # Start the worker child workflows
         worker_handles = []
         for i in range(len(tasks)):  # E12: one worker per task, not 3 round robin
             handle = await workflow.start_child_workflow(
@@ -110,14 +111,14 @@ class CoordinatorWorkflow:
             )
             worker_handles.append(handle)
 
-        # Verteile Tasks via Signals
+        # Distribute the tasks via signals
         for i, task in enumerate(tasks):
             worker_idx = i % len(worker_handles)
             await worker_handles[worker_idx].signal("assign_task", task)
 
         # E1: no "Query Worker Status" here: workflow code cannot query; clients do
 
-        # Warte auf Completion
+        # Wait for completion
         await asyncio.gather(*worker_handles)
 
         return {"completed_tasks": len(tasks)}

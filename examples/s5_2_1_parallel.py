@@ -1,4 +1,5 @@
-"""5.2.1 asyncio.gather für parallele Activities: scrape several URLs at once.
+"""5.2.1 asyncio.gather für parallele Activities (parallel activities with asyncio.gather): scrape
+several URLs at once.
 
 The chapter's workflow, unchanged; the chapter does not show ``scrape_url``, so here
 it reads a page from the fake web in ``fake_services.py``. The pages answer after
@@ -34,7 +35,7 @@ async def scrape_url(url: str) -> dict:
 class ParallelProcessingWorkflow:
     @workflow.run
     async def run(self, urls: list[str]) -> list[dict]:
-        # Alle URLs parallel scrapen
+        # Scrape all URLs in parallel
         tasks = [
             workflow.execute_activity(
                 scrape_url,
@@ -44,7 +45,7 @@ class ParallelProcessingWorkflow:
             for url in urls
         ]
 
-        # Warte auf alle (Results in Order der Input-Liste)
+        # Wait for all of them (results in the order of the input list)
         results = await asyncio.gather(*tasks)
 
         return results

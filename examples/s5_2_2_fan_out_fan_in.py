@@ -63,7 +63,7 @@ class FanOutFanInWorkflow:
     async def run(self, data_urls: List[str]) -> dict:
         workflow.logger.info(f"Fan-out: Scraping {len(data_urls)} URLs")
 
-        # Fan-Out: Parallele Activities starten
+        # Fan-out: start the activities in parallel
         scrape_tasks = [
             workflow.execute_activity(
                 scrape_url,
@@ -73,7 +73,7 @@ class FanOutFanInWorkflow:
             for url in data_urls
         ]
 
-        # Fan-In: Alle Results sammeln
+        # Fan-in: collect all results
         scraped_data: List[ScrapedData] = await asyncio.gather(*scrape_tasks)
 
         workflow.logger.info(f"Fan-in: Scraped {len(scraped_data)} pages")

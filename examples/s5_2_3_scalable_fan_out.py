@@ -1,4 +1,5 @@
-"""5.2.3 Performance-Limitierungen bei Fan-Outs: fan out over child workflows.
+"""5.2.3 Performance-Limitierungen bei Fan-Outs (performance limits of fan-outs): fan out over
+child workflows.
 
 The chapter's workflow, corrected where it fails on Temporal:
 - E11: the children's ids are ``batch-{i}``, so two fan-outs at once collide: the
@@ -33,19 +34,19 @@ TASK_QUEUE = "s5-2-3-scalable-fan-out"
 @workflow.defn
 class ScalableFanOutWorkflow:
     """
-    Für 10.000+ Items: Nutze Child Workflows zur Partitionierung.
+    For 10,000+ items: use child workflows for partitioning.
     """
 
     @workflow.run
     async def run(self, total_items: int, batch_size: int = 1000) -> dict:
-        # The chapter sets batch_size = 1000 (Items pro Child Workflow) here.
+        # The chapter sets batch_size = 1000 (items per child workflow) here.
 
-        # Berechne Anzahl Batches
+        # Compute the number of batches
         num_batches = (total_items + batch_size - 1) // batch_size
 
         workflow.logger.info(f"Processing {total_items} items via {num_batches} child workflows")
 
-        # Fan-Out über Child Workflows
+        # Fan out over child workflows
         batch_workflows = []
         for i in range(num_batches):
             start_idx = i * batch_size
@@ -58,7 +59,7 @@ class ScalableFanOutWorkflow:
             )
             batch_workflows.append(handle)
 
-        # Fan-In: Warte auf alle Batches
+        # Fan-in: wait for all batches
         batch_results = await asyncio.gather(*batch_workflows)
 
         return {"batches_processed": len(batch_results), "total_items": total_items}

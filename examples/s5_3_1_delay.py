@@ -1,4 +1,5 @@
-"""5.3.1 workflow.sleep() für Delays: a 10-second timer, then a 30-day timer.
+"""5.3.1 workflow.sleep() für Delays (delays with workflow.sleep()): a 10-second timer, then a
+30-day timer.
 
 The chapter's workflow, unchanged. The example waits for the first timer to fire
 (10 real seconds), then shows with ``describe()`` that the run is still RUNNING:
@@ -29,12 +30,12 @@ class DelayWorkflow:
     async def run(self) -> str:
         workflow.logger.info("Starting workflow")
 
-        # Sleep für 10 Sekunden (durable timer)
+        # Sleep for 10 seconds (durable timer)
         await asyncio.sleep(10)
         workflow.logger.info("10 seconds passed")
 
-        # Kann auch Monate schlafen - Resource-Light!
-        await asyncio.sleep(60 * 60 * 24 * 30)  # 30 Tage
+        # Can sleep for months, too - resource-light!
+        await asyncio.sleep(60 * 60 * 24 * 30)  # 30 days
         workflow.logger.info("30 days passed")
 
         return "Timers completed"

@@ -42,10 +42,10 @@ class TimeoutWorkflow:
         workflow.logger.info(f"Awaiting approval for order {order_id}")
 
         try:
-            # Warte auf Approval Signal oder Timeout
+            # Wait for the approval signal or the timeout
             await workflow.wait_condition(
                 lambda: self.approval_received,
-                timeout=timedelta(hours=24),  # 24h Timeout
+                timeout=timedelta(hours=24),  # 24-hour timeout
             )
 
             return {"status": "approved", "order_id": order_id}
@@ -53,7 +53,7 @@ class TimeoutWorkflow:
         except asyncio.TimeoutError:  # noqa: UP041 - the chapter's spelling, same class since 3.11
             workflow.logger.warning(f"Approval timeout for order {order_id}")
 
-            # Automatische Ablehnung nach Timeout
+            # Reject automatically after the timeout
             await workflow.execute_activity(
                 reject_order,
                 order_id,

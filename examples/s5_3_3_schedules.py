@@ -59,7 +59,7 @@ class SyncWorkflow:
 async def create_daily_report_schedule(client: Client) -> None:
     # ablauf: the client comes in; the chapter connects with Client.connect("localhost:7233")
 
-    # Schedule erstellen: Täglich um 9 Uhr
+    # Create the schedule: daily at 9:00
     await client.create_schedule(
         "daily-report-schedule",
         Schedule(
@@ -70,12 +70,12 @@ async def create_daily_report_schedule(client: Client) -> None:
             ),
             spec=ScheduleSpec(
                 # Cron Expression: Minute Hour Day Month Weekday
-                cron_expressions=["0 9 * * *"],  # Täglich 9:00 UTC
+                cron_expressions=["0 9 * * *"],  # Daily at 9:00 UTC
             ),
         ),
     )
 
-    # Interval-basiert: Jede Stunde
+    # Interval-based: every hour
     await client.create_schedule(
         "hourly-sync-schedule",
         Schedule(

@@ -28,14 +28,14 @@ class CancellableTimerWorkflow:
 
     @workflow.run
     async def run(self) -> str:
-        # Starte 1-Stunden Timer
+        # Start a one-hour timer
         sleep_task = asyncio.create_task(asyncio.sleep(3600))
 
-        # Warte auf Timer oder Cancellation
+        # Wait for the timer or the cancellation
         await workflow.wait_condition(lambda: self.timer_cancelled or sleep_task.done())
 
         if self.timer_cancelled:
-            # Timer canceln
+            # Cancel the timer
             sleep_task.cancel()
             try:
                 await sleep_task

@@ -45,7 +45,7 @@ class OrderState:
 @workflow.defn
 class StatefulOrderWorkflow:
     def __init__(self) -> None:
-        # Instance Variables halten State
+        # Instance variables hold the state
         self.state = OrderState(order_id="")
         self.processing_complete = False
 
@@ -54,7 +54,7 @@ class StatefulOrderWorkflow:
         self.state.order_id = order_id
         self.state.status = "fetching_items"
 
-        # State persistiert über Activities
+        # The state persists across activities
         items = await workflow.execute_activity(
             fetch_order_items,
             order_id,
@@ -63,7 +63,7 @@ class StatefulOrderWorkflow:
         self.state.items = items
         self.state.total_amount = sum(item["price"] for item in items)
 
-        # Conditional basierend auf State
+        # Branch on the state
         if self.state.total_amount > 1000:
             self.state.status = "awaiting_approval"
             await workflow.wait_condition(lambda: "manager" in self.state.approvals)
@@ -73,12 +73,12 @@ class StatefulOrderWorkflow:
 
     @workflow.signal
     def approve(self, approver: str) -> None:
-        """Signal updated State."""
+        """The signal updates the state."""
         self.state.approvals[approver] = True
 
     @workflow.query
     def get_state(self) -> OrderState:
-        """Query liest State (read-only!)."""
+        """The query reads the state (read-only!)."""
         return self.state
 
     @workflow.query

@@ -1,4 +1,5 @@
-"""5.4.2 State Queries für Progress Tracking: a workflow that reports its progress.
+"""5.4.2 State Queries für Progress Tracking (querying state to track progress): a workflow that
+reports its progress.
 
 The chapter's workflow, corrected where it fails on Temporal:
 - E3: ``workflow.time()`` returns a float; the datetime arithmetic needs ``workflow.now()``.
@@ -103,7 +104,7 @@ class ProgressTrackingWorkflow:
         else:
             self.progress.percentage = self.progress.current_step / self.progress.total_steps * 100
 
-        # ETA Berechnung
+        # ETA calculation
         if self.progress.current_step > 0:
             # E3: workflow.now() instead of workflow.time(), here and below
             elapsed = (workflow.now() - self.progress.start_time).total_seconds()
@@ -114,12 +115,12 @@ class ProgressTrackingWorkflow:
 
     @workflow.query
     def get_progress(self) -> ProgressInfo:
-        """Query für aktuellen Progress."""
+        """Query for the current progress."""
         return self.progress
 
     @workflow.query
     def get_percentage(self) -> float:
-        """Query nur für Percentage."""
+        """Query for the percentage only."""
         return self.progress.percentage
 
 

@@ -69,7 +69,7 @@ class ErrorHandlingWorkflow:
                 successful.append(result)
 
             except ActivityError as e:
-                # Activity failed nach allen Retries
+                # The activity failed after all retries
                 workflow.logger.warning(f"Failed to process {item}: {e.cause}")
                 failed.append(
                     {
@@ -79,7 +79,7 @@ class ErrorHandlingWorkflow:
                         "attempts": e.retry_state.name if e.retry_state else 0,
                     }
                 )
-                # Workflow fährt fort!
+                # The workflow goes on!
 
         return {
             "successful": len(successful),

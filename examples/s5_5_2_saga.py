@@ -1,4 +1,5 @@
-"""5.5.2 SAGA Pattern für Compensation: book car, hotel and flight, or undo what was booked.
+"""5.5.2 SAGA Pattern für Compensation (the saga pattern for compensation): book car, hotel and
+flight, or undo what was booked.
 
 The chapter's workflow, corrected where it fails on Temporal:
 - E13: without a retry policy a failing booking is retried forever (Temporal's
@@ -68,7 +69,7 @@ async def undo_book_flight(booking_data: dict) -> None:
 @workflow.defn
 class BookingWorkflow:
     """
-    SAGA Pattern: Bei Fehler Rollback aller vorherigen Schritte.
+    SAGA pattern: on failure, roll back all previous steps.
     """
 
     @workflow.run
@@ -76,14 +77,14 @@ class BookingWorkflow:
         compensations: List[Callable] = []
 
         try:
-            # Step 1: Buche Auto
+            # Step 1: book the car
             car_result = await workflow.execute_activity(
                 book_car,
                 booking_data,
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=RetryPolicy(maximum_attempts=3),  # E13: else retried forever
             )
-            # Registriere Compensation
+            # Register the compensation
             compensations.append(
                 lambda: workflow.execute_activity(
                     undo_book_car,
@@ -92,7 +93,7 @@ class BookingWorkflow:
                 )
             )
 
-            # Step 2: Buche Hotel
+            # Step 2: book the hotel
             hotel_result = await workflow.execute_activity(
                 book_hotel,
                 booking_data,
@@ -107,7 +108,7 @@ class BookingWorkflow:
                 )
             )
 
-            # Step 3: Buche Flug
+            # Step 3: book the flight
             flight_result = await workflow.execute_activity(
                 book_flight,
                 booking_data,
@@ -133,7 +134,7 @@ class BookingWorkflow:
             # E13: str(e) of an ActivityError is "Activity task failed"; report its cause
             error = e.cause if isinstance(e, ActivityError) else e
 
-            # Fehler - Führe Compensations in umgekehrter Reihenfolge aus
+            # Failure - run the compensations in reverse order
             workflow.logger.error(f"Booking failed: {error}, rolling back...")
 
             for compensation in reversed(compensations):

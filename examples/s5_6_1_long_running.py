@@ -56,7 +56,7 @@ class WorkflowState:
 class LongRunningWorkflow:
     @workflow.run
     async def run(self, state: WorkflowState = None) -> None:
-        # Initialisiere oder restore State
+        # Initialize or restore the state
         if state is None:
             self.state = WorkflowState()
         else:
@@ -64,7 +64,7 @@ class LongRunningWorkflow:
             workflow.logger.info(f"Resumed at iteration {self.state.iteration}")
 
         while True:  # E7: without this loop a run processes one batch and completes
-            # Verarbeite Batch
+            # Process a batch
             for i in range(100):  # noqa: B007 - the chapter names the unused counter
                 await workflow.execute_activity(
                     process_item,
@@ -75,12 +75,12 @@ class LongRunningWorkflow:
 
             self.state.iteration += 1
 
-            # Check Continue-As-New Suggestion
+            # Check the continue-as-new suggestion
             if workflow.info().is_continue_as_new_suggested():
                 workflow.logger.info(f"Continuing as new after {self.state.processed_count} items")
                 workflow.continue_as_new(self.state)
 
-            # Oder: Custom Trigger
+            # Or: a custom trigger
             if self.state.processed_count % 10000 == 0:
                 workflow.continue_as_new(self.state)
 

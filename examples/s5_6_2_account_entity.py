@@ -1,4 +1,5 @@
-"""5.6.2 Infinite Loop mit Continue-As-New: a bank account as an entity workflow.
+"""5.6.2 Infinite Loop mit Continue-As-New (an infinite loop with continue-as-new): a bank
+account as an entity workflow.
 
 The chapter's workflow, corrected where it fails on Temporal:
 - E8: ``wait_condition(..., timeout=30s)`` raises ``asyncio.TimeoutError`` after 30
@@ -67,7 +68,7 @@ class AccountState:
 @workflow.defn
 class AccountEntityWorkflow:
     """
-    Läuft unbegrenzt - Entity Workflow für ein Bank-Konto.
+    Runs indefinitely - an entity workflow for a bank account.
     """
 
     def __init__(self) -> None:
@@ -77,7 +78,7 @@ class AccountEntityWorkflow:
 
     @workflow.run
     async def run(self, initial_state: AccountState = None) -> None:
-        # Initialize oder restore
+        # Initialize or restore
         if initial_state:
             self.state = initial_state
         else:
@@ -89,9 +90,9 @@ class AccountEntityWorkflow:
             f"Transactions: {self.state.transaction_count}"
         )
 
-        # Infinite Loop
+        # Infinite loop
         while not self.should_shutdown:
-            # Warte auf Transactions oder Timeout
+            # Wait for transactions or the timeout
             try:
                 await workflow.wait_condition(
                     lambda: len(self.pending_transactions) > 0 or self.should_shutdown,
@@ -100,7 +101,7 @@ class AccountEntityWorkflow:
             except asyncio.TimeoutError:  # noqa: UP041 - E8: else 30 idle seconds fail the run
                 continue
 
-            # Verarbeite Transactions
+            # Process the transactions
             while self.pending_transactions:
                 transaction = self.pending_transactions.pop(0)
 
@@ -117,7 +118,7 @@ class AccountEntityWorkflow:
                 except Exception as e:
                     workflow.logger.error(f"Transaction failed: {e}")
 
-            # Continue-As-New nach 1000 Transactions
+            # Continue-as-new after 1000 transactions
             count = self.state.transaction_count
             if count > 0 and count % 1000 == 0 and not self.should_shutdown:  # E9
                 workflow.logger.info(
@@ -130,31 +131,31 @@ class AccountEntityWorkflow:
 
     @workflow.signal
     def deposit(self, amount: float) -> None:
-        """Signal: Geld einzahlen."""
+        """Signal: deposit money."""
         self.pending_transactions.append(
             {"type": "deposit", "amount": amount, "timestamp": workflow.time()}
         )
 
     @workflow.signal
     def withdraw(self, amount: float) -> None:
-        """Signal: Geld abheben."""
+        """Signal: withdraw money."""
         self.pending_transactions.append(
             {"type": "withdraw", "amount": -amount, "timestamp": workflow.time()}
         )
 
     @workflow.signal
     def shutdown(self) -> None:
-        """Signal: Workflow beenden."""
+        """Signal: end the workflow."""
         self.should_shutdown = True
 
     @workflow.query
     def get_balance(self) -> float:
-        """Query: Aktueller Kontostand."""
+        """Query: the current balance."""
         return self.state.balance
 
     @workflow.query
     def get_transaction_count(self) -> int:
-        """Query: Anzahl Transaktionen."""
+        """Query: the number of transactions."""
         return self.state.transaction_count
 
 
