@@ -22,9 +22,6 @@ CREATE TABLE IF NOT EXISTS executions (
     activity_owner TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_by_id ON executions (namespace, workflow_id, start_time);
--- The runs that have not closed (status 1), by task queue: a worker says how
--- many it finds when it starts.
-CREATE INDEX IF NOT EXISTS executions_running ON executions (task_queue) WHERE status = 1;
 -- The few runs whose running attempts have no task row, for recovery.
 CREATE INDEX IF NOT EXISTS executions_by_activity_owner ON executions (activity_owner)
     WHERE activity_owner IS NOT NULL;

@@ -749,7 +749,11 @@ class SqliteStore:
             self._db.execute(_WRITE_BEHIND[_CURRENT_RUNS], (namespace, workflow_id, run_id))
 
     def count_running(self, namespace: str, task_queue: str) -> int:
-        """Runs of ``task_queue`` that have not closed."""
+        """Runs of ``task_queue`` that have not closed.
+
+        Reads every run (once, when a worker starts): an index for it would
+        cost each start and close of a workflow more than it saves here.
+        """
         self._write_pending(_NEW_EXECUTIONS, _EXECUTIONS)
         row = self._db.query_one(
             "SELECT count(*) FROM executions WHERE status=1 AND task_queue=? AND namespace=?",
