@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from importlib.util import find_spec
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -19,6 +18,7 @@ import temporalio.client
 from temporalio.api.common.v1 import Payload, Payloads
 
 import ablauf
+from ablauf.engine import COMPILED
 from ablauf.engine import activities as engine_activities
 from ablauf.engine.engine import Engine
 from ablauf.engine.matching import Consumer, LocalQueue, TaskRef
@@ -75,8 +75,6 @@ def _raise_gc_threshold() -> None:
         gc.set_threshold(_GC_THRESHOLD0, threshold1, threshold2)
 
 
-# Which build runs, for the start line.
-_BUILD = "compiled" if find_spec("ablauf__mypyc") is not None else "pure Python"
 _PYTHON_GC_THRESHOLD0 = 700
 _GC_THRESHOLD0 = 10_000
 
@@ -258,7 +256,7 @@ class Worker:
             ", ".join(self._activities.names()) if self._activities is not None else "none",
             engine.store.count_running(self.client.namespace, self.task_queue),
             ablauf.__version__,
-            _BUILD,
+            "compiled" if COMPILED else "pure Python",
         )
 
     async def shutdown(self) -> None:
