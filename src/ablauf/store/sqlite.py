@@ -436,19 +436,29 @@ def backup_file(path: str, to: str) -> None:
         raise StoreError(f"backup {to}: the directory does not exist")
     db = _open_read_only(path)
     try:
-        copy = sqlite3.connect(to)
-        try:
-            db._conn.backup(copy)
-        except sqlite3.Error as err:
-            raise StoreError(f"backup {to}: {_cause(err) or err} ({err})") from err
-        finally:
-            copy.close()
+        _copy(db, target, checked=True)
     finally:
         db.close()
-    problems = check_file(to)
+
+
+def _copy(db: _Connection, target: Path, *, checked: bool = False) -> None:
+    """Copies the store behind ``db`` into ``target`` with SQLite's backup API
+    (one read transaction), whole or not at all: it is written beside the
+    target and renamed only once complete (and, ``checked``, found sound)."""
+    partial = target.with_name(target.name + ".partial")
+    copy = sqlite3.connect(partial)
+    try:
+        db._conn.backup(copy)
+    except sqlite3.Error as err:
+        copy.close()
+        partial.unlink(missing_ok=True)
+        raise StoreError(f"backup {target}: {_cause(err) or err} ({err})") from err
+    copy.close()
+    problems = check_file(str(partial)) if checked else []
     if problems:
-        target.unlink()
-        raise StoreError(f"backup {to}: the copy is damaged ({problems[0]}); removed it")
+        partial.unlink()
+        raise StoreError(f"backup {target}: the copy is damaged ({problems[0]}); removed it")
+    os.replace(partial, target)
 
 
 class SqliteStore:
@@ -556,16 +566,8 @@ class SqliteStore:
         """Copies a store of an older schema to ``<path>.v<version>.bak`` before
         it is upgraded in place (one way); a copy already there is kept."""
         target = Path(f"{self.path}.v{version}.bak")
-        if self.path == ":memory:" or target.exists():
-            return
-        partial = target.with_name(target.name + ".partial")
-        copy = sqlite3.connect(partial)
-        try:
-            self._db._conn.backup(copy)
-        finally:
-            copy.close()
-        # Whole or not at all: a process killed while copying leaves no backup.
-        os.replace(partial, target)
+        if self.path != ":memory:" and not target.exists():
+            _copy(self._db, target)
 
     def _quick_check(self) -> None:
         """Reads both ends of every table, which a truncated or overwritten file

@@ -181,7 +181,6 @@ class Worker:
         self._inline_queue: LocalQueue | None = None
         self._stopped = asyncio.Event()
         self._started = False
-        self._failure: BaseException | None = None
 
     # lifecycle
 
@@ -214,11 +213,10 @@ class Worker:
             return
         self._start()
         await self._stopped.wait()
-        if self._failure is not None:
-            raise self._failure
+        if self.engine.failure is not None:
+            raise self.engine.failure
 
     def _engine_failed(self, err: BaseException) -> None:
-        self._failure = err
         self._stopped.set()
 
     def _start(self) -> None:
