@@ -34,19 +34,13 @@ from ablauf.engine.errors import InvalidArgumentError
 from ablauf.engine.limits import check_payloads
 from ablauf.engine.timers import TimerKind, activity_retry
 from ablauf.engine.transition import Transition
+from ablauf.history.catalog import CLOSING_COMMANDS
 from ablauf.history.events import seconds_of
 
 __all__ = ["CLOSING", "apply"]
 
 
-CLOSING = frozenset(
-    {
-        C.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
-        C.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION,
-        C.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION,
-        C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
-    }
-)
+CLOSING = CLOSING_COMMANDS
 
 
 def apply(

@@ -20,7 +20,14 @@ from temporalio.api.history.v1 import (
     WorkflowExecutionStartedEventAttributes,
 )
 
-from ablauf.history.events import attributes_of, parse_event
+from ablauf.history.catalog import (
+    ACTIVITY_CLOSED,
+    CHILD_CLOSED,
+    CLOSE_EVENTS,
+    EXTERNAL_DONE,
+    FOLDED,
+)
+from ablauf.history.events import ATTRIBUTE_FIELDS, attributes_of, parse_event
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK, ExecutionRecord, TaskRecord
 
 __all__ = [
@@ -36,66 +43,7 @@ __all__ = [
 ]
 
 
-_ACTIVITY_CLOSED = {
-    E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
-    E.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
-    E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
-    E.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
-}
-# Events that end a child; all name the child's initiated event.
-CHILD_CLOSED = frozenset(
-    {
-        E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
-        E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
-        E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED,
-        E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
-        E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED,
-        E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED,
-    }
-)
-# Outcomes of a signal or cancel request to another workflow.
-EXTERNAL_DONE = frozenset(
-    {
-        E.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED,
-        E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
-        E.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
-        E.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
-    }
-)
-CLOSE_EVENTS = frozenset(
-    {
-        E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
-        E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
-        E.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
-        E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
-        E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
-        E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
-    }
-)
-
-# The event types RunState.apply looks at; most of a history's events (workflow
-# task scheduled and started, activity started) change nothing in it, and
-# callers on hot paths skip the call for them.
-FOLDED = frozenset(
-    {
-        E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
-        E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
-        *_ACTIVITY_CLOSED,
-        E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
-        E.EVENT_TYPE_TIMER_STARTED,
-        E.EVENT_TYPE_TIMER_FIRED,
-        E.EVENT_TYPE_TIMER_CANCELED,
-        E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
-        E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED,
-        *CHILD_CLOSED,
-        E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-        E.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-        *EXTERNAL_DONE,
-        E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-        E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
-        *CLOSE_EVENTS,
-    }
-)
+_ACTIVITY_CLOSED = {t: ATTRIBUTE_FIELDS[t] for t in ACTIVITY_CLOSED}
 
 
 @dataclass(slots=True)

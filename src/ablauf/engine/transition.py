@@ -9,7 +9,8 @@ import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.message import Message
 from temporalio.api.history.v1 import HistoryEvent
 
-from ablauf.engine.state import FOLDED, RunState
+from ablauf.engine.state import RunState
+from ablauf.history.catalog import ACTIVITY_CLOSED, FOLDED
 from ablauf.history.events import attributes_of, make_event, parse_event
 
 if TYPE_CHECKING:
@@ -18,16 +19,6 @@ if TYPE_CHECKING:
     from ablauf.engine.matching import LocalQueue, TaskRef
 
 __all__ = ["Transition"]
-
-
-_ACTIVITY_OUTCOMES = frozenset(
-    {
-        E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-        E.EVENT_TYPE_ACTIVITY_TASK_FAILED,
-        E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
-        E.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
-    }
-)
 
 
 class Transition:
@@ -112,7 +103,7 @@ class Transition:
             self._started_ids[event.activity_task_started_event_attributes.scheduled_event_id] = (
                 event_id
             )
-        elif event_type in _ACTIVITY_OUTCOMES:
+        elif event_type in ACTIVITY_CLOSED:
             attrs = attributes_of(event)
             if not attrs.started_event_id:
                 attrs.started_event_id = self._started_ids.get(attrs.scheduled_event_id, 0)

@@ -20,6 +20,8 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.protocol.v1 import Message
 from temporalio.api.update.v1 import Acceptance, Outcome, Rejection, Response
 
+from ablauf.history import catalog
+from ablauf.history.events import ATTRIBUTE_FIELDS
 from ablauf.replay import history
 from ablauf.replay.history import C, CoreFlag, E, InternalFlags
 from ablauf.replay.machines import (
@@ -490,40 +492,21 @@ class CommandMachines:
             del self._by_event_id[initial]
 
 
-_STARTING_EVENTS: Final = frozenset(
-    {
-        E.ACTIVITY_TASK_SCHEDULED,
-        E.TIMER_STARTED,
-        E.START_CHILD_WORKFLOW_EXECUTION_INITIATED,
-        E.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-        E.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-    }
-)
+_STARTING_EVENTS: Final = catalog.INITIATING_EVENTS
 
 # Events that name the command event they answer by ``initiated_event_id``.
 _INITIATED_BY: Final = {
-    E.START_CHILD_WORKFLOW_EXECUTION_FAILED: "start_child_workflow_execution_failed",
-    E.CHILD_WORKFLOW_EXECUTION_STARTED: "child_workflow_execution_started",
-    E.CHILD_WORKFLOW_EXECUTION_COMPLETED: "child_workflow_execution_completed",
-    E.CHILD_WORKFLOW_EXECUTION_FAILED: "child_workflow_execution_failed",
-    E.CHILD_WORKFLOW_EXECUTION_CANCELED: "child_workflow_execution_canceled",
-    E.CHILD_WORKFLOW_EXECUTION_TIMED_OUT: "child_workflow_execution_timed_out",
-    E.CHILD_WORKFLOW_EXECUTION_TERMINATED: "child_workflow_execution_terminated",
-    E.EXTERNAL_WORKFLOW_EXECUTION_SIGNALED: "external_workflow_execution_signaled",
-    E.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED: "signal_external_workflow_execution_failed",
-    E.EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED: "external_workflow_execution_cancel_requested",
-    E.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED: (
-        "request_cancel_external_workflow_execution_failed"
-    ),
+    t: ATTRIBUTE_FIELDS[t]
+    for t, field in catalog.ANSWERED_BY.items()
+    if field == "initiated_event_id"
 }
-RESULT_EVENTS_BY_INITIATED: Final = frozenset(_INITIATED_BY)
 
 
 def _scheduled_event_id(event: HistoryEvent) -> int:
     event_type = event.event_type
     field = _INITIATED_BY.get(event_type)
     if field is not None:
-        return int(getattr(event, field + "_event_attributes").initiated_event_id)
+        return int(getattr(event, field).initiated_event_id)
     if event_type == E.ACTIVITY_TASK_STARTED:
         return event.activity_task_started_event_attributes.scheduled_event_id
     if event_type == E.ACTIVITY_TASK_COMPLETED:

@@ -33,9 +33,10 @@ from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 from temporalio.api.update.v1 import Request
 
 from ablauf.errors import UnsupportedFeatureError
+from ablauf.history import catalog
 from ablauf.replay import history
 from ablauf.replay.activation import QueryFailed, WorkflowDriver
-from ablauf.replay.commands import RESULT_EVENTS_BY_INITIATED, CommandMachines
+from ablauf.replay.commands import CommandMachines
 from ablauf.replay.history import E, InternalFlags
 from ablauf.replay.machines import (
     CancelWorkflow,
@@ -54,50 +55,9 @@ logger = logging.getLogger(__name__)
 # temporal-python's flag for applying all jobs of an activation before running code.
 _SINGLE_BATCH_FLAG: Final = 2
 
-_RESULT_EVENTS: Final = frozenset(
-    {
-        E.ACTIVITY_TASK_STARTED,
-        E.ACTIVITY_TASK_COMPLETED,
-        E.ACTIVITY_TASK_FAILED,
-        E.ACTIVITY_TASK_TIMED_OUT,
-        E.ACTIVITY_TASK_CANCELED,
-        E.TIMER_FIRED,
-        *RESULT_EVENTS_BY_INITIATED,
-    }
-)
-# Commands ablauf cannot produce yet (Nexus, legacy update rejection events).
-_UNSUPPORTED_COMMAND_EVENTS: Final = history.COMMAND_EVENT_TYPES - {
-    E.ACTIVITY_TASK_SCHEDULED,
-    E.ACTIVITY_TASK_CANCEL_REQUESTED,
-    E.TIMER_STARTED,
-    E.TIMER_CANCELED,
-    E.MARKER_RECORDED,
-    E.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
-    E.WORKFLOW_PROPERTIES_MODIFIED,
-    E.WORKFLOW_EXECUTION_COMPLETED,
-    E.WORKFLOW_EXECUTION_FAILED,
-    E.WORKFLOW_EXECUTION_CANCELED,
-    E.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
-    E.START_CHILD_WORKFLOW_EXECUTION_INITIATED,
-    E.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-    E.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-    E.WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
-    E.WORKFLOW_EXECUTION_UPDATE_COMPLETED,
-}
-_IGNORED_EVENTS: Final = frozenset(
-    {
-        E.WORKFLOW_TASK_SCHEDULED,
-        E.WORKFLOW_TASK_TIMED_OUT,
-        E.WORKFLOW_EXECUTION_TERMINATED,
-        E.WORKFLOW_EXECUTION_TIMED_OUT,
-        E.WORKFLOW_PROPERTIES_MODIFIED_EXTERNALLY,
-        E.ACTIVITY_PROPERTIES_MODIFIED_EXTERNALLY,
-        E.WORKFLOW_EXECUTION_OPTIONS_UPDATED,
-        E.WORKFLOW_EXECUTION_PAUSED,
-        E.WORKFLOW_EXECUTION_UNPAUSED,
-        E.WORKFLOW_EXECUTION_TIME_SKIPPING_TRANSITIONED,
-    }
-)
+_RESULT_EVENTS: Final = catalog.RESULT_EVENTS
+_UNSUPPORTED_COMMAND_EVENTS: Final = catalog.UNSUPPORTED_COMMAND_EVENTS
+_IGNORED_EVENTS: Final = catalog.IGNORED_BY_WORKFLOWS
 
 
 @dataclass
