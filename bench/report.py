@@ -66,9 +66,9 @@ def _interpreter() -> str:
 
 def _build() -> str:
     # The engine's hot path runs compiled unless ablauf was built pure.
-    import ablauf.engine.transition
+    import ablauf.engine.context
 
-    compiled = (ablauf.engine.transition.__file__ or "").endswith(".so")
+    compiled = (ablauf.engine.context.__file__ or "").endswith(".so")
     return "hot path compiled with mypyc" if compiled else "pure Python"
 
 

@@ -20,10 +20,10 @@ from temporalio.api.enums.v1 import CommandType, EventType, RetryState, Workflow
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 
 from ablauf.engine import activities, executions
+from ablauf.engine.context import Transition
 from ablauf.engine.engine import HISTORY_COUNT_LIMIT, Engine
 from ablauf.engine.errors import AlreadyStartedError, InvalidArgumentError, NotFoundError
 from ablauf.engine.matching import TaskRef
-from ablauf.engine.transition import Transition
 from ablauf.history.tasks import ActivityCompleted, ActivityFailed
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
 

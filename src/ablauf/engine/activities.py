@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.duration_pb2 import Duration
@@ -28,12 +27,12 @@ from temporalio.api.history.v1 import (
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.common import RetryPolicy
 
+from ablauf.engine.context import EngineContext, Transition
 from ablauf.engine.errors import InvalidArgumentError
 from ablauf.engine.limits import PAYLOAD_LIMIT, PAYLOADS_TOO_LARGE, PAYLOADS_TOO_LARGE_TYPE
 from ablauf.engine.matching import TaskRef
 from ablauf.engine.state import NO_EXPIRY, PendingActivity, new_activity_task
 from ablauf.engine.timers import TimerKind, activity_retry
-from ablauf.engine.transition import Transition
 from ablauf.history.events import payload_map, seconds_of, set_seconds
 from ablauf.history.tasks import (
     ActivityCanceled,
@@ -43,9 +42,6 @@ from ablauf.history.tasks import (
     ActivityTask,
 )
 from ablauf.store.base import ACTIVITY_TASK, TaskRecord
-
-if TYPE_CHECKING:
-    from ablauf.engine.engine import Engine
 
 __all__ = [
     "activity_task",
@@ -325,7 +321,7 @@ def _dt(at: float) -> datetime:
     return last
 
 
-def activity_task(engine: Engine, ref: TaskRef) -> ActivityTask | None:
+def activity_task(engine: EngineContext, ref: TaskRef) -> ActivityTask | None:
     """What a worker needs to run a leased attempt, or None if the lease is gone."""
     # The lease is this process's: no other process changes it while it lasts,
     # and the attempt's outcome is checked against the run when it is recorded.
@@ -422,13 +418,13 @@ Outcome = tuple[TaskRef, ActivityOutcome, Payloads | None]
 
 
 def record_outcome(
-    engine: Engine, ref: TaskRef, outcome: ActivityOutcome, details: Payloads | None
+    engine: EngineContext, ref: TaskRef, outcome: ActivityOutcome, details: Payloads | None
 ) -> None:
     """Applies the result of one attempt; a stale attempt's result is dropped."""
     record_outcomes(engine, ref.run_id, [(ref, outcome, details)])
 
 
-def record_outcomes(engine: Engine, run_id: str, outcomes: Sequence[Outcome]) -> None:
+def record_outcomes(engine: EngineContext, run_id: str, outcomes: Sequence[Outcome]) -> None:
     """Applies the results of attempts of one run, in order, in one transition."""
 
     def change(tx: Transition) -> None:
@@ -650,14 +646,14 @@ def request_cancel(tx: Transition, scheduled_event_id: int, wft_id: int) -> None
         tx.after_commit.append(lambda: cancel_local(tx.engine, task, "CANCELLED"))
 
 
-def cancel_local(engine: Engine, task: TaskRecord, reason: str) -> None:
+def cancel_local(engine: EngineContext, task: TaskRecord, reason: str) -> None:
     """Tells this process's worker to stop the attempt of ``task``."""
     canceller = engine.matching.activity_cancellers.get(task.task_queue)
     if canceller is not None:
         canceller(_ref_of(task).token(), reason)
 
 
-def heartbeat(engine: Engine, ref: TaskRef, details: Payloads) -> bool:
+def heartbeat(engine: EngineContext, ref: TaskRef, details: Payloads) -> bool:
     """Records heartbeat details; returns whether cancellation was requested."""
 
     def change(tx: Transition) -> bool:

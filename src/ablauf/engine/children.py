@@ -9,8 +9,6 @@ transaction, so a crash in between delays the effect but never loses it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import temporalio.api.enums.v1.event_type_pb2 as E
 import temporalio.api.enums.v1.workflow_pb2 as S
 from google.protobuf.message import Message
@@ -47,14 +45,11 @@ from temporalio.api.history.v1 import (
     WorkflowExecutionTerminatedEventAttributes,
 )
 
+from ablauf.engine.context import EngineContext, Transition
 from ablauf.engine.errors import NotFoundError
 from ablauf.engine.executions import DEFAULT_WORKFLOW_TASK_TIMEOUT
 from ablauf.engine.timers import TimerKind
-from ablauf.engine.transition import Transition
 from ablauf.history.events import seconds_of
-
-if TYPE_CHECKING:
-    from ablauf.engine.engine import Engine
 
 __all__ = [
     "apply_parent_close_policies",
@@ -333,7 +328,9 @@ def _parent_closed(tx: Transition, policy: int) -> None:
         )
 
 
-def _target(engine: Engine, namespace: str, execution: WorkflowExecution, me: str) -> str | None:
+def _target(
+    engine: EngineContext, namespace: str, execution: WorkflowExecution, me: str
+) -> str | None:
     """The running run a signal or cancel request goes to, or None."""
     try:
         exe = engine.execution(namespace, execution.workflow_id, execution.run_id)

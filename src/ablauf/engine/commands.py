@@ -30,10 +30,10 @@ from temporalio.api.history.v1 import (
 from temporalio.api.protocol.v1 import Message
 
 from ablauf.engine import activities, children, updates
+from ablauf.engine.context import Transition
 from ablauf.engine.errors import InvalidArgumentError
 from ablauf.engine.limits import check_payloads
 from ablauf.engine.timers import TimerKind, activity_retry
-from ablauf.engine.transition import Transition
 from ablauf.history.catalog import CLOSING_COMMANDS
 from ablauf.history.events import seconds_of
 

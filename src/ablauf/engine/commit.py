@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ablauf.store.base import Store
 
 if TYPE_CHECKING:
-    from ablauf.engine.transition import Transition
+    from ablauf.engine.context import Transition
 
 __all__ = ["INLINE_WORKFLOW_TASKS", "GroupCommit"]
 

@@ -15,6 +15,7 @@ import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, TypeVar
 
 import temporalio.api.enums.v1.event_type_pb2 as E
@@ -29,6 +30,7 @@ from temporalio.api.history.v1 import (
 from ablauf.clock import Clock, SystemClock
 from ablauf.engine import activities, children
 from ablauf.engine.commit import GroupCommit
+from ablauf.engine.context import EngineContext, Transition
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError
 from ablauf.engine.local_timers import LocalTimers
 from ablauf.engine.matching import Matching
@@ -38,7 +40,6 @@ from ablauf.engine.run_ids import new_run_id
 from ablauf.engine.service import Service
 from ablauf.engine.state import RunState
 from ablauf.engine.timers import TimerKind
-from ablauf.engine.transition import Transition
 from ablauf.engine.workflow_tasks import WorkflowTasks
 from ablauf.errors import StoreError, StoreLostError
 from ablauf.history.events import parse_history, seconds_of, unframe
@@ -96,8 +97,8 @@ class _Unfused(Exception):
     complete: the transition is made again without it."""
 
 
-class Engine:
-    """The durable state machine behind one store."""
+class Engine(EngineContext):
+    """The durable state machine behind one store: composes the handlers."""
 
     def __init__(self, store: Store, *, clock: Clock | None = None) -> None:
         self.store = store
@@ -125,13 +126,14 @@ class Engine:
         """Called when changes that workers ran code for were rolled back (a
         failed group commit): what they keep of those runs is ahead of the store."""
         self.commits = GroupCommit(self.store, self._run_after_commit, self.rolled_back)
-        self.group = self.commits.group
         self.submit = self.commits.submit
         self.submit_batched = self.commits.submit_batched
         self.post_batched = self.commits.post_batched
         self.workflow_tasks = WorkflowTasks(self)
-        self.service = Service(self)
-        self.queries = Queries(self)
+        self.queries = Queries(self, self.owners)
+        self.service = Service(
+            self, self.owners, self.queries, self.workflow_tasks, lambda: self.schedules
+        )
 
     @functools.cached_property
     def schedules(self) -> Schedules:
@@ -386,6 +388,18 @@ class Engine:
             _resolve_all(self._close_waiters.pop(run_id, None))
         for hook in self.on_commit:
             hook(run_id)
+
+    def group(self) -> AbstractContextManager[None]:
+        return self.commits.group()
+
+    def workflow_task_started(self, task_id: int) -> bool:
+        return self.workflow_tasks.has_started(task_id)
+
+    def materialize_workflow_task(self, tx: Transition) -> None:
+        self.workflow_tasks.materialize(tx)
+
+    def schedule_speculative_workflow_task(self, tx: Transition) -> None:
+        self.workflow_tasks.schedule_speculative(tx)
 
     def notify_timer_added(self, at: float | None = None) -> None:
         """Wakes the background service, unless it is awake before ``at`` anyway."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import temporalio.api.enums.v1.event_type_pb2 as E
 import temporalio.api.enums.v1.workflow_pb2 as S
@@ -29,12 +28,9 @@ from temporalio.api.workflowservice.v1 import (
     StartWorkflowExecutionRequest,
 )
 
+from ablauf.engine.context import EngineContext, Transition
 from ablauf.engine.errors import AlreadyStartedError, NotFoundError
-from ablauf.engine.transition import Transition
 from ablauf.history.events import seconds_of
-
-if TYPE_CHECKING:
-    from ablauf.engine.engine import Engine
 
 __all__ = ["request_cancel", "signal", "start", "terminate"]
 
@@ -92,7 +88,8 @@ def _refuse_reuse(policy: int, workflow_id: str, run_id: str, status: int) -> bo
 
 
 def start(
-    engine: Engine, req: StartWorkflowExecutionRequest | SignalWithStartWorkflowExecutionRequest
+    engine: EngineContext,
+    req: StartWorkflowExecutionRequest | SignalWithStartWorkflowExecutionRequest,
 ) -> tuple[str, bool]:
     """Starts a run as the request's id policies allow; returns (run id, started).
 
@@ -141,7 +138,7 @@ def start(
 
 
 def signal(
-    engine: Engine,
+    engine: EngineContext,
     run_id: str,
     name: str,
     input: Payloads,
@@ -162,7 +159,7 @@ class Signal:
     header: Header | None
 
 
-def signal_many(engine: Engine, run_id: str, signals: Sequence[Signal]) -> None:
+def signal_many(engine: EngineContext, run_id: str, signals: Sequence[Signal]) -> None:
     """Delivers signals to a running run, in order, in one transition."""
 
     def change(tx: Transition) -> None:
@@ -179,7 +176,7 @@ def signal_many(engine: Engine, run_id: str, signals: Sequence[Signal]) -> None:
     engine.transition(run_id, change)
 
 
-def request_cancel(engine: Engine, run_id: str, reason: str, identity: str) -> None:
+def request_cancel(engine: EngineContext, run_id: str, reason: str, identity: str) -> None:
     """Asks a running run to cancel; the workflow code decides what that means."""
 
     def change(tx: Transition) -> None:
@@ -196,7 +193,7 @@ def request_cancel(engine: Engine, run_id: str, reason: str, identity: str) -> N
 
 
 def terminate(
-    engine: Engine, run_id: str, reason: str, details: Payloads | None, identity: str
+    engine: EngineContext, run_id: str, reason: str, details: Payloads | None, identity: str
 ) -> None:
     """Ends a running run at once."""
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from temporalio.api.common.v1 import Payloads
     from temporalio.api.query.v1 import WorkflowQuery
 
-    from ablauf.engine.transition import Transition
+    from ablauf.engine.context import Transition
     from ablauf.store.base import ExecutionRecord
 
     QueryHandler = Callable[[ExecutionRecord, WorkflowQuery], Awaitable[Payloads]]

@@ -23,12 +23,9 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from ablauf.engine.context import EngineContext
 from ablauf.store.base import WORKFLOW_TASK, OwnerRecord
-
-if TYPE_CHECKING:
-    from ablauf.engine.engine import Engine
 
 __all__ = ["OWNER_LEASE", "RENEW_INTERVAL", "Owners"]
 
@@ -43,7 +40,7 @@ RENEW_INTERVAL = 1.0
 class Owners:
     """This process's owner lease on one store, and what it knows of the others."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineContext) -> None:
         self.engine = engine
         self.owner_id = uuid.uuid4().hex
         self.wall: Callable[[], float] = time.time

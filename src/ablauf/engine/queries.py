@@ -4,16 +4,14 @@ handed over through the store, in another one."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.workflowservice.v1 import QueryWorkflowRequest
 
+from ablauf.engine.context import EngineContext
 from ablauf.engine.errors import QueryFailedError
+from ablauf.engine.owners import Owners
 from ablauf.store.base import ExecutionRecord, QueryRecord
-
-if TYPE_CHECKING:
-    from ablauf.engine.engine import Engine
 
 __all__ = ["Queries"]
 
@@ -21,8 +19,9 @@ __all__ = ["Queries"]
 class Queries:
     """The query path of one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineContext, owners: Owners) -> None:
         self.engine = engine
+        self.owners = owners
         self._tasks: set[asyncio.Task[None]] = set()
 
     def cancel(self) -> None:
@@ -36,7 +35,7 @@ class Queries:
         engine = self.engine
         deadline = engine.clock.now() + timeout
         local = engine.matching.query_handlers.get(exe.task_queue)
-        if local is None and not any(exe.task_queue in o.task_queues for o in engine.owners.live()):
+        if local is None and not any(exe.task_queue in o.task_queues for o in self.owners.live()):
             raise QueryFailedError(
                 f"no worker polls task queue {exe.task_queue!r} to answer the query"
             )

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import temporalio.api.enums.v1.workflow_pb2 as S
 from temporalio.api.common.v1 import (
@@ -39,13 +39,11 @@ from temporalio.api.schedule.v1 import (
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from ablauf.engine import executions
+from ablauf.engine.context import EngineContext
 from ablauf.engine.errors import NotFoundError
 from ablauf.engine.schedule_spec import CompiledSpec, SpecError
 from ablauf.engine.timers import TimerKind
 from ablauf.store.base import ScheduleRecord
-
-if TYPE_CHECKING:
-    from ablauf.engine.engine import Engine
 
 __all__ = [
     "SCHEDULED_BY",
@@ -152,7 +150,7 @@ class Book:
 class ScheduleSession:
     """One schedule inside one store transaction."""
 
-    def __init__(self, engine: Engine, rec: ScheduleRecord, now: float) -> None:
+    def __init__(self, engine: EngineContext, rec: ScheduleRecord, now: float) -> None:
         self.engine = engine
         self.store = engine.store
         self.rec = rec

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from temporalio.api.enums.v1 import TaskQueueKind
 from temporalio.api.schedule.v1 import (
@@ -46,6 +45,7 @@ from temporalio.api.workflowservice.v1 import (
     UpdateScheduleResponse,
 )
 
+from ablauf.engine.context import EngineContext
 from ablauf.engine.errors import (
     AlreadyStartedError,
     EngineError,
@@ -66,10 +66,6 @@ from ablauf.engine.schedule_session import (
 from ablauf.engine.schedule_spec import SpecError, canonical_spec
 from ablauf.engine.timers import TimerKind
 from ablauf.store.base import ScheduleRecord, TimerRecord
-
-if TYPE_CHECKING:
-    from ablauf.engine.engine import Engine
-
 
 __all__ = ["SCHEDULED_BY", "SCHEDULED_START_TIME", "Schedules"]
 
@@ -119,7 +115,7 @@ def _check_schedule(schedule: Schedule) -> None:
 class Schedules:
     """The schedule RPCs of Temporal's WorkflowService, and the schedules' timers."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineContext) -> None:
         self.engine = engine
         engine.on_commit.append(self._run_committed)
 

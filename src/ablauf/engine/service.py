@@ -24,15 +24,17 @@ from temporalio.api.history.v1 import (
 )
 
 from ablauf.engine import activities, children
+from ablauf.engine.context import EngineContext, Transition
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError
-from ablauf.engine.owners import RENEW_INTERVAL
+from ablauf.engine.owners import RENEW_INTERVAL, Owners
+from ablauf.engine.queries import Queries
 from ablauf.engine.timers import TimerKind
-from ablauf.engine.transition import Transition
+from ablauf.engine.workflow_tasks import WorkflowTasks
 from ablauf.errors import StoreError, StoreLostError
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK, TaskRecord, TimerRecord
 
 if TYPE_CHECKING:
-    from ablauf.engine.engine import Engine
+    from ablauf.engine.schedules import Schedules
 
 __all__ = ["Service"]
 
@@ -64,8 +66,20 @@ def _earliest(a: float | None, b: float | None) -> float | None:
 class Service:
     """Runs as one asyncio task per engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: EngineContext,
+        owners: Owners,
+        queries: Queries,
+        workflow_tasks: WorkflowTasks,
+        schedules: Callable[[], Schedules],
+    ) -> None:
         self.engine = engine
+        self.owners = owners
+        self.queries = queries
+        self.workflow_tasks = workflow_tasks
+        # Schedules' code is imported on first use.
+        self._schedules = schedules
         self._task: asyncio.Task[None] | None = None
         self._last_version: int | None = None
         self._next_scan = 0.0
@@ -152,8 +166,7 @@ class Service:
 
     def keeps_time(self) -> bool:
         """Whether this process fires due timers: it hosts workers, or no live process does."""
-        engine = self.engine
-        return bool(engine.owners.lease_until) or not engine.owners.workers_elsewhere
+        return bool(self.owners.lease_until) or not self.owners.workers_elsewhere
 
     def tick(self) -> bool:
         """One round of background work; True if more may be due already."""
@@ -163,7 +176,7 @@ class Service:
         monotonic = time.monotonic()
         if monotonic >= self._next_owner_step:
             self._next_owner_step = monotonic + RENEW_INTERVAL
-            engine.owners.step()
+            self.owners.step()
         if self.keeps_time():
             # A second round takes timers the first made due at once (transfer steps).
             for _ in range(2):
@@ -180,7 +193,7 @@ class Service:
             self._last_version = version
             self._next_scan = now + SCAN_INTERVAL
             self._backlog = self.scan(now)
-            engine.queries.dispatch()
+            self.queries.dispatch()
             if foreign_commit:
                 # Only then can a waiting client's run have changed unseen: waking
                 # every waiter on each periodic scan would stall what is due then.
@@ -203,7 +216,7 @@ class Service:
     def fire(self, timer: TimerRecord) -> None:
         engine = self.engine
         if timer.kind == TimerKind.SCHEDULE:
-            engine.schedules.fire(timer)
+            self._schedules().fire(timer)
             return
 
         local = timer.id < 0
@@ -235,7 +248,7 @@ class Service:
             elif timer.kind == TimerKind.WORKFLOW_TASK_RETRY:
                 wft = state.wft
                 if wft is not None and wft.attempt == timer.attempt and wft.lease_owner is None:
-                    engine.workflow_tasks.offer(tx)
+                    self.workflow_tasks.offer(tx)
             else:
                 activities.fire_timer(tx, timer.kind, timer.ref, timer.attempt)
 
@@ -304,7 +317,7 @@ class Service:
             wft.lease_owner = None
             tx.flush_buffered()
             tx.needs_workflow_task = False
-            engine.workflow_tasks.offer(tx)
+            self.workflow_tasks.offer(tx)
 
         with contextlib.suppress(NotFoundError):
             engine.transition(task.run_id, change)

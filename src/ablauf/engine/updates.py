@@ -9,7 +9,6 @@ leaves a trace. A rejected update leaves none.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.any_pb2 import Any as AnyProto
@@ -21,8 +20,8 @@ from temporalio.api.history.v1 import (
 from temporalio.api.protocol.v1 import Message
 from temporalio.api.update.v1 import Acceptance, Outcome, Rejection, Request, Response
 
+from ablauf.engine.context import EngineContext, Transition
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
-from ablauf.engine.transition import Transition
 from ablauf.store.base import (
     UPDATE_ACCEPTED,
     UPDATE_COMPLETED,
@@ -30,9 +29,6 @@ from ablauf.store.base import (
     UPDATE_REQUESTED,
     UpdateRecord,
 )
-
-if TYPE_CHECKING:
-    from ablauf.engine.engine import Engine
 
 __all__ = ["apply_message", "deliverable", "reject_unanswered", "request", "wait"]
 
@@ -43,7 +39,7 @@ MAX_IN_FLIGHT = 10
 MAX_PER_RUN = 2000
 
 
-def request(engine: Engine, run_id: str, req: Request) -> None:
+def request(engine: EngineContext, run_id: str, req: Request) -> None:
     """Registers an update for the run (again: no-op) and makes sure a task will carry it."""
 
     def change(tx: Transition) -> None:
@@ -77,12 +73,12 @@ def request(engine: Engine, run_id: str, req: Request) -> None:
         )
         state.requested_updates += 1
         if state.wft is None:
-            engine.workflow_tasks.schedule_speculative(tx)
+            engine.schedule_speculative_workflow_task(tx)
 
     engine.transition(run_id, change)
 
 
-def deliverable(engine: Engine, run_id: str, sequencing_event_id: int) -> list[Message]:
+def deliverable(engine: EngineContext, run_id: str, sequencing_event_id: int) -> list[Message]:
     """The requested updates of the run, as the messages a workflow task carries."""
     messages = []
     for rec in engine.store.updates_of_run(run_id):
@@ -162,7 +158,7 @@ def reject_unanswered(tx: Transition, messages: list[Message]) -> None:
 
 
 async def wait(
-    engine: Engine, run_id: str, update_id: str, stage: int, timeout: float
+    engine: EngineContext, run_id: str, update_id: str, stage: int, timeout: float
 ) -> tuple[int, Outcome | None]:
     """Waits until the update reaches ``stage`` (or is rejected); returns (stage, outcome)."""
     loop = asyncio.get_running_loop()

@@ -12,7 +12,6 @@ import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import temporalio.api.enums.v1.event_type_pb2 as E
 from temporalio.api.command.v1 import Command
@@ -27,16 +26,13 @@ from temporalio.api.protocol.v1 import Message
 from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 
 from ablauf.engine import commands, updates
+from ablauf.engine.context import EngineContext, Transition
 from ablauf.engine.matching import TaskRef
 from ablauf.engine.state import RunState
 from ablauf.engine.timers import TimerKind, workflow_task_backoff
-from ablauf.engine.transition import Transition
 from ablauf.history.events import make_event, parse_history, seconds_of
 from ablauf.history.tasks import WorkflowTask
 from ablauf.store.base import WORKFLOW_TASK, TaskRecord
-
-if TYPE_CHECKING:
-    from ablauf.engine.engine import Engine
 
 __all__ = ["SUGGEST_CAN_BYTES", "SUGGEST_CAN_EVENTS", "WorkflowTasks"]
 
@@ -57,7 +53,7 @@ class _Started:
 class WorkflowTasks:
     """The workflow tasks of one engine's runs."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineContext) -> None:
         self.engine = engine
         self._started: dict[int, _Started] = {}
         self._request_prefix = str(uuid.uuid4())[:24]
@@ -206,7 +202,7 @@ class WorkflowTasks:
 
         The WorkflowTaskStarted event at the end is not stored until the task completes.
         """
-        return self._read(self.engine._load(ref.run_id), ref, known_last_event_id, None)
+        return self._read(self.engine.state_of(ref.run_id), ref, known_last_event_id, None)
 
     def read_in(
         self, tx: Transition, ref: TaskRef, known_last_event_id: int

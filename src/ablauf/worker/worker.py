@@ -11,13 +11,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from importlib.metadata import version
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import temporalio.client
 from temporalio.api.common.v1 import Payload, Payloads
 
-import ablauf
 from ablauf.engine import COMPILED
 from ablauf.engine import activities as engine_activities
 from ablauf.engine.engine import Engine
@@ -253,7 +253,7 @@ class Worker:
             ", ".join(self._workflows.names()) if self._workflows is not None else "none",
             ", ".join(self._activities.names()) if self._activities is not None else "none",
             engine.store.count_running(self.client.namespace, self.task_queue),
-            ablauf.__version__,
+            version("ablauf"),
             "compiled" if COMPILED else "pure Python",
         )
 

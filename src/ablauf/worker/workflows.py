@@ -19,11 +19,11 @@ from temporalio.api.protocol.v1 import Message
 from temporalio.api.query.v1 import WorkflowQuery
 from temporalio.api.update.v1 import Acceptance, Rejection, Request, Response
 
+from ablauf.engine.context import Transition
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import EngineError, QueryFailedError
 from ablauf.engine.limits import PAYLOADS_TOO_LARGE_TYPE, PayloadsTooLargeError
 from ablauf.engine.matching import TaskRef
-from ablauf.engine.transition import Transition
 from ablauf.history.tasks import WorkflowTask
 from ablauf.replay.instance import QueryFailed, WorkflowInstance, WorkflowTaskOutcome
 from ablauf.store.base import ExecutionRecord
