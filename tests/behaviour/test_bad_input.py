@@ -136,3 +136,40 @@ async def test_workflow_result_over_the_limit_fails_the_task_and_stores_nothing(
     )
     assert attrs.failure.application_failure_info.type == "PayloadsTooLarge"
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+
+
+@workflow.defn
+class SameActivityTwice:
+    @workflow.run
+    async def run(self) -> None:
+        first = workflow.start_activity(
+            shout, "a", activity_id="same", start_to_close_timeout=timedelta(seconds=5)
+        )
+        second = workflow.start_activity(
+            shout, "b", activity_id="same", start_to_close_timeout=timedelta(seconds=5)
+        )
+        await asyncio.gather(first, second)
+
+
+async def test_a_refused_command_fails_the_task_with_temporals_cause(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    async with Worker(
+        client, task_queue=task_queue, workflows=[SameActivityTwice], activities=[shout]
+    ):
+        handle = await client.start_workflow(
+            SameActivityTwice.run, id=f"same-{suffix}", task_queue=task_queue
+        )
+        for _ in range(100):
+            history = [e async for e in handle.fetch_history_events()]
+            failed = [e for e in history if e.HasField("workflow_task_failed_event_attributes")]
+            if failed:
+                break
+            await asyncio.sleep(0.05)
+        await handle.terminate("done looking")
+    attrs = failed[0].workflow_task_failed_event_attributes
+    assert attrs.cause == (
+        WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID
+    )
+    # Nothing of the refused task is recorded.
+    assert not [e for e in history if e.HasField("activity_task_scheduled_event_attributes")]

@@ -14,7 +14,7 @@ import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.command.v1 import ScheduleActivityTaskCommandAttributes
 from temporalio.api.common.v1 import Payload, Payloads
-from temporalio.api.enums.v1 import RetryState, TimeoutType
+from temporalio.api.enums.v1 import RetryState, TimeoutType, WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure, TimeoutFailureInfo
 from temporalio.api.history.v1 import (
     ActivityTaskCanceledEventAttributes,
@@ -28,7 +28,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.common import RetryPolicy
 
 from ablauf.engine.context import EngineContext, Transition
-from ablauf.engine.errors import InvalidArgumentError
+from ablauf.engine.errors import CommandRejectedError, InvalidArgumentError
 from ablauf.engine.limits import PAYLOAD_LIMIT, PAYLOADS_TOO_LARGE, PAYLOADS_TOO_LARGE_TYPE
 from ablauf.engine.matching import TaskRef
 from ablauf.engine.state import NO_EXPIRY, PendingActivity, new_activity_task
@@ -188,7 +188,10 @@ def schedule(tx: Transition, cmd: ScheduleActivityTaskCommandAttributes, wft_id:
     state = tx.state
     store = tx.engine.store
     if cmd.activity_id in state.activity_ids:
-        raise InvalidArgumentError(f"activity id {cmd.activity_id} is already in use")
+        raise CommandRejectedError(
+            f"activity id {cmd.activity_id} is already in use",
+            WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
+        )
     event = tx.new_event(E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
     attrs = event.activity_task_scheduled_event_attributes
     options = _fill_scheduled(attrs, cmd, tx, wft_id)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from typing import Final
 
 import temporalio.api.enums.v1.command_type_pb2 as C
 import temporalio.api.enums.v1.event_type_pb2 as E
@@ -13,6 +14,7 @@ from temporalio.api.enums.v1 import (
     CommandType,
     ContinueAsNewInitiator,
     RetryState,
+    WorkflowTaskFailedCause,
 )
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import (
@@ -31,16 +33,13 @@ from temporalio.api.protocol.v1 import Message
 
 from ablauf.engine import activities, children, updates
 from ablauf.engine.context import Transition
-from ablauf.engine.errors import InvalidArgumentError
+from ablauf.engine.errors import CommandRejectedError, InvalidArgumentError
 from ablauf.engine.limits import check_payloads
 from ablauf.engine.timers import TimerKind, activity_retry
-from ablauf.history.catalog import CLOSING_COMMANDS
+from ablauf.history.catalog import COMMANDS
 from ablauf.history.events import seconds_of
 
-__all__ = ["CLOSING", "apply"]
-
-
-CLOSING = CLOSING_COMMANDS
+__all__ = ["HANDLERS", "Handler", "apply"]
 
 
 def apply(
@@ -53,6 +52,10 @@ def apply(
 
     Protocol-message commands place the worker's update messages among the
     other commands; rejections, which no command names, leave no event.
+
+    Raises:
+        CommandRejectedError: A command is malformed or not allowed now; its
+            cause is Temporal's for that command kind.
     """
     for command in commands:
         check_payloads(command)
@@ -60,123 +63,198 @@ def apply(
     for command in commands:
         if not tx.state.running:
             break
-        if command.command_type == C.COMMAND_TYPE_PROTOCOL_MESSAGE:
-            message_id = command.protocol_message_command_attributes.message_id
-            if message_id not in by_id:
-                raise InvalidArgumentError(f"no protocol message with id {message_id!r}")
-            updates.apply_message(tx, by_id[message_id])
-            continue
-        _apply_one(tx, command, completed_event_id)
+        t = command.command_type
+        handler = HANDLERS.get(t)
+        if handler is None:
+            raise CommandRejectedError(
+                f"command {CommandType.Name(t)} is not supported by the embedded engine yet",
+                _UNSUPPORTED,
+            )
+        try:
+            handler(tx, command, completed_event_id, by_id)
+        except CommandRejectedError:
+            raise
+        except InvalidArgumentError as err:
+            raise CommandRejectedError(str(err), COMMANDS[t].cause) from None
     if messages:
         updates.reject_unanswered(tx, list(messages))
 
 
-def _apply_one(tx: Transition, command: Command, wft_id: int) -> None:
+# One handler per command kind: (transition, command, id of the
+# WorkflowTaskCompleted event, the completion's protocol messages by id).
+Handler = Callable[[Transition, Command, int, Mapping[str, Message]], None]
+
+_UNSUPPORTED = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FEATURE_DISABLED
+
+
+def _schedule_activity(
+    tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]
+) -> None:
+    activities.schedule(tx, command.schedule_activity_task_command_attributes, wft_id)
+
+
+def _request_cancel_activity(
+    tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]
+) -> None:
+    scheduled_event_id = command.request_cancel_activity_task_command_attributes.scheduled_event_id
+    activities.request_cancel(tx, scheduled_event_id, wft_id)
+
+
+def _start_timer(tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]) -> None:
+    a = command.start_timer_command_attributes
+    if a.timer_id in tx.state.timers:
+        raise CommandRejectedError(
+            f"timer id {a.timer_id} is already in use",
+            WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID,
+        )
+    tx.add(
+        E.EVENT_TYPE_TIMER_STARTED,
+        TimerStartedEventAttributes(
+            timer_id=a.timer_id,
+            start_to_fire_timeout=a.start_to_fire_timeout,
+            workflow_task_completed_event_id=wft_id,
+        ),
+    )
     engine = tx.engine
-    state = tx.state
-    t = command.command_type
-    if t == C.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK:
-        activities.schedule(tx, command.schedule_activity_task_command_attributes, wft_id)
-    elif t == C.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK:
-        activities.request_cancel(
-            tx, command.request_cancel_activity_task_command_attributes.scheduled_event_id, wft_id
-        )
-    elif t == C.COMMAND_TYPE_START_TIMER:
-        a = command.start_timer_command_attributes
-        if a.timer_id in state.timers:
-            raise InvalidArgumentError(f"timer id {a.timer_id} is already in use")
-        tx.add(
-            E.EVENT_TYPE_TIMER_STARTED,
-            TimerStartedEventAttributes(
-                timer_id=a.timer_id,
-                start_to_fire_timeout=a.start_to_fire_timeout,
-                workflow_task_completed_event_id=wft_id,
-            ),
-        )
-        fire_at = tx.now + seconds_of(a.start_to_fire_timeout)
-        engine.store.insert_timer(state.exe.run_id, TimerKind.USER_TIMER, a.timer_id, 0, fire_at)
-        tx.after_commit.append(engine.notify_timer_added)
-    elif t == C.COMMAND_TYPE_CANCEL_TIMER:
-        timer_id = command.cancel_timer_command_attributes.timer_id
-        started_id = state.timers.get(timer_id)
-        if started_id is None:
-            raise InvalidArgumentError(f"cannot cancel unknown timer {timer_id}")
-        tx.add(
-            E.EVENT_TYPE_TIMER_CANCELED,
-            TimerCanceledEventAttributes(
-                timer_id=timer_id,
-                started_event_id=started_id,
-                workflow_task_completed_event_id=wft_id,
-                identity=engine.identity,
-            ),
-        )
-        engine.store.delete_timers(state.exe.run_id, TimerKind.USER_TIMER, timer_id)
-    elif t == C.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION:
-        attrs = WorkflowExecutionCompletedEventAttributes(
-            result=command.complete_workflow_execution_command_attributes.result,
+    fire_at = tx.now + seconds_of(a.start_to_fire_timeout)
+    engine.store.insert_timer(tx.state.exe.run_id, TimerKind.USER_TIMER, a.timer_id, 0, fire_at)
+    tx.after_commit.append(engine.notify_timer_added)
+
+
+def _cancel_timer(tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]) -> None:
+    timer_id = command.cancel_timer_command_attributes.timer_id
+    started_id = tx.state.timers.get(timer_id)
+    if started_id is None:
+        raise InvalidArgumentError(f"cannot cancel unknown timer {timer_id}")
+    engine = tx.engine
+    tx.add(
+        E.EVENT_TYPE_TIMER_CANCELED,
+        TimerCanceledEventAttributes(
+            timer_id=timer_id,
+            started_event_id=started_id,
             workflow_task_completed_event_id=wft_id,
-        )
-        engine.close_run(
-            tx,
-            E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
-            attrs,
-            S.WORKFLOW_EXECUTION_STATUS_COMPLETED,
-        )
-    elif t == C.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION:
-        _fail(tx, command.fail_workflow_execution_command_attributes.failure, wft_id)
-    elif t == C.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION:
-        canceled = WorkflowExecutionCanceledEventAttributes(
-            details=command.cancel_workflow_execution_command_attributes.details,
+            identity=engine.identity,
+        ),
+    )
+    engine.store.delete_timers(tx.state.exe.run_id, TimerKind.USER_TIMER, timer_id)
+
+
+def _complete(tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]) -> None:
+    attrs = WorkflowExecutionCompletedEventAttributes(
+        result=command.complete_workflow_execution_command_attributes.result,
+        workflow_task_completed_event_id=wft_id,
+    )
+    tx.engine.close_run(
+        tx, E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, attrs, S.WORKFLOW_EXECUTION_STATUS_COMPLETED
+    )
+
+
+def _fail_workflow(tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]) -> None:
+    _fail(tx, command.fail_workflow_execution_command_attributes.failure, wft_id)
+
+
+def _cancel_workflow(
+    tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]
+) -> None:
+    canceled = WorkflowExecutionCanceledEventAttributes(
+        details=command.cancel_workflow_execution_command_attributes.details,
+        workflow_task_completed_event_id=wft_id,
+    )
+    tx.engine.close_run(
+        tx, E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, canceled, S.WORKFLOW_EXECUTION_STATUS_CANCELED
+    )
+
+
+def _continue_as_new_workflow(
+    tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]
+) -> None:
+    _continue_as_new(tx, command, wft_id)
+
+
+def _start_child(tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]) -> None:
+    children.start_child(tx, command.start_child_workflow_execution_command_attributes, wft_id)
+
+
+def _signal_external(
+    tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]
+) -> None:
+    children.signal_external(
+        tx, command.signal_external_workflow_execution_command_attributes, wft_id
+    )
+
+
+def _request_cancel_external(
+    tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]
+) -> None:
+    children.request_cancel_external(
+        tx, command.request_cancel_external_workflow_execution_command_attributes, wft_id
+    )
+
+
+def _record_marker(tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]) -> None:
+    m = command.record_marker_command_attributes
+    marker = MarkerRecordedEventAttributes(
+        marker_name=m.marker_name, details=m.details, workflow_task_completed_event_id=wft_id
+    )
+    if m.HasField("header"):
+        marker.header.CopyFrom(m.header)
+    if m.HasField("failure"):
+        marker.failure.CopyFrom(m.failure)
+    tx.add(E.EVENT_TYPE_MARKER_RECORDED, marker)
+
+
+def _upsert_search_attributes(
+    tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]
+) -> None:
+    tx.add(
+        E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+        UpsertWorkflowSearchAttributesEventAttributes(
             workflow_task_completed_event_id=wft_id,
-        )
-        engine.close_run(
-            tx,
-            E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
-            canceled,
-            S.WORKFLOW_EXECUTION_STATUS_CANCELED,
-        )
-    elif t == C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION:
-        _continue_as_new(tx, command, wft_id)
-    elif t == C.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION:
-        children.start_child(tx, command.start_child_workflow_execution_command_attributes, wft_id)
-    elif t == C.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION:
-        children.signal_external(
-            tx, command.signal_external_workflow_execution_command_attributes, wft_id
-        )
-    elif t == C.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
-        children.request_cancel_external(
-            tx, command.request_cancel_external_workflow_execution_command_attributes, wft_id
-        )
-    elif t == C.COMMAND_TYPE_RECORD_MARKER:
-        m = command.record_marker_command_attributes
-        marker = MarkerRecordedEventAttributes(
-            marker_name=m.marker_name, details=m.details, workflow_task_completed_event_id=wft_id
-        )
-        if m.HasField("header"):
-            marker.header.CopyFrom(m.header)
-        if m.HasField("failure"):
-            marker.failure.CopyFrom(m.failure)
-        tx.add(E.EVENT_TYPE_MARKER_RECORDED, marker)
-    elif t == C.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
-        tx.add(
-            E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
-            UpsertWorkflowSearchAttributesEventAttributes(
-                workflow_task_completed_event_id=wft_id,
-                search_attributes=command.upsert_workflow_search_attributes_command_attributes.search_attributes,
-            ),
-        )
-    elif t == C.COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES:
-        tx.add(
-            E.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
-            WorkflowPropertiesModifiedEventAttributes(
-                workflow_task_completed_event_id=wft_id,
-                upserted_memo=command.modify_workflow_properties_command_attributes.upserted_memo,
-            ),
-        )
-    else:
-        raise InvalidArgumentError(
-            f"command {CommandType.Name(t)} is not supported by the embedded engine yet"
-        )
+            search_attributes=command.upsert_workflow_search_attributes_command_attributes.search_attributes,
+        ),
+    )
+
+
+def _modify_properties(
+    tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]
+) -> None:
+    tx.add(
+        E.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+        WorkflowPropertiesModifiedEventAttributes(
+            workflow_task_completed_event_id=wft_id,
+            upserted_memo=command.modify_workflow_properties_command_attributes.upserted_memo,
+        ),
+    )
+
+
+def _protocol_message(
+    tx: Transition, command: Command, wft_id: int, messages: Mapping[str, Message]
+) -> None:
+    message_id = command.protocol_message_command_attributes.message_id
+    message = messages.get(message_id)
+    if message is None:
+        raise InvalidArgumentError(f"no protocol message with id {message_id!r}")
+    updates.apply_message(tx, message)
+
+
+HANDLERS: Final[dict[int, Handler]] = {
+    C.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK: _schedule_activity,
+    C.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK: _request_cancel_activity,
+    C.COMMAND_TYPE_START_TIMER: _start_timer,
+    C.COMMAND_TYPE_CANCEL_TIMER: _cancel_timer,
+    C.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION: _complete,
+    C.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION: _fail_workflow,
+    C.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION: _cancel_workflow,
+    C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION: _continue_as_new_workflow,
+    C.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: _start_child,
+    C.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: _signal_external,
+    C.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: _request_cancel_external,
+    C.COMMAND_TYPE_RECORD_MARKER: _record_marker,
+    C.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: _upsert_search_attributes,
+    C.COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES: _modify_properties,
+    C.COMMAND_TYPE_PROTOCOL_MESSAGE: _protocol_message,
+}
+"""The engine's handler of each command kind it supports (the catalogue's SUPPORTED_COMMANDS)."""
 
 
 def _fail(tx: Transition, failure: Failure, wft_id: int) -> None:

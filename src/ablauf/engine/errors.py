@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyStartedError",
+    "CommandRejectedError",
     "EngineError",
     "InvalidArgumentError",
     "NotFoundError",
@@ -22,6 +23,22 @@ class NotFoundError(EngineError):
 
 class InvalidArgumentError(EngineError):
     """A request or command is malformed."""
+
+
+class CommandRejectedError(InvalidArgumentError):
+    """A command of a completed workflow task was refused.
+
+    The engine records the workflow task as failed with ``cause``, Temporal's
+    ``WorkflowTaskFailedCause`` for what was wrong, and the message as an
+    application failure of type ``failure_type``.
+    """
+
+    def __init__(
+        self, message: str, cause: int, failure_type: str = "InvalidArgumentError"
+    ) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.failure_type = failure_type
 
 
 class QueryFailedError(EngineError):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from google.protobuf.message import Message
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 
-from ablauf.engine.errors import InvalidArgumentError
+from ablauf.engine.errors import CommandRejectedError, InvalidArgumentError
 
 __all__ = [
     "PAYLOADS_TOO_LARGE",
@@ -24,14 +25,21 @@ PAYLOADS_TOO_LARGE = (
 PAYLOADS_TOO_LARGE_TYPE = "PayloadsTooLarge"
 
 
-class PayloadsTooLargeError(InvalidArgumentError):
-    """A payload is over Temporal's 2 MiB blob limit."""
+class PayloadsTooLargeError(CommandRejectedError):
+    """A command's payload is over Temporal's 2 MiB blob limit."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            PAYLOADS_TOO_LARGE,
+            WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_PAYLOADS_TOO_LARGE,
+            PAYLOADS_TOO_LARGE_TYPE,
+        )
 
 
 def check_payloads(message: Message) -> None:
     """Raises if a worker's upload (a command) is over the limit, in temporalio's words."""
     if message.ByteSize() > PAYLOAD_LIMIT:
-        raise PayloadsTooLargeError(PAYLOADS_TOO_LARGE)
+        raise PayloadsTooLargeError
 
 
 def check_request(message: Message) -> None:

@@ -9,6 +9,7 @@ writes no events unless it leaves a trace.
 from __future__ import annotations
 
 import itertools
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import temporalio.api.enums.v1.event_type_pb2 as E
 from temporalio.api.command.v1 import Command
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
-from temporalio.api.failure.v1 import Failure
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 from temporalio.api.history.v1 import (
     HistoryEvent,
     WorkflowTaskFailedEventAttributes,
@@ -27,14 +28,18 @@ from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 
 from ablauf.engine import commands, updates
 from ablauf.engine.context import EngineContext, Transition
+from ablauf.engine.errors import CommandRejectedError
 from ablauf.engine.matching import TaskRef
 from ablauf.engine.state import RunState
 from ablauf.engine.timers import TimerKind, workflow_task_backoff
+from ablauf.history.catalog import CLOSING_COMMANDS
 from ablauf.history.events import make_event, parse_history, seconds_of
 from ablauf.history.tasks import WorkflowTask
 from ablauf.store.base import WORKFLOW_TASK, TaskRecord
 
 __all__ = ["SUGGEST_CAN_BYTES", "SUGGEST_CAN_EVENTS", "WorkflowTasks"]
+
+logger = logging.getLogger(__name__)
 
 # Temporal's continue-as-new suggestion thresholds.
 SUGGEST_CAN_EVENTS = 4096
@@ -277,13 +282,26 @@ class WorkflowTasks:
     ) -> bool:
         """Records a completed workflow task and applies its commands.
 
-        Returns False when the completion was not taken (the lease was lost or
-        new events make a closing command invalid); the worker then drops its
-        cached instance.
+        Returns False when the completion was not taken (the lease was lost,
+        new events make a closing command invalid, or a command was refused,
+        which the engine records as the task's failure with Temporal's cause);
+        the worker then drops its cached instance.
         """
-        return self.engine.transition(
-            ref.run_id, lambda tx: self.complete_in(tx, ref, cmds, sdk_metadata, messages)
-        )
+        try:
+            return self.engine.transition(
+                ref.run_id, lambda tx: self.complete_in(tx, ref, cmds, sdk_metadata, messages)
+            )
+        except CommandRejectedError as err:
+            if ref.attempt == 1:
+                workflow_id = self.engine.last_state_of(ref.run_id).exe.workflow_id
+                logger.warning("workflow task of %s failed (will retry): %s", workflow_id, err)
+            failure = Failure(
+                message=str(err),
+                source="ablauf",
+                application_failure_info=ApplicationFailureInfo(type=err.failure_type),
+            )
+            self.fail(ref, failure, err.cause)
+            return False
 
     def complete_in(
         self,
@@ -310,7 +328,7 @@ class WorkflowTasks:
             return True
         if task.ref == 0:
             self.materialize(tx)
-        if tx.state.buffered and any(c.command_type in commands.CLOSING for c in cmds):
+        if tx.state.buffered and any(c.command_type in CLOSING_COMMANDS for c in cmds):
             # Temporal refuses to close a run that has unseen events.
             self._started.pop(ref.task_id, None)
             self._record_failure(

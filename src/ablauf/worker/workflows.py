@@ -22,7 +22,6 @@ from temporalio.api.update.v1 import Acceptance, Rejection, Request, Response
 from ablauf.engine.context import Transition
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import EngineError, QueryFailedError
-from ablauf.engine.limits import PAYLOADS_TOO_LARGE_TYPE, PayloadsTooLargeError
 from ablauf.engine.matching import TaskRef
 from ablauf.history.tasks import WorkflowTask
 from ablauf.replay.instance import QueryFailed, WorkflowInstance, WorkflowTaskOutcome
@@ -35,8 +34,6 @@ logger = logging.getLogger(__name__)
 
 _UNHANDLED = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE
 _NONDETERMINISM = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR
-_TOO_LARGE = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_PAYLOADS_TOO_LARGE
-_BAD_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
 
 
 def _definitions(
@@ -282,16 +279,11 @@ class WorkflowRunner:
         if self.cache.get(ref.run_id) is instance:
             del self.cache[ref.run_id]
         instance.close()
-        if err is None:
+        if err is None or isinstance(err, EngineError):
+            # Refused commands the engine recorded itself; a run that is gone
+            # or was terminated at its history limit has nothing left to record.
             return
-        if isinstance(err, PayloadsTooLargeError):
-            failure, cause = _failure(str(err), PAYLOADS_TOO_LARGE_TYPE), _TOO_LARGE
-        elif isinstance(err, EngineError):
-            failure, cause = _failure(str(err), type(err).__name__), _BAD_COMMAND
-        else:
-            logger.error("completing a workflow task of %s failed", workflow_id, exc_info=err)
-            return
-        self._fail(ref, workflow_id, failure, cause)
+        logger.error("completing a workflow task of %s failed", workflow_id, exc_info=err)
 
     async def _code_message(self, message: Message, *, encode: bool) -> Message:
         """A protocol message with the payloads in its body run through the codec."""
