@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ablauf.errors import StoreError, StoreLostError
+from ablauf.store import MEMORY
 from ablauf.store.sql import GET_META
 
 __all__ = [
@@ -181,7 +182,7 @@ class Connection:
         if cause is None:
             # The statement is at fault (a constraint, a bug): not the file.
             return err
-        if cause in _ACCESS_CAUSES and self.path != ":memory:":
+        if cause in _ACCESS_CAUSES and self.path != MEMORY:
             cause = _access_cause(self.path) or cause
         error = StoreError(f"store {self.path}: {cause} ({err})")
         if self.in_tx and not self.conn.in_transaction:

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from ablauf.errors import StoreError, StoreLostError
 from ablauf.history.events import frame, skip_frames
-from ablauf.store import sql
+from ablauf.store import MEMORY, sql
 from ablauf.store.base import (
     ACTIVITY_TASK,
     ExecutionRecord,
@@ -191,15 +191,19 @@ _JOINED = contextlib.nullcontext()
 
 
 class SqliteStore:
-    """The store in one SQLite file.
+    """The store in one SQLite file, or in memory for the path ``":memory:"``.
 
     ``synchronous`` is SQLite's pragma: ``NORMAL`` (default) survives a killed
     process; ``FULL`` also survives power loss, at the cost of an fsync per commit.
+    A store in memory is a private database of this connection, with the same
+    schema and statements; what concerns a file (its identity, the log's
+    checkpoints, copies before an upgrade) does not apply to it.
     """
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self.path = path
-        if path != ":memory:" and not Path(path).parent.exists():
+        in_file = path != MEMORY
+        if in_file and not Path(path).parent.exists():
             raise StoreError(f"cannot open store {path!r}: directory does not exist")
         self._depth = 0
         self._pending = PendingRows(list(_WRITE_BEHIND))
@@ -210,7 +214,8 @@ class SqliteStore:
                 sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0),
                 path,
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
+            if in_file:
+                self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA foreign_keys=OFF")
             self._init_schema()
@@ -219,7 +224,7 @@ class SqliteStore:
             raise StoreError(f"{path!r} is not a usable ablauf store: {err}") from err
         # The file this connection has open: a commit checks that the path
         # still leads to it (see _check_file).
-        self._file_id = file_id(path) if path != ":memory:" else None
+        self._file_id = file_id(path) if in_file else None
         # Kept open until the connections close: closing any descriptor of the
         # file would drop the POSIX locks SQLite holds on it in this process.
         self._header_fd = os.open(path, os.O_RDONLY) if self._file_id is not None else -1
@@ -238,7 +243,7 @@ class SqliteStore:
         # (next free task id, data_version) as of this connection's last commit.
         self._next_task_id: tuple[int, int] | None = None
         self._checkpointer: Checkpointer | None = None
-        if path != ":memory:":
+        if in_file:
             # Commits only append to the WAL; copying it into the database
             # (and its fsync) happens on another thread.
             self._db.execute("PRAGMA wal_autocheckpoint=0")
@@ -293,13 +298,13 @@ class SqliteStore:
         """Copies a store of an older schema to ``<path>.v<version>.bak`` before
         it is upgraded in place (one way); a copy already there is kept."""
         target = Path(f"{self.path}.v{version}.bak")
-        if self.path != ":memory:" and not target.exists():
+        if self.path != MEMORY and not target.exists():
             copy_store(self._db, target)
 
     def _quick_check(self) -> None:
         """Reads both ends of every table, which a truncated or overwritten file
         rarely survives; :meth:`check` reads everything."""
-        if self.path != ":memory:":
+        if self.path != MEMORY:
             page_size = self._db.query_one("PRAGMA page_size")[0]
             if Path(self.path).stat().st_size % page_size:
                 raise StoreError(f"store {self.path}: the file is corrupt (truncated mid-page)")
