@@ -8,7 +8,6 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,25 +25,19 @@ from ablauf.store.base import (
     UpdateRecord,
 )
 from ablauf.store.connection import (
-    MARKER,
     Checkpointer,
     Connection,
-    copy_store,
     file_id,
     integrity,
 )
-from ablauf.store.migrate import MIGRATABLE, after_schema, before_schema
 from ablauf.store.pending_rows import PendingRows, Row
+from ablauf.store.schema import SCHEMA_VERSION, prepare
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = "5"
-# SQLite's header field "application_id" names the file as an ablauf store
-# ("ablf"), and "user_version" holds a random id given to it when it was
-# created: a store written over the file has another. Both sit at fixed
-# offsets of the header, which a check reads from the file itself: SQLite
-# would answer from its write-ahead log, which still holds the old file's pages.
-_APPLICATION_ID = 0x61626C66
+# Where the header holds the store's id (see schema.py), which verify reads
+# from the file itself: SQLite would answer from its write-ahead log, which
+# still holds the old file's pages.
 _STORE_ID_OFFSET = 60
 
 _TASKS, _HISTORY, _EXECUTIONS = "tasks", "history", "executions"
@@ -218,8 +211,7 @@ class SqliteStore:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA foreign_keys=OFF")
-            self._init_schema()
-            self._quick_check()
+            prepare(self._db, path)
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{path!r} is not a usable ablauf store: {err}") from err
         # The file this connection has open: a commit checks that the path
@@ -248,69 +240,6 @@ class SqliteStore:
             # (and its fsync) happens on another thread.
             self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = Checkpointer(path, synchronous)
-
-    def _init_schema(self) -> None:
-        tables = {r[0] for r in self._db.query(sql.ALL_TABLES)}
-        migrate = False
-        if tables:
-            marker = None
-            if "meta" in tables:
-                row = self._db.query_one(sql.GET_META, (MARKER,))
-                marker = row[0] if row else None
-            if marker is None:
-                raise StoreError(
-                    f"{self.path!r} is an SQLite database but not an ablauf store "
-                    f"(tables: {', '.join(sorted(tables))})"
-                )
-            migrate = marker in MIGRATABLE
-            if marker != SCHEMA_VERSION and not migrate:
-                raise StoreError(
-                    f"{self.path!r} has ablauf schema version {marker}, "
-                    f"this ablauf reads version {SCHEMA_VERSION}"
-                )
-            if migrate:
-                self._backup_before_upgrade(str(marker))
-        # Every statement is "IF NOT EXISTS": tables added within a schema
-        # version appear in older files of that version too.
-        schema = resources.files("ablauf.store").joinpath("schema.sql").read_text()
-        code = "\n".join(line for line in schema.splitlines() if not line.lstrip().startswith("--"))
-        # One transaction, so another process never sees half a schema.
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            if migrate:
-                before_schema(self._db.conn)
-            for statement in code.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            if migrate:
-                after_schema(self._db.conn, MARKER, SCHEMA_VERSION)
-            self._db.execute(sql.INSERT_META, (MARKER, SCHEMA_VERSION))
-            if not self._db.query_one("PRAGMA user_version")[0]:
-                self._db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
-                store_id = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF | 1
-                self._db.execute(f"PRAGMA user_version={store_id}")
-        except BaseException:
-            self._db.end()
-            raise
-        self._db.execute("COMMIT")
-
-    def _backup_before_upgrade(self, version: str) -> None:
-        """Copies a store of an older schema to ``<path>.v<version>.bak`` before
-        it is upgraded in place (one way); a copy already there is kept."""
-        target = Path(f"{self.path}.v{version}.bak")
-        if self.path != MEMORY and not target.exists():
-            copy_store(self._db, target)
-
-    def _quick_check(self) -> None:
-        """Reads both ends of every table, which a truncated or overwritten file
-        rarely survives; :meth:`check` reads everything."""
-        if self.path != MEMORY:
-            page_size = self._db.query_one("PRAGMA page_size")[0]
-            if Path(self.path).stat().st_size % page_size:
-                raise StoreError(f"store {self.path}: the file is corrupt (truncated mid-page)")
-        for name, definition in self._db.query(sql.TABLES):
-            probe = sql.FIRST_ROW if "WITHOUT ROWID" in definition.upper() else sql.ROWID_RANGE
-            self._db.query_one(probe.format(table=name))
 
     def check(self) -> list[str]:
         """SQLite's full integrity check: the problems it finds (none: an empty list)."""
