@@ -21,7 +21,7 @@ from temporalio.service import RPCError
 import ablauf
 from ablauf.client import Client, StoreTarget, parse_target
 from ablauf.errors import AblaufError, InvalidTargetError
-from ablauf.store.sqlite import backup_file, check_file
+from ablauf.store.connection import backup_file, check_file
 
 __all__ = ["main"]
 

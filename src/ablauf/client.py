@@ -9,14 +9,12 @@ server through the official SDK instead.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
 
 import google.protobuf.message
 import temporalio.client
@@ -28,7 +26,7 @@ from ablauf.clock import Clock
 from ablauf.engine.engine import Engine
 from ablauf.engine.frontend import Frontend
 from ablauf.errors import InvalidTargetError
-from ablauf.store.sqlite import SqliteStore
+from ablauf.store import open_store, parse_url
 
 __all__ = ["Client", "StoreTarget", "parse_target"]
 
@@ -37,7 +35,7 @@ _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
 
 @dataclass(frozen=True)
 class StoreTarget:
-    """A parsed ``sqlite:///path`` target."""
+    """A parsed ``sqlite:///path`` target (the path absolute, or ``":memory:"``)."""
 
     path: str
     synchronous: str = "NORMAL"
@@ -57,30 +55,8 @@ def parse_target(target: str) -> StoreTarget | str:
         raise InvalidTargetError(
             f"cannot parse target {target!r}: use 'sqlite:///file.db' or 'host:port'"
         )
-    parts = urlsplit(target)
-    if parts.scheme != "sqlite":
-        raise InvalidTargetError(
-            f"unsupported store {parts.scheme!r} in target {target!r}: ablauf stores in 'sqlite:///file.db'"
-        )
-    if parts.netloc:
-        raise InvalidTargetError(
-            f"cannot parse target {target!r}: a store URL has three slashes, 'sqlite:///file.db' "
-            "(four for an absolute path)"
-        )
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
-    if not path:
-        raise InvalidTargetError(f"target {target!r} names no file")
-    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    sync = options.pop("synchronous", "normal").upper()
-    if sync not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-        raise InvalidTargetError(
-            f"synchronous={sync.lower()} is not one of off, normal, full, extra"
-        )
-    if options:
-        raise InvalidTargetError(
-            f"unknown store option(s) {', '.join(sorted(options))} in {target!r}"
-        )
-    return StoreTarget(os.path.abspath(path), sync)
+    _, path, options = parse_url(target)
+    return StoreTarget(path, options["synchronous"])
 
 
 # One engine per store file and event loop: clients of one process share it.
@@ -94,7 +70,7 @@ def _engine_for(target: StoreTarget, clock: Clock | None) -> Engine:
     engines = _engines.setdefault(loop, {})
     engine = engines.get(target.path)
     if engine is None:
-        engine = Engine(SqliteStore(target.path, synchronous=target.synchronous), clock=clock)
+        engine = Engine(open_store(target.path, synchronous=target.synchronous), clock=clock)
         engine.start()
         engines[target.path] = engine
     return engine
@@ -152,7 +128,9 @@ class Client(temporalio.client.Client):
 
         Args:
             target_host: ``sqlite:///relative.db``, ``sqlite:////absolute.db``
-                (``?synchronous=full`` for an fsync per commit), or ``host:port``.
+                (``?synchronous=full`` for an fsync per commit), ``sqlite://:memory:``
+                (a store in memory, shared by this event loop's clients until
+                one closes it), or ``host:port``.
             namespace: Namespace for all calls.
             data_converter: Converter for every payload, as in temporalio.
             interceptors: Client interceptors, as in temporalio.

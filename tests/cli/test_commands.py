@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from ablauf.cli import main
-from ablauf.store.sqlite import SqliteStore
+from ablauf.store import open_store
 
 
 def _store(path: Path, timers: int = 0) -> None:
-    store = SqliteStore(str(path))
+    store = open_store(str(path))
     with store.transaction():
         for i in range(timers):
             store.insert_timer(f"run-{i}", 1, "t" * 50, 0, float(i))

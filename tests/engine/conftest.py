@@ -11,8 +11,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from ablauf.engine.engine import Engine
+from ablauf.store import open_store
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
-from ablauf.store.sqlite import SqliteStore
 
 
 class ManualClock:
@@ -38,7 +38,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def engine(tmp_path, clock: ManualClock) -> AsyncIterator[Engine]:
-    eng = Engine(SqliteStore(str(tmp_path / "engine.db")), clock=clock)
+    eng = Engine(open_store(str(tmp_path / "engine.db")), clock=clock)
     yield eng
     eng.store.close()
 

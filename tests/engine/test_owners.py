@@ -15,8 +15,8 @@ from ablauf.engine import executions
 from ablauf.engine.engine import Engine
 from ablauf.engine.owners import OWNER_LEASE
 from ablauf.errors import StoreLostError
+from ablauf.store import open_store
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK, OwnerRecord
-from ablauf.store.sqlite import SqliteStore
 
 from .conftest import ManualClock, start_request
 from .test_transitions import schedule_activity, take, types
@@ -27,7 +27,7 @@ _NO_SUCH_PID = 2**22 + 12345
 
 def _second_process(tmp_path: Path, clock: ManualClock, *, workers: bool = True) -> Engine:
     """Another engine on the same file, as another process would have it."""
-    other = Engine(SqliteStore(str(tmp_path / "engine.db")), clock=clock)
+    other = Engine(open_store(str(tmp_path / "engine.db")), clock=clock)
     if workers:
         other.matching.register(WORKFLOW_TASK, "q")
         other.matching.register(ACTIVITY_TASK, "q")

@@ -27,7 +27,7 @@ from temporalio.api.workflowservice.v1 import (
 
 from ablauf.engine import executions
 from ablauf.engine.engine import Engine
-from ablauf.store.sqlite import SqliteStore
+from ablauf.store import open_store
 from tests.engine.conftest import ManualClock
 
 HOUR = 3600
@@ -132,7 +132,7 @@ async def test_time_while_paused_is_skipped_not_missed(engine: Engine, clock: Ma
 async def test_two_processes_firing_one_timer_start_one_workflow(
     engine: Engine, clock: ManualClock, tmp_path: object
 ) -> None:
-    other = Engine(SqliteStore(str(tmp_path / "engine.db")), clock=clock)  # type: ignore[operator]
+    other = Engine(open_store(str(tmp_path / "engine.db")), clock=clock)  # type: ignore[operator]
     try:
         await engine.schedules.rpc_create_schedule(create_request(), None)
         clock.advance(HOUR)

@@ -310,8 +310,8 @@ async def test_failed_workflow_task_is_recorded_once_and_retried(
 async def test_lease_of_a_dead_process_is_freed(
     engine: Engine, tmp_path, clock: ManualClock
 ) -> None:
+    from ablauf.store import open_store
     from ablauf.store.base import OwnerRecord
-    from ablauf.store.sqlite import SqliteStore
 
     run_id = executions.start(engine, start_request())[0]
     # Another "process" leased the task and stopped renewing its lease (its pid
@@ -324,7 +324,7 @@ async def test_lease_of_a_dead_process_is_freed(
         task.lease_owner = "ghost"
         task.lease_until = clock.now() + 10
         engine.store.update_task(task)
-    other = Engine(SqliteStore(str(tmp_path / "engine.db")), clock=clock)
+    other = Engine(open_store(str(tmp_path / "engine.db")), clock=clock)
     other.matching.register(WORKFLOW_TASK, "q")
     other.service.tick()
     queue = other.matching.local(WORKFLOW_TASK, "q")
@@ -352,7 +352,7 @@ async def test_history_over_the_event_limit_terminates_the_run(engine: Engine) -
 async def test_attempt_left_running_at_close_times_out_for_the_next_process(
     local: Engine, tmp_path, clock: ManualClock
 ) -> None:
-    from ablauf.store.sqlite import SqliteStore
+    from ablauf.store import open_store
 
     run_id = executions.start(local, start_request())[0]
     ref = await take(local, WORKFLOW_TASK)
@@ -361,7 +361,7 @@ async def test_attempt_left_running_at_close_times_out_for_the_next_process(
     await take(local, ACTIVITY_TASK)
     # The attempt's start-to-close deadline lived in this engine's memory only.
     await local.close()
-    other = Engine(SqliteStore(str(tmp_path / "engine.db")), clock=clock)
+    other = Engine(open_store(str(tmp_path / "engine.db")), clock=clock)
     times_out_at_30s(other, run_id, clock)
     other.store.close()
 

@@ -15,8 +15,8 @@ from ablauf.engine import activities, executions
 from ablauf.engine.engine import Engine
 from ablauf.engine.matching import TaskRef
 from ablauf.history.tasks import ActivityCompleted
+from ablauf.store import open_store
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK, OwnerRecord
-from ablauf.store.sqlite import SqliteStore
 
 from .conftest import ManualClock, start_request
 from .test_transitions import schedule_activity, take, times_out_at_30s, types
@@ -66,7 +66,7 @@ async def test_another_process_changing_the_run_keeps_the_attempt(
     engine: Engine, tmp_path: Path, clock: ManualClock
 ) -> None:
     run_id, act_ref = await _running_attempt(engine)
-    other = Engine(SqliteStore(str(tmp_path / "engine.db")), clock=clock)
+    other = Engine(open_store(str(tmp_path / "engine.db")), clock=clock)
     executions.signal(other, run_id, "poke", Payloads(), "other", None)
     pending = next(iter(other.state_of(run_id).activities.values()))
     assert pending.task is not None and pending.task.lease_owner == engine.owner_id
@@ -88,7 +88,7 @@ async def test_the_attempt_of_a_dead_process_times_out_and_gets_its_row(
         engine.store.register_owner(
             OwnerRecord(engine.owner_id, os.getpid(), clock.now(), ("q",), time.time() - 0.1)
         )
-    other = Engine(SqliteStore(str(path)), clock=clock)
+    other = Engine(open_store(str(path)), clock=clock)
     other.service.tick()
     assert _on_disk(path, "SELECT kind, lease_owner FROM tasks") == [
         (ACTIVITY_TASK, engine.owner_id)

@@ -174,7 +174,7 @@ def test_the_quick_suite_passes_on_the_compiled_wheel(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "PYTHONPATH"))}
     run(
         venv_python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
-        "--engine", "ablauf", "tests/unit", "tests/engine", "tests/testing",
+        "--engine", "ablauf", "tests/unit", "tests/store", "tests/engine", "tests/testing",
         cwd=ROOT, env=env, timeout=500,
     )  # fmt: skip
     assert sys.version_info[:2] == (3, 11)  # this process: the dev build's interpreter

@@ -18,6 +18,8 @@ from ablauf.errors import InvalidTargetError, StoreError
         ("sqlite:///orders.db", StoreTarget(os.path.abspath("orders.db"))),
         ("sqlite:////tmp/x/orders.db", StoreTarget("/tmp/x/orders.db")),
         ("sqlite:///o.db?synchronous=full", StoreTarget(os.path.abspath("o.db"), "FULL")),
+        ("sqlite://:memory:", StoreTarget(":memory:")),
+        ("sqlite:///:memory:", StoreTarget(":memory:")),
         ("localhost:7233", "localhost:7233"),
         ("[::1]:7233", "[::1]:7233"),
     ],

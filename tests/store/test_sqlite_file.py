@@ -1,5 +1,6 @@
-"""Rows are named by ids that are never reused, the store notices when its file
-is removed or replaced, and SQLite's errors about the file name their cause."""
+"""What only a store in a file has: ids never reused across connections, the
+store noticing when its file is removed or replaced, SQLite's errors about the
+file named by their cause, and files of older schema versions upgraded."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from ablauf.errors import StoreError, StoreLostError
+from ablauf.history.events import frame, unframe
 from ablauf.store.base import WORKFLOW_TASK, TaskRecord
-from ablauf.store.sqlite import SqliteStore
+from ablauf.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 
 def _task(run_id: str) -> TaskRecord:
@@ -205,3 +207,95 @@ def test_a_version_4_file_is_upgraded_after_a_backup(path: Path) -> None:
     assert {"tasks_ready", "tasks_by_run", "timers_due", "timers_by_run", "queries_open"} <= set(
         tables
     )
+
+
+def _event(event_id: int) -> bytes:
+    return f"event {event_id} ".encode() * event_id
+
+
+def _version_1_file(path: Path, events: dict[str, list[bytes]]) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('ablauf_schema', '1')")
+        db.execute(
+            "CREATE TABLE events (run_id TEXT NOT NULL, event_id INTEGER NOT NULL, "
+            "data BLOB NOT NULL, PRIMARY KEY (run_id, event_id)) WITHOUT ROWID"
+        )
+        for run_id, datas in events.items():
+            for event_id, data in reversed(list(enumerate(datas, start=1))):
+                db.execute("INSERT INTO events VALUES (?,?,?)", (run_id, event_id, data))
+    db.close()
+
+
+def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _version_1_file(path, {"a": [_event(i) for i in range(1, 30)], "b": [b"b1", b"b2"]})
+    store = SqliteStore(str(path))
+    assert unframe(store.read_history("a")) == [_event(i) for i in range(1, 30)]
+    assert unframe(store.read_history("a", 10, 3)) == [_event(10), _event(11), _event(12)]
+    assert unframe(store.read_history("b")) == [b"b1", b"b2"]
+    store.append_events("b", [(3, b"b3")])
+    store.close()
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        marker = db.execute("SELECT value FROM meta WHERE key='ablauf_schema'").fetchone()[0]
+    db.close()
+    assert "events" not in tables
+    assert marker == SCHEMA_VERSION == "5"
+    assert unframe(SqliteStore(str(path)).read_history("b")) == [b"b1", b"b2", b"b3"]
+
+
+def test_a_version_2_file_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    SqliteStore(str(path)).close()
+    with sqlite3.connect(path) as db:
+        # Version 2: no activity owner, history chunks keyed by run.
+        db.execute("DROP INDEX executions_by_activity_owner")
+        db.execute("ALTER TABLE executions DROP COLUMN activity_owner")
+        db.execute("DROP TABLE history")
+        db.execute(
+            "CREATE TABLE history (run_id TEXT NOT NULL, first_event_id INTEGER NOT NULL, "
+            "last_event_id INTEGER NOT NULL, data BLOB NOT NULL, "
+            "PRIMARY KEY (run_id, first_event_id)) WITHOUT ROWID"
+        )
+        db.executemany(
+            "INSERT INTO history VALUES (?,?,?,?)",
+            [("r", 1, 2, frame([(1, b"e1"), (2, b"e2")])), ("r", 3, 3, frame([(3, b"e3")]))],
+        )
+        db.execute("UPDATE meta SET value='2' WHERE key='ablauf_schema'")
+        db.execute(
+            "INSERT INTO executions VALUES ('r', 'default', 'w', 'T', 'q', 1, 1.0, NULL, 4, 9, 4)"
+        )
+    db.close()
+    store = SqliteStore(str(path))
+    assert unframe(store.read_history("r")) == [b"e1", b"e2", b"e3"]
+    exe = store.get_execution("r")
+    assert exe is not None and exe.version == 4 and exe.activity_owner is None
+    exe.activity_owner = "owner-1"
+    store.update_execution(exe)
+    store.append_events("r", [(4, b"e4")])
+    store.close()
+    again = SqliteStore(str(path))
+    assert unframe(again.read_history("r", 2)) == [b"e2", b"e3", b"e4"]
+    stored = again.get_execution("r")
+    assert stored is not None and stored.activity_owner == "owner-1"
+    again.close()
+    with sqlite3.connect(path) as db:
+        assert (
+            db.execute("SELECT value FROM meta WHERE key='ablauf_schema'").fetchone()[0]
+            == SCHEMA_VERSION
+        )
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        columns = {r[1] for r in db.execute("PRAGMA table_info(history)")}
+    db.close()
+    assert "history_v3" not in tables and "id" in columns
+
+
+def test_a_file_of_an_unknown_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('ablauf_schema', '99')")
+    db.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        SqliteStore(str(path))
