@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from ablauf.errors import InvalidTargetError
+from ablauf.store.base import MEMORY
 
 if TYPE_CHECKING:
     from ablauf.store.base import Store
@@ -26,9 +27,6 @@ __all__ = ["MEMORY", "SCHEMES", "StoreUrl", "open_store", "parse_url"]
 
 SCHEMES = ("sqlite",)
 """The URL schemes of the stores ablauf has."""
-
-MEMORY = ":memory:"
-"""The path of a store in memory (SQLite's name for it)."""
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 

@@ -15,6 +15,7 @@ from ablauf.errors import StoreLostError
 
 __all__ = [
     "ACTIVITY_TASK",
+    "MEMORY",
     "UPDATE_ACCEPTED",
     "UPDATE_COMPLETED",
     "UPDATE_REJECTED",
@@ -29,6 +30,9 @@ __all__ = [
     "TimerRecord",
     "UpdateRecord",
 ]
+
+MEMORY = ":memory:"
+"""The path of a store in memory (SQLite's name for it)."""
 
 WORKFLOW_TASK = 0
 ACTIVITY_TASK = 1

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ablauf.errors import StoreError, StoreLostError
-from ablauf.store import MEMORY
+from ablauf.store.base import MEMORY
 from ablauf.store.sql import GET_META
 
 __all__ = [

@@ -8,7 +8,8 @@ from importlib import resources
 from pathlib import Path
 
 from ablauf.errors import StoreError
-from ablauf.store import MEMORY, sql
+from ablauf.store import sql
+from ablauf.store.base import MEMORY
 from ablauf.store.connection import MARKER, Connection, copy_store
 from ablauf.store.migrate import MIGRATABLE, after_schema, before_schema
 

@@ -13,9 +13,10 @@ from typing import Any, cast
 
 from ablauf.errors import StoreError, StoreLostError
 from ablauf.history.events import frame, skip_frames
-from ablauf.store import MEMORY, sql
+from ablauf.store import sql
 from ablauf.store.base import (
     ACTIVITY_TASK,
+    MEMORY,
     ExecutionRecord,
     OwnerRecord,
     QueryRecord,
