@@ -422,7 +422,7 @@ async def test_a_fused_task_that_overflows_the_history_is_made_again_alone(local
         assert local.workflow_tasks.complete_in(tx, task_ref, [schedule_activity("2")])
         return lambda: undone.append(task_ref.task_id)
 
-    queue.inline_in = run_cached
+    local.run_in[queue] = run_cached
     await local.submit(
         lambda: activities.record_outcome(local, act_ref, ActivityCompleted(None), None)
     )
@@ -433,7 +433,7 @@ async def test_a_fused_task_that_overflows_the_history_is_made_again_alone(local
         "ACTIVITY_TASK_COMPLETED",
         "WORKFLOW_TASK_SCHEDULED",
     ]
-    queue.inline_in = None
+    del local.run_in[queue]
     ref = await take(local, WORKFLOW_TASK)
     assert local.workflow_tasks.read(ref, HISTORY_COUNT_LIMIT - 1) is not None
     with pytest.raises(InvalidArgumentError, match=r"Workflow history count exceeds limit\."):

@@ -29,9 +29,13 @@ from ablauf.history.catalog import ACTIVITY_CLOSED, FOLDED
 from ablauf.history.events import attributes_of, make_event, parse_event
 from ablauf.store.base import ExecutionRecord, Store, TaskRecord
 
-__all__ = ["EngineContext", "Transition"]
+__all__ = ["EngineContext", "RunIn", "Transition"]
 
 T = TypeVar("T")
+
+RunIn = Callable[["Transition", TaskRef], Callable[[], None] | None]
+"""A worker's way to run a cached run's workflow task inside the transition
+that scheduled it; returns what undoes it in the worker, or None having done nothing."""
 
 
 class EngineContext:

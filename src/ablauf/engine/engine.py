@@ -30,10 +30,10 @@ from temporalio.api.history.v1 import (
 from ablauf.clock import Clock, SystemClock
 from ablauf.engine import activities, children
 from ablauf.engine.commit import GroupCommit
-from ablauf.engine.context import EngineContext, Transition
+from ablauf.engine.context import EngineContext, RunIn, Transition
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError
 from ablauf.engine.local_timers import LocalTimers
-from ablauf.engine.matching import Matching
+from ablauf.engine.matching import LocalQueue, Matching
 from ablauf.engine.owners import Owners
 from ablauf.engine.queries import Queries
 from ablauf.engine.run_ids import new_run_id
@@ -111,6 +111,9 @@ class Engine(EngineContext):
         """Set once the store's file was found removed or replaced: the engine stopped."""
         self.on_failure: list[Callable[[StoreLostError], None]] = []
         self.local_timers = LocalTimers()
+        self.run_in: dict[LocalQueue, RunIn] = {}
+        """Per local workflow task queue, its worker's way to run a cached run's
+        task inside the transition that scheduled it (see :meth:`transition`)."""
         self._runs: OrderedDict[str, RunState] = OrderedDict()
         # Cached runs checked against the store since another connection last
         # committed: they need no check until the next foreign commit.
@@ -315,11 +318,13 @@ class Engine(EngineContext):
         wft = state.wft
         if wft is None or wft.id:
             return
-        queue, ref = tx.handoffs[-1] if tx.handoffs else (None, None)
+        if not tx.handoffs:
+            self.workflow_tasks.write(tx)
+            return
+        queue, ref = tx.handoffs[-1]
+        run_in = self.run_in.get(queue)
         if (
-            queue is None
-            or ref is None
-            or queue.inline_in is None
+            run_in is None
             or ref.task_id != 0
             or ref.run_id != state.exe.run_id
             or state.buffered
@@ -330,8 +335,9 @@ class Engine(EngineContext):
         tx.handoffs.pop()
         tx.needs_workflow_task = False
         try:
-            undo = queue.inline_in(tx, ref)
+            undo = run_in(tx, ref)
         except Exception as err:
+            self.workflow_tasks.forget(ref.task_id)
             raise _Unfused from err
         if undo is None:
             tx.handoffs.append((queue, ref))

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from temporalio.api.common.v1 import Payloads
     from temporalio.api.query.v1 import WorkflowQuery
 
-    from ablauf.engine.context import Transition
     from ablauf.store.base import ExecutionRecord
 
     QueryHandler = Callable[[ExecutionRecord, WorkflowQuery], Awaitable[Payloads]]
@@ -66,10 +65,6 @@ class LocalQueue:
         # A worker that can run a task synchronously, inside the transaction
         # that handed it out (workflow tasks without a payload codec).
         self.inline: Callable[[TaskRef], None] | None = None
-        # The same worker running a task of a run it has cached inside the very
-        # transition that scheduled it; it returns what undoes that in the
-        # worker, or None if it has not run it.
-        self.inline_in: Callable[[Transition, TaskRef], Callable[[], None] | None] | None = None
         self.pollers = 0
 
     def add_consumer(self, consumer: Consumer) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import gc
 import logging
@@ -19,12 +18,12 @@ import temporalio.client
 from temporalio.api.common.v1 import Payload, Payloads
 
 from ablauf.engine import COMPILED
-from ablauf.engine import activities as engine_activities
 from ablauf.engine.engine import Engine
-from ablauf.engine.matching import Consumer, LocalQueue, TaskRef
+from ablauf.engine.matching import TaskRef
+from ablauf.engine.worker_api import ActivityWorker, Registration, WorkerApi, WorkflowWorker
 from ablauf.errors import StoreError
 from ablauf.history.tasks import ActivityCompleted, ActivityFailed, ActivityOutcome, ActivityTask
-from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
+from ablauf.store.base import ACTIVITY_TASK
 from ablauf.temporal import server_worker
 from ablauf.worker.activities import ActivityRunner
 from ablauf.worker.codec import Codec
@@ -147,12 +146,12 @@ class Worker:
         if not task_queue:
             raise ValueError("task_queue is required")
         self.client = client
-        self.engine = engine
+        self.api = api = WorkerApi(engine)
         self.task_queue = task_queue
         self._codec = Codec(client.data_converter)
         self._workflows = (
             WorkflowRunner(
-                engine,
+                api,
                 workflows,
                 data_converter=client.data_converter,
                 failure_exception_types=workflow_failure_exception_types,
@@ -174,11 +173,9 @@ class Worker:
         self._free_slots = max_concurrent_activities
         self._graceful = graceful_shutdown_timeout
         self._running: set[asyncio.Task[None]] = set()
-        self._queues: list[tuple[LocalQueue, Consumer]] = []
         self._workflow_tasks: set[asyncio.Future[None]] = set()
-        self._activity_queue: LocalQueue | None = None
+        self._registration: Registration | None = None
         self._stopping = False
-        self._inline_queue: LocalQueue | None = None
         self._stopped = asyncio.Event()
         self._started = False
 
@@ -213,8 +210,8 @@ class Worker:
             return
         self._start()
         await self._stopped.wait()
-        if self.engine.failure is not None:
-            raise self.engine.failure
+        if self.api.failure is not None:
+            raise self.api.failure
 
     def _engine_failed(self, err: BaseException) -> None:
         self._stopped.set()
@@ -224,35 +221,34 @@ class Worker:
             raise RuntimeError("Already started")
         self._started = True
         _raise_gc_threshold()
-        engine = self.engine
-        if engine.failure is not None:
-            raise engine.failure
-        engine.on_failure.append(self._engine_failed)
-        if self._workflows is not None:
-            engine.on_rollback.append(self._workflows.evict_all)
-            queue = engine.matching.register(WORKFLOW_TASK, self.task_queue)
-            engine.matching.query_handlers[self.task_queue] = self._workflows.query
-            self._consume(queue, self._take_workflow_task)
-            if self._workflows.codec.codec is None and queue.inline is None:
-                queue.inline = self._workflows.process_now
-                queue.inline_in = self._workflows.process_in
-                self._inline_queue = queue
-        if self._activities is not None:
-            queue = engine.matching.register(ACTIVITY_TASK, self.task_queue)
-            engine.matching.activity_cancellers[self.task_queue] = self._activities.cancel
-            self._activity_queue = queue
-            self._consume(queue, self._take_activity)
-        engine.update_owner()
-        engine.service.request_scan()
+        api = self.api
+        workflows = self._workflows
+        inline = workflows is not None and workflows.codec.codec is None
+        self._registration = api.register(
+            self.task_queue,
+            workflows=WorkflowWorker(
+                take=self._take_workflow_task,
+                query=workflows.query,
+                evict_all=workflows.evict_all,
+                run_now=workflows.process_now if inline else None,
+                run_in=workflows.process_in if inline else None,
+            )
+            if workflows is not None
+            else None,
+            activities=ActivityWorker(take=self._take_activity, cancel=self._activities.cancel)
+            if self._activities is not None
+            else None,
+            on_lost=self._engine_failed,
+        )
         logger.info(
             "ablauf worker started: task queue %r of namespace %r on store %s; workflows: %s; "
             "activities: %s; %d run(s) of the task queue open; ablauf %s, %s",
             self.task_queue,
             self.client.namespace,
-            engine.store.path,
+            api.store_path(),
             ", ".join(self._workflows.names()) if self._workflows is not None else "none",
             ", ".join(self._activities.names()) if self._activities is not None else "none",
-            engine.store.count_running(self.client.namespace, self.task_queue),
+            api.open_runs(self.client.namespace, self.task_queue),
             version("ablauf"),
             "compiled" if COMPILED else "pure Python",
         )
@@ -264,50 +260,23 @@ class Worker:
             return
         if not self._started or self._stopping:
             return
-        engine = self.engine
         self._stopping = True
-        engine.on_failure.remove(self._engine_failed)
+        reg = self._registration
+        assert reg is not None
         try:
-            await self._stop_polling()
-            if engine.failure is None:
-                engine.release_local_leases(self.task_queue)
-                engine.update_owner()
+            self.api.stop_receiving(reg)
+            await asyncio.gather(*self._workflow_tasks, return_exceptions=True)
+            if self._activities is not None:
+                timeout = self._graceful if self._graceful > timedelta() else None
+                await self._activities.shutdown(
+                    graceful_timeout=timeout or timedelta(seconds=0.001)
+                )
+                await asyncio.gather(*self._running, return_exceptions=True)
+            # Outcomes are recorded before the leases are released.
+            await self.api.unregister(reg)
         finally:
             self._stopped.set()
             logger.info("ablauf worker stopped: task queue %r", self.task_queue)
-
-    async def _stop_polling(self) -> None:
-        engine = self.engine
-        for queue, consumer in self._queues:
-            queue.remove_consumer(consumer)
-        if self._inline_queue is not None:
-            self._inline_queue.inline = None
-            self._inline_queue.inline_in = None
-        await asyncio.gather(*self._workflow_tasks, return_exceptions=True)
-        if self._activities is not None:
-            timeout = self._graceful if self._graceful > timedelta() else None
-            await self._activities.shutdown(graceful_timeout=timeout or timedelta(seconds=0.001))
-            await asyncio.gather(*self._running, return_exceptions=True)
-            # Their outcomes are recorded before the leases are released; should
-            # the store fail, each logs why and the attempt times out and retries.
-            with contextlib.suppress(StoreError):
-                await engine.commits.flush()
-            engine.matching.unregister(ACTIVITY_TASK, self.task_queue)
-            engine.matching.activity_cancellers.pop(self.task_queue, None)
-        if self._workflows is not None:
-            engine.matching.unregister(WORKFLOW_TASK, self.task_queue)
-            engine.matching.query_handlers.pop(self.task_queue, None)
-            engine.on_rollback.remove(self._workflows.evict_all)
-            self._workflows.evict_all()
-
-    def _consume(self, queue: LocalQueue, consumer: Consumer) -> None:
-        queue.add_consumer(consumer)
-        self._queues.append((queue, consumer))
-        # Tasks that waited for a worker of this queue.
-        while (ref := queue.take()) is not None:
-            if not consumer(ref):
-                queue.push(ref)
-                break
 
     # workflow tasks
 
@@ -317,7 +286,7 @@ class Worker:
         task: asyncio.Future[None]
         if runner.codec.codec is None:
             # Joins the next group commit with whatever else arrives meanwhile.
-            task = self.engine.submit(lambda: runner.process_now(ref))
+            task = self.api.in_next_commit(lambda: runner.process_now(ref))
         else:
             task = asyncio.get_running_loop().create_task(self._process_workflow_task(ref))
         self._workflow_tasks.add(task)
@@ -351,11 +320,11 @@ class Worker:
     async def _attempt(self, ref: TaskRef, loop: asyncio.AbstractEventLoop) -> None:
         # The task frees its slot itself: a done callback would cost a loop turn
         # per attempt. (Nothing cancels these tasks before they start.)
-        engine = self.engine
+        api = self.api
         runner = self._activities
         assert runner is not None
         try:
-            task = engine_activities.activity_task(engine, ref)
+            task = api.receive_activity_task(ref)
             if task is None:
                 return
             if self._codec.codec is not None:
@@ -377,19 +346,14 @@ class Worker:
             details = await unsent.pending() if unsent is not None else None
             # Results of one run that arrive together are applied in one transition.
             # The attempt is over without waiting for that commit; shutdown flushes.
-            engine.post_batched(
-                ("activity results", ref.run_id),
-                (ref, outcome, details),
-                lambda outcomes: engine_activities.record_outcomes(engine, ref.run_id, outcomes),
-                _log_record_failure,
-            )
+            api.report_activity_outcome(ref, outcome, details, _log_record_failure)
         except Exception:
             logger.exception("activity attempt crashed in ablauf")
         finally:
             self._running.discard(asyncio.current_task(loop))
             self._free_slots += 1
-            if self._activity_queue is not None and not self._stopping:
-                queued = self._activity_queue.take()
+            if self._registration is not None and not self._stopping:
+                queued = self.api.take_queued(self._registration, ACTIVITY_TASK)
                 if queued is not None:
                     self._take_activity(queued)
 
@@ -453,7 +417,7 @@ class _Heartbeats:
 
     def _store(self, encoded: list[Payload]) -> None:
         worker = self.worker
-        cancel = engine_activities.heartbeat(worker.engine, self.ref, Payloads(payloads=encoded))
+        cancel = worker.api.heartbeat(self.ref, Payloads(payloads=encoded))
         if cancel and worker._activities is not None:
             worker._activities.cancel(self.ref.token(), "CANCELLED")
 

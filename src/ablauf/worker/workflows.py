@@ -20,9 +20,10 @@ from temporalio.api.query.v1 import WorkflowQuery
 from temporalio.api.update.v1 import Acceptance, Rejection, Request, Response
 
 from ablauf.engine.context import Transition
-from ablauf.engine.engine import Engine
 from ablauf.engine.errors import EngineError, QueryFailedError
 from ablauf.engine.matching import TaskRef
+from ablauf.engine.worker_api import WorkerApi
+from ablauf.history.catalog import COMMAND_EVENT_TYPES
 from ablauf.history.tasks import WorkflowTask
 from ablauf.replay.instance import QueryFailed, WorkflowInstance, WorkflowTaskOutcome
 from ablauf.store.base import ExecutionRecord
@@ -59,14 +60,14 @@ class WorkflowRunner:
 
     def __init__(
         self,
-        engine: Engine,
+        api: WorkerApi,
         workflows: Sequence[type],
         *,
         data_converter: temporalio.converter.DataConverter,
         failure_exception_types: Sequence[type[BaseException]],
         max_cached_workflows: int,
     ) -> None:
-        self.engine = engine
+        self.api = api
         self.data_converter = data_converter
         self.codec = Codec(data_converter)
         self.failure_exception_types = tuple(failure_exception_types)
@@ -130,9 +131,9 @@ class WorkflowRunner:
         # Kept before the completion commits: the run's next task may be handed
         # out right after the commit and must find the instance here.
         self._keep(ref.run_id, instance)
-        engine = self.engine
-        done = engine.submit(
-            lambda: engine.workflow_tasks.complete(ref, commands, outcome.sdk_metadata, out)
+        api = self.api
+        done = api.in_next_commit(
+            lambda: api.complete_workflow_task(ref, commands, outcome.sdk_metadata, out)
         )
         done.add_done_callback(
             lambda f: self._completed(ref, task.workflow_id, instance, f.exception(), f)
@@ -150,7 +151,7 @@ class WorkflowRunner:
             return
         self._keep(ref.run_id, instance)
         try:
-            kept = self.engine.workflow_tasks.complete(
+            kept = self.api.complete_workflow_task(
                 ref, outcome.commands, outcome.sdk_metadata, outcome.messages
             )
         except EngineError as err:
@@ -171,8 +172,8 @@ class WorkflowRunner:
         instance = self.cache.get(run_id)
         if instance is None:
             return None
-        tasks = self.engine.workflow_tasks
-        task = tasks.read_in(tx, ref, instance.last_event_id)
+        api = self.api
+        task = api.receive_workflow_task(ref, instance.last_event_id, tx)
         if task is None:
             return None
         del self.cache[run_id]
@@ -180,14 +181,13 @@ class WorkflowRunner:
             outcome = instance.activate(task.events, task.messages)
             if outcome.failure is not None:
                 raise _TaskFailed
-            if not tasks.complete_in(
-                tx, ref, outcome.commands, outcome.sdk_metadata, outcome.messages
+            if not api.complete_workflow_task(
+                ref, outcome.commands, outcome.sdk_metadata, outcome.messages, tx
             ):
                 # Refused: made again the usual way, which records why.
                 raise _TaskFailed
         except BaseException:
             instance.close()
-            tasks.forget(ref.task_id)
             raise
         if tx.state.running:
             self._keep(run_id, instance)
@@ -199,7 +199,7 @@ class WorkflowRunner:
     def _begin(self, ref: TaskRef) -> tuple[WorkflowTask, WorkflowInstance] | None:
         instance = self.cache.pop(ref.run_id, None)
         known = instance.last_event_id if instance is not None else 0
-        task = self.engine.workflow_tasks.read(ref, known)
+        task = self.api.receive_workflow_task(ref, known)
         if task is None:
             if instance is not None:
                 instance.close()
@@ -272,7 +272,7 @@ class WorkflowRunner:
     ) -> None:
         if isinstance(kept, asyncio.Future):
             kept = kept.result() if err is None else False
-        if err is None and kept and self.engine.state_of(ref.run_id).running:
+        if err is None and kept and self.api.is_running(ref.run_id):
             if not self.max_cached:
                 instance.close()
             return
@@ -308,7 +308,7 @@ class WorkflowRunner:
             logger.warning(
                 "workflow task of %s failed (will retry): %s", workflow_id, failure.message
             )
-        self.engine.workflow_tasks.fail(ref, failure, cause)
+        self.api.fail_workflow_task(ref, failure, cause)
 
     async def query(self, exe: ExecutionRecord, query: WorkflowQuery) -> Payloads:
         """Answers a query from the cached instance, or from a replay of the history."""
@@ -324,7 +324,7 @@ class WorkflowRunner:
                     )
                 except _NotRegistered as err:
                     raise QueryFailedError(str(err)) from None
-                events = await self.codec.decode_events(self.engine.history(exe.run_id))
+                events = await self.codec.decode_events(self.api.history(exe.run_id))
                 outcome = instance.activate(_completed_tasks_only(events))
                 if outcome.failure is not None:
                     raise QueryFailedError(outcome.failure.message)
@@ -348,35 +348,9 @@ def _completed_tasks_only(events: list[Any]) -> list[Any]:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             last_complete = i
     end = last_complete + 1
-    while end < len(events) and events[end].event_type in _COMMAND_EVENTS:
+    while end < len(events) and events[end].event_type in COMMAND_EVENT_TYPES:
         end += 1
     return events[:end] if last_complete else events[:1]
-
-
-def _command_events() -> frozenset[int]:
-    from temporalio.api.enums.v1 import EventType as E
-
-    return frozenset(
-        {
-            E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
-            E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
-            E.EVENT_TYPE_TIMER_STARTED,
-            E.EVENT_TYPE_TIMER_CANCELED,
-            E.EVENT_TYPE_MARKER_RECORDED,
-            E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
-            E.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
-            E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
-            E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
-            E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
-            E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
-            E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
-            E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-            E.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-        }
-    )
-
-
-_COMMAND_EVENTS = _command_events()
 
 
 class _TaskFailed(Exception):
