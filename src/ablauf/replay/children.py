@@ -2,14 +2,16 @@
 
 A child handle is the task ``workflow.start_child_workflow`` returns: it resolves
 with the child's result. Signals and cancel requests to children and other
-workflows are commands whose outcome arrives as a job (see ``machines.py``).
+workflows are commands whose outcome arrives as a job (see ``machines/``).
+The handles reach the runtime through :class:`HandleOwner`, which the
+operations layer satisfies, so this module does not import it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import temporalio.common
 import temporalio.converter
@@ -21,15 +23,55 @@ from ablauf.serialization import with_context
 if TYPE_CHECKING:
     from temporalio.workflow import EventGroup
 
-    from ablauf.replay.operations import WorkflowOperations
+    from ablauf.replay.loop import WorkflowEventLoop
 
-__all__ = ["ChildWorkflowHandle", "ExternalWorkflowHandle", "await_operation"]
+__all__ = ["ChildWorkflowHandle", "ExternalWorkflowHandle", "HandleOwner", "await_operation"]
 
 _T = TypeVar("_T")
 
 
+class HandleOwner(Protocol):
+    """What the handles of this module need of the workflow runtime."""
+
+    loop: WorkflowEventLoop
+    namespace: str
+    base_payload_converter: temporalio.converter.PayloadConverter
+    base_failure_converter: temporalio.converter.FailureConverter
+    evicting: bool
+    single_batch: bool
+    cancel_reason: str | None
+
+    def check_may_schedule(self, action: str, *, during_eviction: bool = False) -> None:
+        """Raise if workflow code may not add a command now."""
+
+    def cancel_child(self, handle: ChildWorkflowHandle, reason: str) -> None:
+        """Cancel a child per its cancellation type."""
+
+    async def signal_external(
+        self,
+        name: str,
+        args: Sequence[Any],
+        *,
+        workflow_id: str,
+        run_id: str | None,
+        child: bool,
+        event_groups: Sequence[EventGroup] | None,
+    ) -> None:
+        """Signal a child or another workflow and wait for the delivery."""
+
+    async def cancel_external(
+        self,
+        workflow_id: str,
+        run_id: str | None,
+        *,
+        reason: str,
+        event_groups: Sequence[EventGroup] | None,
+    ) -> None:
+        """Ask another workflow to cancel and wait until the request is delivered."""
+
+
 async def await_operation(
-    owner: WorkflowOperations,
+    owner: HandleOwner,
     fut: asyncio.Future[_T],
     apply_cancel: Callable[[asyncio.CancelledError], None],
     *,
@@ -61,7 +103,7 @@ class ChildWorkflowHandle(temporalio.workflow.ChildWorkflowHandle[Any, Any]):
 
     def __init__(
         self,
-        owner: WorkflowOperations,
+        owner: HandleOwner,
         seq: int,
         workflow_id: str,
         workflow_type: str,
@@ -143,7 +185,7 @@ class ChildWorkflowHandle(temporalio.workflow.ChildWorkflowHandle[Any, Any]):
 class ExternalWorkflowHandle(temporalio.workflow.ExternalWorkflowHandle[Any]):
     """Another workflow, by id (and run id)."""
 
-    def __init__(self, owner: WorkflowOperations, workflow_id: str, run_id: str | None) -> None:
+    def __init__(self, owner: HandleOwner, workflow_id: str, run_id: str | None) -> None:
         super().__init__()
         self._owner = owner
         self._id = workflow_id

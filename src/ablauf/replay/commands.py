@@ -25,52 +25,42 @@ from ablauf.history.events import ATTRIBUTE_FIELDS
 from ablauf.replay import history
 from ablauf.replay.history import C, CoreFlag, E, InternalFlags
 from ablauf.replay.machines import (
-    ABANDON,
-    CHILD_ABANDON,
-    CHILD_TRY_CANCEL,
-    TRY_CANCEL,
+    CANCEL,
+    CANCEL_ABANDON,
+    CANCEL_TRY,
     ActivityMachine,
     ActivityState,
     CancelExternalMachine,
     ChildState,
     ChildWorkflowMachine,
+    CloseWorkflowMachine,
     CommandEntry,
     DoUpdate,
     Job,
     Machine,
+    ModifyPropertiesMachine,
     Nondeterminism,
     NotifyHasPatch,
-    OneShotMachine,
     PatchMachine,
     ResolveChild,
     ResolveChildStart,
     ResolveSignalExternal,
     SignalExternalMachine,
+    SignalExternalState,
     TimerMachine,
     TimerState,
     UpdateMachine,
+    UpsertSearchAttributesMachine,
 )
 
 __all__ = ["CommandMachines"]
 
 
 _TERMINAL_EVENTS: Final = {
-    C.COMPLETE_WORKFLOW_EXECUTION: (
-        E.WORKFLOW_EXECUTION_COMPLETED,
-        "Complete workflow machine",
-    ),
-    C.FAIL_WORKFLOW_EXECUTION: (
-        E.WORKFLOW_EXECUTION_FAILED,
-        "Fail workflow machine",
-    ),
-    C.CANCEL_WORKFLOW_EXECUTION: (
-        E.WORKFLOW_EXECUTION_CANCELED,
-        "Cancel workflow machine",
-    ),
-    C.CONTINUE_AS_NEW_WORKFLOW_EXECUTION: (
-        E.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
-        "Continue as new workflow machine",
-    ),
+    C.COMPLETE_WORKFLOW_EXECUTION: E.WORKFLOW_EXECUTION_COMPLETED,
+    C.FAIL_WORKFLOW_EXECUTION: E.WORKFLOW_EXECUTION_FAILED,
+    C.CANCEL_WORKFLOW_EXECUTION: E.WORKFLOW_EXECUTION_CANCELED,
+    C.CONTINUE_AS_NEW_WORKFLOW_EXECUTION: E.WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
 }
 
 
@@ -120,22 +110,22 @@ class CommandMachines:
 
     def cancel_activity(self, machine: ActivityMachine) -> None:
         """Workflow code cancelled the activity; sdk-core's activity cancel rules."""
-        state = machine.state
-        if machine.resolved or state in (ActivityState.DONE, ActivityState.CANCEL_REQUESTED):
+        trigger = machine.cancel_trigger()
+        previous = machine.state
+        machine.state = machine.step(trigger)
+        if previous in (ActivityState.DONE, ActivityState.CANCEL_REQUESTED):
             return
-        if state == ActivityState.CREATED:
+        if previous == ActivityState.CREATED:
             # Never sent: drop the schedule command instead of cancelling it.
             machine.cancelled_before_sent = True
             self._dropped_since_prepare = True
-            machine.state = ActivityState.DONE
-            if machine.cancellation_type != ABANDON:
+            if trigger != CANCEL_ABANDON:
                 self.jobs.append(machine.cancelled_job())
                 machine.resolved = True
             return
-        if machine.cancellation_type == ABANDON:
+        if trigger == CANCEL_ABANDON:
             self.jobs.append(machine.cancelled_job())
             machine.resolved = True
-            machine.state = ActivityState.DONE
             return
         command = self._add(
             C.REQUEST_CANCEL_ACTIVITY_TASK,
@@ -144,8 +134,7 @@ class CommandMachines:
         )
         attrs = command.request_cancel_activity_task_command_attributes
         attrs.scheduled_event_id = machine.scheduled_event_id
-        machine.state = ActivityState.CANCEL_REQUESTED
-        if machine.cancellation_type == TRY_CANCEL:
+        if trigger == CANCEL_TRY:
             self.jobs.append(machine.cancelled_job())
             machine.resolved = True
 
@@ -158,14 +147,14 @@ class CommandMachines:
 
     def cancel_timer(self, machine: TimerMachine) -> Command | None:
         """Cancel a timer: drop its command if unsent, else issue CancelTimer."""
-        if machine.state == TimerState.CREATED:
+        previous = machine.state
+        machine.state = machine.step(CANCEL)
+        if previous == TimerState.CREATED:
             machine.cancelled_before_sent = True
             self._dropped_since_prepare = True
-            machine.state = TimerState.DONE
             return None
-        if machine.state != TimerState.STARTED:
+        if previous != TimerState.STARTED:
             return None
-        machine.state = TimerState.CANCEL_REQUESTED
         command = self._add(C.CANCEL_TIMER, machine, E.TIMER_CANCELED)
         command.cancel_timer_command_attributes.timer_id = str(machine.seq)
         return command
@@ -198,7 +187,7 @@ class CommandMachines:
             if len(value.data) < 2048:  # sdk-core skips values the server would refuse
                 upsert = self._add(
                     C.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
-                    OneShotMachine("Upsert search attributes machine"),
+                    UpsertSearchAttributesMachine(),
                     E.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
                 )
                 fields = upsert.upsert_workflow_search_attributes_command_attributes
@@ -212,7 +201,7 @@ class CommandMachines:
         """Upsert search attributes (fire and forget)."""
         command = self._add(
             C.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
-            OneShotMachine("Upsert search attributes machine"),
+            UpsertSearchAttributesMachine(),
             E.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
         )
         attrs = command.upsert_workflow_search_attributes_command_attributes
@@ -230,7 +219,7 @@ class CommandMachines:
         """Upsert memo (fire and forget); the caller fills in the memo."""
         return self._add(
             C.MODIFY_WORKFLOW_PROPERTIES,
-            OneShotMachine("Modify workflow properties machine"),
+            ModifyPropertiesMachine(),
             E.WORKFLOW_PROPERTIES_MODIFIED,
         )
 
@@ -248,11 +237,14 @@ class CommandMachines:
 
     def cancel_child(self, machine: ChildWorkflowMachine, reason: str) -> Command | None:
         """Workflow code cancelled a child; sdk-core's child cancel rules."""
-        state = machine.state
-        if state == ChildState.CREATED:
+        previous = machine.state
+        if previous == ChildState.STARTED and machine.cancel_issued:
+            return None
+        trigger = machine.cancel_trigger()
+        machine.state = machine.step(trigger)
+        if previous == ChildState.CREATED:
             machine.cancelled_before_sent = True
             self._dropped_since_prepare = True
-            machine.state = ChildState.DONE
             cause = Failure()
             cause.canceled_failure_info.SetInParent()
             failure = machine.failure(
@@ -260,11 +252,11 @@ class CommandMachines:
             )
             self.jobs.append(ResolveChildStart(machine.seq, failure=failure))
             return None
-        if state != ChildState.STARTED or machine.cancel_issued:
+        if previous != ChildState.STARTED:
             return None
         machine.cancel_issued = True
         command = None
-        if machine.cancellation_type != CHILD_ABANDON:
+        if trigger != CANCEL_ABANDON:
             command = self._add(
                 C.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION,
                 CancelExternalMachine(0),
@@ -276,8 +268,7 @@ class CommandMachines:
             attrs.run_id = machine.run_id
             attrs.child_workflow_only = True
             attrs.reason = reason
-        if machine.cancellation_type in (CHILD_ABANDON, CHILD_TRY_CANCEL):
-            machine.state = ChildState.CANCELLED
+        if machine.state == ChildState.CANCELLED:
             self.jobs.append(ResolveChild(machine.seq, failure=machine.cancelled_failure()))
         return command
 
@@ -293,7 +284,9 @@ class CommandMachines:
 
     def cancel_signal(self, machine: SignalExternalMachine) -> None:
         """Workflow code gave up on a signal: drop it if unsent, else nothing."""
-        if machine.sent or machine.cancelled_before_sent:
+        previous = machine.state
+        machine.state = machine.step(CANCEL)
+        if previous != SignalExternalState.CREATED:
             return
         machine.cancelled_before_sent = True
         self._dropped_since_prepare = True
@@ -371,8 +364,8 @@ class CommandMachines:
 
     def close_workflow(self, command_type: int) -> Command:
         """Complete, fail, cancel or continue the run; the caller fills in the command."""
-        event_type, label = _TERMINAL_EVENTS[command_type]
-        return self._add(command_type, OneShotMachine(label), event_type, terminal=True)
+        machine = CloseWorkflowMachine(command_type)
+        return self._add(command_type, machine, _TERMINAL_EVENTS[command_type], terminal=True)
 
     # -- end of an activation ---------------------------------------------------------------
 
@@ -444,16 +437,6 @@ class CommandMachines:
                 continue
             if event_type != entry.event_type:
                 raise machine.unexpected(event)
-            if event_type == E.ACTIVITY_TASK_SCHEDULED and isinstance(machine, ActivityMachine):
-                # sdk-core checks id and type only for histories recording its flag 1;
-                # ablauf always does, so a history without sdk_metadata is checked too.
-                machine.check_scheduled(event)
-            elif event_type == E.ACTIVITY_TASK_CANCEL_REQUESTED and isinstance(
-                machine, ActivityMachine
-            ):
-                recorded = event.activity_task_cancel_requested_event_attributes
-                if recorded.scheduled_event_id != machine.scheduled_event_id:
-                    raise machine.unexpected(event)
             machine.on_command_event(entry, event)
             if event_type in _STARTING_EVENTS:
                 self._by_event_id[event.event_id] = machine
