@@ -21,9 +21,10 @@ from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 
 from ablauf.engine import activities, executions
 from ablauf.engine.context import Transition
-from ablauf.engine.engine import HISTORY_COUNT_LIMIT, Engine
+from ablauf.engine.engine import Engine
 from ablauf.engine.errors import AlreadyStartedError, InvalidArgumentError, NotFoundError
 from ablauf.engine.matching import TaskRef
+from ablauf.engine.transitions import HISTORY_COUNT_LIMIT
 from ablauf.history.tasks import ActivityCompleted, ActivityFailed
 from ablauf.store.base import ACTIVITY_TASK, WORKFLOW_TASK
 
@@ -442,10 +443,10 @@ async def test_a_fused_task_that_overflows_the_history_is_made_again_alone(local
 
 
 async def test_starts_keep_at_most_the_cached_runs_in_memory(engine: Engine) -> None:
-    from ablauf.engine.engine import CACHED_RUNS
+    from ablauf.engine.runs import CACHED_RUNS
 
     # A process that only starts workflows (a client) holds no more run states
     # than one that runs them, however many it starts.
     for i in range(CACHED_RUNS + 50):
         executions.start(engine, start_request(f"wf-{i}"))
-    assert len(engine._runs) == CACHED_RUNS
+    assert len(engine.runs) == CACHED_RUNS
