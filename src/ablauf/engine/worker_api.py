@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from temporalio.api.command.v1 import Command
 from temporalio.api.common.v1 import Payloads
@@ -40,8 +39,7 @@ __all__ = ["ActivityWorker", "Registration", "WorkerApi", "WorkflowWorker"]
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class WorkflowWorker:
+class WorkflowWorker(NamedTuple):
     """What a worker lends the engine to run workflow tasks of one task queue."""
 
     take: Consumer
@@ -57,8 +55,7 @@ class WorkflowWorker:
     what undoes it in the worker, or None having done nothing."""
 
 
-@dataclass(frozen=True, slots=True)
-class ActivityWorker:
+class ActivityWorker(NamedTuple):
     """What a worker lends the engine to run activity attempts of one task queue."""
 
     take: Consumer

@@ -12,8 +12,7 @@ to another workflow's, an update's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from temporalio.api.enums.v1 import CommandType, EventType, WorkflowTaskFailedCause
 
@@ -59,8 +58,7 @@ NEXUS: Final = "nexus operation"
 OPERATOR: Final = "operator"
 
 
-@dataclass(frozen=True, slots=True)
-class EventKind:
+class EventKind(NamedTuple):
     """What one event type means to ablauf."""
 
     type: int
@@ -81,8 +79,7 @@ class EventKind:
     """ablauf records and replays it (else a history holding it is refused)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CommandKind:
+class CommandKind(NamedTuple):
     """What one command type asks of the engine."""
 
     type: int

@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from importlib.metadata import version
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -249,7 +248,7 @@ class Worker:
             ", ".join(self._workflows.names()) if self._workflows is not None else "none",
             ", ".join(self._activities.names()) if self._activities is not None else "none",
             api.open_runs(self.client.namespace, self.task_queue),
-            version("ablauf"),
+            _version(),
             "compiled" if COMPILED else "pure Python",
         )
 
@@ -368,6 +367,13 @@ class Worker:
         if isinstance(outcome, ActivityFailed):
             return ActivityFailed(await self._codec.encode_message(outcome.failure))
         return outcome
+
+
+def _version() -> str:
+    # Imported on first use: reading package metadata imports zipfile, email and csv.
+    from importlib.metadata import version
+
+    return version("ablauf")
 
 
 def _log_record_failure(error: BaseException) -> None:
