@@ -51,9 +51,17 @@ class EvictedError(BaseException):
 class ActivityOwner(Protocol):
     """What an activity handle needs from the runtime."""
 
-    loop: WorkflowEventLoop
-    evicting: bool
-    replaying: bool
+    @property
+    def loop(self) -> WorkflowEventLoop:
+        """The run's event loop."""
+
+    @property
+    def evicting(self) -> bool:
+        """Whether the instance is being torn down."""
+
+    @property
+    def replaying(self) -> bool:
+        """Whether the current task replays history."""
 
     def check_may_schedule(self, action: str, *, during_eviction: bool = False) -> None:
         """Raise if workflow code may not act now."""
