@@ -138,16 +138,17 @@ class ChildWorkflowHandle(temporalio.workflow.ChildWorkflowHandle[Any, Any]):
         self.result_type = result_type
         self.markers = markers
         self.machine: ChildWorkflowMachine | None = None
-        self.start_fut: asyncio.Future[None] = owner.loop.create_future()
-        self.result_fut: asyncio.Future[Any] = owner.loop.create_future()
+        loop = owner.loop
+        self.start_fut: asyncio.Future[None] = loop.create_future()
+        self.result_fut: asyncio.Future[Any] = loop.create_future()
         self._first_execution_run_id = "<unknown>"
         context = temporalio.converter.WorkflowSerializationContext(
             namespace=owner.namespace, workflow_id=workflow_id
         )
         self.payload_converter = with_context(owner.base_payload_converter, context)
         self.failure_converter = with_context(owner.base_failure_converter, context)
-        super().__init__(self._run(), loop=owner.loop)
-        owner.loop.register_task(self)
+        super().__init__(self._run(), loop=loop)
+        loop.register_task(self)
 
     def _run(self) -> Coroutine[Any, Any, Any]:
         return await_operation(self._owner, self.result_fut, self.apply_cancel)
