@@ -3,8 +3,9 @@
 A child handle is the task ``workflow.start_child_workflow`` returns: it resolves
 with the child's result. Signals and cancel requests to children and other
 workflows are commands whose outcome arrives as a job (see ``machines/``).
-The handles reach the runtime through :class:`HandleOwner`, which the
-operations layer satisfies, so this module does not import it.
+The handles reach the runtime through :class:`HandleOwner`, which
+:class:`~ablauf.replay.runtime.children.Children` satisfies, so this module
+does not import it.
 """
 
 from __future__ import annotations
@@ -33,13 +34,33 @@ _T = TypeVar("_T")
 class HandleOwner(Protocol):
     """What the handles of this module need of the workflow runtime."""
 
-    loop: WorkflowEventLoop
-    namespace: str
-    base_payload_converter: temporalio.converter.PayloadConverter
-    base_failure_converter: temporalio.converter.FailureConverter
-    evicting: bool
-    single_batch: bool
-    cancel_reason: str | None
+    @property
+    def loop(self) -> WorkflowEventLoop:
+        """The run's event loop."""
+
+    @property
+    def namespace(self) -> str:
+        """The run's namespace."""
+
+    @property
+    def base_payload_converter(self) -> temporalio.converter.PayloadConverter:
+        """The payload converter without a serialization context."""
+
+    @property
+    def base_failure_converter(self) -> temporalio.converter.FailureConverter:
+        """The failure converter without a serialization context."""
+
+    @property
+    def evicting(self) -> bool:
+        """Whether the instance is being torn down."""
+
+    @property
+    def single_batch(self) -> bool:
+        """Whether the task applies its jobs in one batch."""
+
+    @property
+    def cancel_reason(self) -> str | None:
+        """Why the workflow was asked to cancel (None until it was)."""
 
     def check_may_schedule(self, action: str, *, during_eviction: bool = False) -> None:
         """Raise if workflow code may not add a command now."""
@@ -117,16 +138,17 @@ class ChildWorkflowHandle(temporalio.workflow.ChildWorkflowHandle[Any, Any]):
         self.result_type = result_type
         self.markers = markers
         self.machine: ChildWorkflowMachine | None = None
-        self.start_fut: asyncio.Future[None] = owner.loop.create_future()
-        self.result_fut: asyncio.Future[Any] = owner.loop.create_future()
+        loop = owner.loop
+        self.start_fut: asyncio.Future[None] = loop.create_future()
+        self.result_fut: asyncio.Future[Any] = loop.create_future()
         self._first_execution_run_id = "<unknown>"
         context = temporalio.converter.WorkflowSerializationContext(
             namespace=owner.namespace, workflow_id=workflow_id
         )
         self.payload_converter = with_context(owner.base_payload_converter, context)
         self.failure_converter = with_context(owner.base_failure_converter, context)
-        super().__init__(self._run(), loop=owner.loop)
-        owner.loop.register_task(self)
+        super().__init__(self._run(), loop=loop)
+        loop.register_task(self)
 
     def _run(self) -> Coroutine[Any, Any, Any]:
         return await_operation(self._owner, self.result_fut, self.apply_cancel)

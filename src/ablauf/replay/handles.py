@@ -51,9 +51,17 @@ class EvictedError(BaseException):
 class ActivityOwner(Protocol):
     """What an activity handle needs from the runtime."""
 
-    loop: WorkflowEventLoop
-    evicting: bool
-    replaying: bool
+    @property
+    def loop(self) -> WorkflowEventLoop:
+        """The run's event loop."""
+
+    @property
+    def evicting(self) -> bool:
+        """Whether the instance is being torn down."""
+
+    @property
+    def replaying(self) -> bool:
+        """Whether the current task replays history."""
 
     def check_may_schedule(self, action: str, *, during_eviction: bool = False) -> None:
         """Raise if workflow code may not act now."""
@@ -88,11 +96,12 @@ class ActivityHandle(temporalio.workflow.ActivityHandle[Any]):
         self.context = context
         self.payload_converter = payload_converter
         self.machine: ActivityMachine | None = None
-        self._activity_result: asyncio.Future[Any] = owner.loop.create_future()
+        loop = owner.loop
+        self._activity_result: asyncio.Future[Any] = loop.create_future()
         self._started = False
         self._cancel_requested = False
-        super().__init__(self._run(), loop=owner.loop)
-        owner.loop.register_task(self)
+        super().__init__(self._run(), loop=loop)
+        loop.register_task(self)
 
     async def _run(self) -> Any:
         self._started = True

@@ -35,7 +35,6 @@ from temporalio.api.update.v1 import Request
 from ablauf.errors import UnsupportedFeatureError
 from ablauf.history import catalog
 from ablauf.replay import history
-from ablauf.replay.activation import QueryFailed, WorkflowDriver
 from ablauf.replay.commands import CommandMachines
 from ablauf.replay.history import E, InternalFlags
 from ablauf.replay.machines import (
@@ -47,6 +46,7 @@ from ablauf.replay.machines import (
     SignalWorkflow,
     UpdateRandomSeed,
 )
+from ablauf.replay.runtime import QueryFailed, WorkflowRuntime
 
 __all__ = ["QueryFailed", "WorkflowInstance", "WorkflowTaskOutcome"]
 
@@ -112,7 +112,7 @@ class WorkflowInstance:
         self._jobs: list[Job] = []
         self._flags = InternalFlags()
         self._machines = CommandMachines(self._jobs, self._flags)
-        self._driver = WorkflowDriver(
+        self._runtime = WorkflowRuntime(
             defn,
             workflow_id=workflow_id,
             namespace=namespace,
@@ -203,8 +203,8 @@ class WorkflowInstance:
             self._broken = "The workflow instance failed a task on nondeterminism; evict it"
             logger.warning(
                 "Nondeterminism in workflow %s (run %s): %s",
-                self._driver.workflow_id,
-                self._driver.run_id,
+                self._runtime.context.workflow_id,
+                self._runtime.context.run_id,
                 mismatch,
             )
             return WorkflowTaskOutcome(
@@ -221,13 +221,13 @@ class WorkflowInstance:
         """
         if self._closed:
             raise RuntimeError("The workflow instance is closed")
-        return self._driver.query(name, args)
+        return self._runtime.query(name, args)
 
     def close(self) -> None:
         """Evict: cancel every coroutine of the run without producing commands."""
         if not self._closed:
             self._closed = True
-            self._driver.evict()
+            self._runtime.evict()
 
     # -- processing -------------------------------------------------------------------------------
 
@@ -298,7 +298,7 @@ class WorkflowInstance:
             )
         elif event_type == E.WORKFLOW_EXECUTION_STARTED:
             # Workflow time starts at the start event, so early queries see a time.
-            self._driver.loop.time_ns = event.event_time.ToNanoseconds()
+            self._runtime.loop.time_ns = event.event_time.ToNanoseconds()
             jobs.append(
                 InitializeWorkflow(
                     event.workflow_execution_started_event_attributes,
@@ -384,7 +384,7 @@ class WorkflowInstance:
             return self._task_failed(error)
         commands = self._machines.outgoing()
         if commands and _is_terminal(commands[-1]):
-            self._driver.warn_unfinished_handlers()
+            self._runtime.warn_unfinished_handlers()
         self._answered = True
         if (
             not commands
@@ -403,16 +403,17 @@ class WorkflowInstance:
     def _run_task(
         self, started: HistoryEvent, *, replaying: bool, single_batch: bool
     ) -> BaseException | None:
-        driver = self._driver
+        runtime = self._runtime
+        context = runtime.context
         attrs = started.workflow_task_started_event_attributes
         stamp = started.event_time
         # Timestamp.ToNanoseconds without its range check (a Python call of its own).
         time_ns = stamp.seconds * 1_000_000_000 + stamp.nanos
-        if time_ns > driver.loop.time_ns:
-            driver.loop.time_ns = time_ns
-        driver.history_length = started.event_id
-        driver.history_size = attrs.history_size_bytes
-        driver.continue_as_new_suggested = attrs.suggest_continue_as_new
+        if time_ns > runtime.loop.time_ns:
+            runtime.loop.time_ns = time_ns
+        context.history_length = started.event_id
+        context.history_size = attrs.history_size_bytes
+        context.continue_as_new_suggested = attrs.suggest_continue_as_new
         machines = self._machines
         machines.replaying = replaying
         jobs = self._jobs
@@ -421,7 +422,7 @@ class WorkflowInstance:
         while jobs:
             batch = list(jobs)
             jobs.clear()
-            error = driver.activate(batch, replaying=replaying, single_batch=single_batch)
+            error = runtime.activate(batch, replaying=replaying, single_batch=single_batch)
             if error is not None:
                 machines.discard_current()
                 return error
@@ -429,18 +430,18 @@ class WorkflowInstance:
         return None
 
     def _task_failed(self, error: BaseException) -> WorkflowTaskOutcome:
-        driver = self._driver
+        context = self._runtime.context
         logger.warning(
             "Failed activation on workflow %s with ID %s and run ID %s",
-            driver.defn.name,
-            driver.workflow_id,
-            driver.run_id,
+            context.defn.name,
+            context.workflow_id,
+            context.run_id,
             exc_info=error,
         )
         self._broken = "The workflow instance failed a workflow task; evict it"
         failure = Failure()
         try:
-            driver.failure_converter.to_failure(error, driver.payload_converter, failure)
+            context.failure_converter.to_failure(error, context.payload_converter, failure)
         except Exception as inner:
             failure = Failure(
                 message=f"Failed converting activation exception: {inner}",

@@ -487,8 +487,8 @@ def test_close_tears_down_coroutines_without_commands() -> None:
     run.task()
     instance = run.instance
     instance.close()
-    assert instance._driver.object.cleaned
-    assert instance._driver.loop.live_tasks() == []
+    assert instance._runtime.context.object.cleaned
+    assert instance._runtime.loop.live_tasks() == []
     with pytest.raises(RuntimeError, match="closed"):
         instance.activate([])
     assert payload(1).data == b"1"

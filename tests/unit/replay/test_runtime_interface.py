@@ -13,20 +13,16 @@ import temporalio.workflow
 from temporalio import workflow
 
 import ablauf.replay
-from ablauf.replay.activation import WorkflowDriver
 from ablauf.replay.loop import WorkflowEventLoop
+from ablauf.replay.runtime import WorkflowRuntime
 
 from .helpers import Run, kinds, value
 
 _Runtime = temporalio.workflow._Runtime
 REPLAY = Path(ablauf.replay.__file__).parent
-# The runtime's classes from the SDK's base down. Their methods are read from
-# the source: compiled with mypyc, they carry no signature to inspect.
-_RUNTIME_CLASSES = (
-    ("runtime.py", "WorkflowRuntime"),
-    ("operations.py", "WorkflowOperations"),
-    ("activation.py", "WorkflowDriver"),
-)
+# The class that implements the SDK's base. Its methods are read from the
+# source: compiled with mypyc, they carry no signature to inspect.
+_RUNTIME_CLASSES = (("runtime/facade.py", "WorkflowRuntime"),)
 
 
 def _implemented_methods() -> dict[str, list[str]]:
@@ -50,8 +46,8 @@ def test_every_abstract_runtime_method_is_implemented() -> None:
     assert abstract, "temporalio.workflow._Runtime has no abstract methods any more?"
     missing = [name for name in abstract if name not in _implemented_methods()]
     assert not missing, f"ablauf's runtime does not implement _Runtime methods: {missing}"
-    inherited = [n for n in abstract if getattr(WorkflowDriver, n) is getattr(_Runtime, n)]
-    assert not inherited, f"WorkflowDriver leaves these to the abstract base: {inherited}"
+    inherited = [n for n in abstract if getattr(WorkflowRuntime, n) is getattr(_Runtime, n)]
+    assert not inherited, f"WorkflowRuntime leaves these to the abstract base: {inherited}"
 
 
 def test_runtime_method_signatures_accept_what_temporalio_passes() -> None:

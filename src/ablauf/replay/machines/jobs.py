@@ -1,7 +1,7 @@
 """Jobs: what the machines hand to workflow code, applied at the next activation.
 
 sdk-core calls them activation jobs. Machines append them as history events
-resolve their commands; the driver applies them in three groups (patches,
+resolve their commands; the runtime applies them in three groups (patches,
 then signals and updates, then everything else), as ``JOB_GROUPS`` says.
 """
 
