@@ -19,6 +19,7 @@ from ablauf.replay.machines.base import (
     CANCEL,
     CANCEL_ABANDON,
     CANCEL_TRY,
+    CANCELS,
     CommandEntry,
     Machine,
     Nondeterminism,
@@ -49,18 +50,12 @@ class ActivityState:
 
 
 _S = ActivityState
-_CLOSED: Final = (
-    E.ACTIVITY_TASK_COMPLETED,
-    E.ACTIVITY_TASK_FAILED,
-    E.ACTIVITY_TASK_TIMED_OUT,
-    E.ACTIVITY_TASK_CANCELED,
-)
-_CANCELS: Final = (CANCEL, CANCEL_TRY, CANCEL_ABANDON)
+_CLOSED: Final = tuple(sorted(catalog.ACTIVITY_CLOSED))
 
 TRANSITIONS: Final[Transitions] = (
     (_S.CREATED, E.ACTIVITY_TASK_SCHEDULED, _S.SCHEDULED),
     # Never sent: the schedule command is dropped, whatever the cancellation type.
-    *((_S.CREATED, cancel, _S.DONE) for cancel in _CANCELS),
+    *((_S.CREATED, cancel, _S.DONE) for cancel in CANCELS),
     (_S.SCHEDULED, E.ACTIVITY_TASK_STARTED, _S.STARTED),
     *(
         row
@@ -81,7 +76,7 @@ TRANSITIONS: Final[Transitions] = (
         for closed in _CLOSED
     ),
     # Cancelling again changes nothing.
-    *((state, cancel, state) for state in (_S.CANCEL_REQUESTED, _S.DONE) for cancel in _CANCELS),
+    *((state, cancel, state) for state in (_S.CANCEL_REQUESTED, _S.DONE) for cancel in CANCELS),
 )
 
 # Cancellation types of temporalio.workflow.ActivityCancellationType.

@@ -22,6 +22,7 @@ from ablauf.replay.machines.jobs import Job
 __all__ = [
     "ACTIONS",
     "CANCEL",
+    "CANCELS",
     "CANCEL_ABANDON",
     "CANCEL_TRY",
     "CommandEntry",
@@ -46,6 +47,8 @@ CANCEL_TRY: Final = -2
 """Cancel, resolving workflow code at once; the request still goes out."""
 CANCEL_ABANDON: Final = -3
 """Cancel, resolving workflow code at once; nothing goes out."""
+CANCELS: Final = (CANCEL, CANCEL_TRY, CANCEL_ABANDON)
+"""The three cancel actions, by the cancellation type workflow code chose."""
 
 ACTIONS: Final[dict[int, str]] = {
     CANCEL: "cancel",

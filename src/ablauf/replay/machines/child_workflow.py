@@ -20,6 +20,7 @@ from ablauf.replay.machines.base import (
     CANCEL,
     CANCEL_ABANDON,
     CANCEL_TRY,
+    CANCELS,
     CommandEntry,
     Machine,
     Nondeterminism,
@@ -50,18 +51,12 @@ class ChildState:
 
 
 _S = ChildState
-_CLOSED: Final = (
-    E.CHILD_WORKFLOW_EXECUTION_COMPLETED,
-    E.CHILD_WORKFLOW_EXECUTION_FAILED,
-    E.CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
-    E.CHILD_WORKFLOW_EXECUTION_TERMINATED,
-    E.CHILD_WORKFLOW_EXECUTION_CANCELED,
-)
-_CANCELS: Final = (CANCEL, CANCEL_TRY, CANCEL_ABANDON)
+# How a started child ends (one that never started ends with StartChildWorkflowExecutionFailed).
+_CLOSED: Final = tuple(sorted(catalog.CHILD_CLOSED - {E.START_CHILD_WORKFLOW_EXECUTION_FAILED}))
 
 TRANSITIONS: Final[Transitions] = (
     (_S.CREATED, E.START_CHILD_WORKFLOW_EXECUTION_INITIATED, _S.INITIATED),
-    *((_S.CREATED, cancel, _S.DONE) for cancel in _CANCELS),  # the start command is dropped
+    *((_S.CREATED, cancel, _S.DONE) for cancel in CANCELS),  # the start command is dropped
     (_S.INITIATED, E.CHILD_WORKFLOW_EXECUTION_STARTED, _S.STARTED),
     (_S.INITIATED, E.START_CHILD_WORKFLOW_EXECUTION_FAILED, _S.DONE),
     (_S.STARTED, CANCEL, _S.STARTED),  # the request goes out, the child's close decides
@@ -72,7 +67,7 @@ TRANSITIONS: Final[Transitions] = (
     *(
         (state, cancel, state)
         for state in (_S.INITIATED, _S.CANCELLED, _S.DONE)
-        for cancel in _CANCELS
+        for cancel in CANCELS
     ),
 )
 
