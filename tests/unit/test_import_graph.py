@@ -130,5 +130,24 @@ def test_handlers_see_the_engine_only_through_its_context() -> None:
         "ablauf.client",
         "ablauf.engine.frontend",
         "ablauf.engine.worker_api",
-        "ablauf.worker.worker",
     ]
+
+
+def test_the_worker_uses_the_engine_through_its_worker_api_only() -> None:
+    graph = _graph()
+    used = {
+        target
+        for module, targets in graph.items()
+        if module.startswith("ablauf.worker.")
+        for target in targets
+        if target.startswith("ablauf.engine")
+    }
+    # Besides the API: the engine's error types, a task's reference, the
+    # transition a fast-path task runs in (as a type), and whether it is compiled.
+    assert used == {
+        "ablauf.engine",
+        "ablauf.engine.worker_api",
+        "ablauf.engine.errors",
+        "ablauf.engine.matching",
+        "ablauf.engine.context",
+    }

@@ -88,6 +88,13 @@ class WorkerApi:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    @staticmethod
+    def of(client: object) -> WorkerApi | None:
+        """The embedded engine's worker API behind an ``ablauf.Client``, or None
+        when the client talks to a Temporal server."""
+        engine = getattr(getattr(client, "service_client", None), "engine", None)
+        return WorkerApi(engine) if isinstance(engine, Engine) else None
+
     # register
 
     @property

@@ -17,7 +17,6 @@ import temporalio.client
 from temporalio.api.common.v1 import Payload, Payloads
 
 from ablauf.engine import COMPILED
-from ablauf.engine.engine import Engine
 from ablauf.engine.matching import TaskRef
 from ablauf.engine.worker_api import ActivityWorker, Registration, WorkerApi, WorkflowWorker
 from ablauf.errors import StoreError
@@ -116,9 +115,9 @@ class Worker:
             options: Other ``temporalio.worker.Worker`` options. The embedded
                 engine ignores those that tune polling a server and refuses the rest.
         """
-        engine = getattr(client.service_client, "engine", None)
+        api = WorkerApi.of(client)
         self._server: temporalio.worker.Worker | None = None
-        if not isinstance(engine, Engine):
+        if api is None:
             # A Temporal server target: the official worker runs the same code.
             self._server = server_worker(
                 client,
@@ -145,7 +144,7 @@ class Worker:
         if not task_queue:
             raise ValueError("task_queue is required")
         self.client = client
-        self.api = api = WorkerApi(engine)
+        self.api = api
         self.task_queue = task_queue
         self._codec = Codec(client.data_converter)
         self._workflows = (
