@@ -326,3 +326,43 @@ async def test_a_long_history_reads_back_whole_and_in_order(
     # Servers hand histories out in pages; the client follows every one.
     assert len(events) > 600
     assert [e.event_id for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_a_query_reject_condition_refuses_closed_runs(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    from temporalio.client import (
+        WorkflowExecutionStatus,
+        WorkflowFailureError,
+        WorkflowQueryRejectedError,
+    )
+    from temporalio.common import QueryRejectCondition
+
+    async with Worker(client, task_queue=task_queue, workflows=[Inbox]):
+        done = await client.start_workflow(
+            Inbox.run, 1, id=f"rej-ok-{suffix}", task_queue=task_queue
+        )
+        await done.signal(Inbox.add, "x")
+        await done.result()
+        failed = await client.start_workflow(
+            Inbox.run, 1, id=f"rej-fail-{suffix}", task_queue=task_queue
+        )
+        await failed.signal(Inbox.add, "fail")
+        with pytest.raises(WorkflowFailureError):
+            await failed.result()
+        running = await client.start_workflow(
+            Inbox.run, 5, id=f"rej-open-{suffix}", task_queue=task_queue
+        )
+        not_open = QueryRejectCondition.NOT_OPEN
+        not_clean = QueryRejectCondition.NOT_COMPLETED_CLEANLY
+        # A running workflow answers whatever the condition.
+        assert await running.query(Inbox.count, "r", reject_condition=not_open) == 1
+        with pytest.raises(WorkflowQueryRejectedError) as rejected:
+            await done.query(Inbox.count, "r", reject_condition=not_open)
+        assert rejected.value.status == WorkflowExecutionStatus.COMPLETED
+        # Completed cleanly: answered; failed: refused.
+        assert await done.query(Inbox.count, "r", reject_condition=not_clean) == 1
+        with pytest.raises(WorkflowQueryRejectedError) as rejected:
+            await failed.query(Inbox.count, "r", reject_condition=not_clean)
+        assert rejected.value.status == WorkflowExecutionStatus.FAILED
+        await running.terminate()

@@ -18,10 +18,13 @@ from temporalio.api.enums.v1 import (
     HistoryEventFilterType,
     PendingActivityState,
     PendingWorkflowTaskState,
+    QueryRejectCondition,
     TaskQueueKind,
+    WorkflowExecutionStatus,
 )
 from temporalio.api.errordetails.v1 import WorkflowExecutionAlreadyStartedFailure
 from temporalio.api.history.v1 import History
+from temporalio.api.query.v1 import QueryRejected
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.update.v1 import UpdateRef
 from temporalio.api.workflow.v1 import (
@@ -111,6 +114,18 @@ def _check_start(
     if not req.task_queue.name:
         raise InvalidArgumentError("TaskQueue is not set on request.")
     check_request(req.input)
+
+
+def _rejects(condition: int, status: int) -> bool:
+    """Whether Temporal refuses a query with this reject condition on a run in this status."""
+    if status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
+        return False
+    if condition == QueryRejectCondition.QUERY_REJECT_CONDITION_NOT_OPEN:
+        return True
+    return (
+        condition == QueryRejectCondition.QUERY_REJECT_CONDITION_NOT_COMPLETED_CLEANLY
+        and status != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED
+    )
 
 
 def _run_of(engine: Engine, namespace: str, execution: WorkflowExecution) -> str:
@@ -209,6 +224,8 @@ class Frontend:
         self, req: QueryWorkflowRequest, timeout: float | None
     ) -> QueryWorkflowResponse:
         exe = self.engine.execution(req.namespace, req.execution.workflow_id, req.execution.run_id)
+        if _rejects(req.query_reject_condition, exe.status):
+            return QueryWorkflowResponse(query_rejected=QueryRejected(status=exe.status))  # type: ignore[arg-type]
         result = await self.engine.queries.ask(exe, req, timeout or DEFAULT_QUERY_TIMEOUT)
         return QueryWorkflowResponse(query_result=result)
 
