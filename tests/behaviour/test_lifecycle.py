@@ -168,3 +168,33 @@ async def test_conflict_policies(client: Client, task_queue: str, suffix: str) -
         old = client.get_workflow_handle(f"p-{suffix}", run_id=first.result_run_id)
         assert (await old.describe()).status == WorkflowExecutionStatus.TERMINATED
         await replaced.terminate()
+
+
+async def test_cancelling_a_completed_workflow_is_accepted_and_changes_nothing(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=[Cancellable], activities=[cleanup]):
+        handle = await client.start_workflow(
+            Cancellable.run, suffix, id=f"cc-{suffix}", task_queue=task_queue
+        )
+        await handle.signal(Cancellable.note, "done")
+        assert await handle.result() == ["done"]
+        await handle.cancel()
+        assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+        history = [e async for e in handle.fetch_history_events()]
+        assert not [
+            e for e in history if e.HasField("workflow_execution_cancel_requested_event_attributes")
+        ]
+
+
+async def test_a_top_level_workflow_is_its_own_root(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=[Cancellable], activities=[cleanup]):
+        handle = await client.start_workflow(
+            Cancellable.run, suffix, id=f"root-{suffix}", task_queue=task_queue
+        )
+        desc = await handle.describe()
+        await handle.terminate()
+    assert (desc.root_id, desc.root_run_id) == (handle.id, desc.run_id)
+    assert (desc.parent_id, desc.parent_run_id) == (None, None)

@@ -180,10 +180,10 @@ def request_cancel(engine: EngineContext, run_id: str, reason: str, identity: st
     """Asks a running run to cancel; the workflow code decides what that means."""
 
     def change(tx: Transition) -> None:
-        if not tx.state.running:
-            raise NotFoundError("workflow execution already completed")
-        if tx.state.cancel_requested:
-            return  # Temporal accepts a repeated request without a second event.
+        if not tx.state.running or tx.state.cancel_requested:
+            # Temporal accepts a request to a closed run, or a repeated one,
+            # and records nothing.
+            return
         tx.add_external(
             E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
             WorkflowExecutionCancelRequestedEventAttributes(cause=reason, identity=identity),

@@ -349,6 +349,9 @@ class Frontend:
             info.parent_execution.CopyFrom(started.parent_workflow_execution)
         if started.HasField("root_workflow_execution"):
             info.root_execution.CopyFrom(started.root_workflow_execution)
+        else:
+            # A workflow no other started is the root of its own tree.
+            info.root_execution.CopyFrom(info.execution)
         # Times as the history has them, to the nanosecond.
         if state.start_event_time is not None:
             info.start_time.CopyFrom(state.start_event_time)
