@@ -28,7 +28,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.common import RetryPolicy
 
 from ablauf.engine.context import EngineContext, Transition
-from ablauf.engine.errors import CommandRejectedError, InvalidArgumentError
+from ablauf.engine.errors import CommandRejectedError, InvalidArgumentError, NotFoundError
 from ablauf.engine.limits import PAYLOAD_LIMIT, PAYLOADS_TOO_LARGE, PAYLOADS_TOO_LARGE_TYPE
 from ablauf.engine.matching import TaskRef
 from ablauf.engine.state import NO_EXPIRY, PendingActivity, new_activity_task
@@ -663,10 +663,61 @@ def heartbeat(engine: EngineContext, ref: TaskRef, details: Payloads) -> bool:
         pending = _current(tx, ref)
         if pending is None or pending.task is None:
             return True
-        pending.task.heartbeat_at = tx.now
-        pending.task.heartbeat_details = details.SerializeToString()
-        _save(tx, pending.task)
-        return pending.task.cancel_requested
+        return _beat(tx, pending.task, details)
+
+    return engine.transition(ref.run_id, change)
+
+
+def _beat(tx: Transition, task: TaskRecord, details: Payloads) -> bool:
+    task.heartbeat_at = tx.now
+    task.heartbeat_details = details.SerializeToString()
+    _save(tx, task)
+    return task.cancel_requested
+
+
+_GONE = "activity task not found"
+
+
+def running_attempt(engine: EngineContext, run_id: str, activity_id: str) -> TaskRef:
+    """The attempt of the run's activity ``activity_id`` that is running now.
+
+    Raises:
+        NotFoundError: The run has no such activity, or it is not running.
+    """
+    state = engine.state_of(run_id)
+    scheduled_event_id = state.activity_ids.get(activity_id) if state.running else None
+    pending = state.activities.get(scheduled_event_id) if scheduled_event_id else None
+    if pending is None or pending.task is None or not pending.task.lease_owner:
+        raise NotFoundError(_GONE)
+    return _ref_of(pending.task)
+
+
+def report_from_client(
+    engine: EngineContext, ref: TaskRef, outcome: ActivityOutcome, details: Payloads | None
+) -> None:
+    """Records an outcome a client reports for an attempt completed asynchronously.
+
+    Raises:
+        NotFoundError: The attempt is no longer running (it timed out, was
+            retried, or its run closed).
+    """
+
+    def change(tx: Transition) -> None:
+        if _current(tx, ref) is None:
+            raise NotFoundError(_GONE)
+        _apply_outcome(tx, ref, outcome, details)
+
+    engine.transition(ref.run_id, change)
+
+
+def heartbeat_from_client(engine: EngineContext, ref: TaskRef, details: Payloads) -> bool:
+    """:func:`heartbeat` from a client; raises NotFoundError for an attempt not running."""
+
+    def change(tx: Transition) -> bool:
+        pending = _current(tx, ref)
+        if pending is None or pending.task is None:
+            raise NotFoundError(_GONE)
+        return _beat(tx, pending.task, details)
 
     return engine.transition(ref.run_id, change)
 

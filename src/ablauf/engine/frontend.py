@@ -59,6 +59,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from ablauf.engine import executions, updates
+from ablauf.engine.activity_rpcs import ActivityRpcs
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import (
     AlreadyStartedError,
@@ -144,11 +145,15 @@ class Frontend:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.activities = ActivityRpcs(engine)
 
     async def call(self, rpc: str, req: Message, timeout: float | None) -> Message:
-        handler: Callable[[Any, float | None], Awaitable[Message]] | None = getattr(
-            self, f"rpc_{rpc}", None
-        ) or getattr(self.engine.schedules, f"rpc_{rpc}", None)
+        name = f"rpc_{rpc}"
+        handler: Callable[[Any, float | None], Awaitable[Message]] | None = (
+            getattr(self, name, None)
+            or getattr(self.activities, name, None)
+            or getattr(self.engine.schedules, name, None)
+        )
         if handler is None:
             raise rpc_error(
                 RPCStatusCode.UNIMPLEMENTED,

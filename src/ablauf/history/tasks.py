@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy
 __all__ = [
     "ActivityCanceled",
     "ActivityCompleted",
+    "ActivityCompletesAsync",
     "ActivityFailed",
     "ActivityOutcome",
     "ActivityTask",
@@ -95,3 +96,9 @@ class ActivityCanceled:
 
 
 ActivityOutcome = ActivityCompleted | ActivityFailed | ActivityCanceled
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityCompletesAsync:
+    """The activity called ``activity.raise_complete_async()``: the attempt goes
+    on, and a client reports its outcome (or it times out)."""

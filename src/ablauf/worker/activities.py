@@ -40,6 +40,7 @@ from temporalio.common import RetryPolicy
 from ablauf.history.tasks import (
     ActivityCanceled,
     ActivityCompleted,
+    ActivityCompletesAsync,
     ActivityFailed,
     ActivityOutcome,
     ActivityTask,
@@ -324,7 +325,9 @@ class ActivityRunner:
         """Whether an attempt of ``activity_type`` can run here (a dynamic one runs any)."""
         return self._dynamic is not None or activity_type in self._activities
 
-    async def execute(self, task: ActivityTask, heartbeat: HeartbeatCallback) -> ActivityOutcome:
+    async def execute(
+        self, task: ActivityTask, heartbeat: HeartbeatCallback
+    ) -> ActivityOutcome | ActivityCompletesAsync:
         """Run one attempt and report how it ended.
 
         Args:
@@ -354,7 +357,9 @@ class ActivityRunner:
             attempt.cancel(ActivityCancellationDetails(worker_shutdown=True))
             raise
 
-    async def run(self, task: ActivityTask, heartbeat: HeartbeatCallback) -> ActivityOutcome:
+    async def run(
+        self, task: ActivityTask, heartbeat: HeartbeatCallback
+    ) -> ActivityOutcome | ActivityCompletesAsync:
         """Like :meth:`execute`, but the attempt runs in the calling task.
 
         The caller's task is then what a cancellation cancels until the attempt
@@ -458,7 +463,7 @@ class ActivityRunner:
         task: ActivityTask,
         attempt: _Attempt,
         data_converter: temporalio.converter.DataConverter,
-    ) -> ActivityOutcome:
+    ) -> ActivityOutcome | ActivityCompletesAsync:
         defn = attempt.defn
         converter = data_converter.payload_converter
         made: list[temporalio.activity.Info] = []
@@ -576,18 +581,12 @@ class ActivityRunner:
         err: BaseException,
         attempt: _Attempt,
         data_converter: temporalio.converter.DataConverter,
-    ) -> ActivityOutcome:
+    ) -> ActivityOutcome | ActivityCompletesAsync:
         log = temporalio.activity.logger
         details = attempt.details.details
         if isinstance(err, temporalio.activity._CompleteAsyncError):
-            # Needs an "will complete async" outcome and the client's async handle.
-            err = temporalio.exceptions.ApplicationError(
-                f"Activity {attempt.defn.name} called activity.raise_complete_async(), "
-                "but ablauf does not support asynchronous activity completion yet",
-                type="UnsupportedFeatureError",
-                non_retryable=True,
-            )
-        elif isinstance(err, _CANCEL_ERRORS):
+            return ActivityCompletesAsync()
+        if isinstance(err, _CANCEL_ERRORS):
             if attempt.heartbeat_error is not None:
                 log.warning("Completing as failure during heartbeat with error")
                 err = attempt.heartbeat_error

@@ -20,7 +20,13 @@ from ablauf.engine import COMPILED
 from ablauf.engine.matching import TaskRef
 from ablauf.engine.worker_api import ActivityWorker, Registration, WorkerApi, WorkflowWorker
 from ablauf.errors import StoreError
-from ablauf.history.tasks import ActivityCompleted, ActivityFailed, ActivityOutcome, ActivityTask
+from ablauf.history.tasks import (
+    ActivityCompleted,
+    ActivityCompletesAsync,
+    ActivityFailed,
+    ActivityOutcome,
+    ActivityTask,
+)
 from ablauf.store.base import ACTIVITY_TASK
 from ablauf.temporal import server_worker
 from ablauf.worker.activities import ActivityRunner
@@ -337,6 +343,9 @@ class Worker:
                 beats[0].record(details)
 
             outcome = await runner.run(task, heartbeat)
+            if isinstance(outcome, ActivityCompletesAsync):
+                # A client completes it; until then its timeouts run.
+                return
             if self._codec.codec is not None:
                 outcome = await self._encode_outcome(outcome)
             # Without unsent details (the common case) there is nothing to await.
