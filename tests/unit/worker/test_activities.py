@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from ablauf.history.tasks import (
     ActivityCanceled,
     ActivityCompleted,
+    ActivityCompletesAsync,
     ActivityFailed,
     ActivityOutcome,
     ActivityTask,
@@ -89,17 +90,17 @@ def executor() -> Iterator[concurrent.futures.ThreadPoolExecutor]:
 
 async def run(
     runner: ActivityRunner, task: ActivityTask, heartbeat: Heartbeats | None = None
-) -> ActivityOutcome:
+) -> ActivityOutcome | ActivityCompletesAsync:
     return await asyncio.wait_for(runner.execute(task, heartbeat or Heartbeats()), 10)
 
 
-def value_of(outcome: ActivityOutcome, *types: type) -> Any:
+def value_of(outcome: ActivityOutcome | ActivityCompletesAsync, *types: type) -> Any:
     assert isinstance(outcome, ActivityCompleted), outcome
     assert outcome.result is not None
     return decode([outcome.result], *types)[0]
 
 
-def failure_of(outcome: ActivityOutcome) -> Failure:
+def failure_of(outcome: ActivityOutcome | ActivityCompletesAsync) -> Failure:
     assert isinstance(outcome, ActivityFailed), outcome
     return outcome.failure
 
@@ -225,16 +226,13 @@ async def test_unknown_activity_type_fails_with_temporals_wording(
     assert failure.application_failure_info.type == "NotFoundError"
 
 
-async def test_complete_async_is_reported_as_unsupported() -> None:
+async def test_complete_async_leaves_the_outcome_to_a_client() -> None:
     @activity.defn
     async def later() -> None:
         activity.raise_complete_async()
 
-    failure = failure_of(
-        await run(ActivityRunner([later], data_converter=CONVERTER), make_task("later"))
-    )
-    assert failure.application_failure_info.type == "UnsupportedFeatureError"
-    assert failure.application_failure_info.non_retryable is True
+    outcome = await run(ActivityRunner([later], data_converter=CONVERTER), make_task("later"))
+    assert outcome == ActivityCompletesAsync()
 
 
 # -- context ------------------------------------------------------------------------
