@@ -172,3 +172,20 @@ async def test_uncaught_application_error_fails_the_workflow(
     assert isinstance(info.value.cause, ApplicationError)
     assert info.value.cause.message == "unknown kind unknown-kind"
     _ = RetryState
+
+
+async def test_a_tuner_sets_the_activity_slots(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    from temporalio.worker import WorkerTuner
+
+    tuner = WorkerTuner.create_fixed(workflow_slots=10, activity_slots=2, local_activity_slots=2)
+    async with Worker(
+        client, task_queue=task_queue, workflows=[Caller], activities=[slow], tuner=tuner
+    ):
+        assert (
+            await client.execute_workflow(
+                Caller.run, args=["by-name", ""], id=f"tuned-{suffix}", task_queue=task_queue
+            )
+            == "done"
+        )

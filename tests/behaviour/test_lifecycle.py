@@ -198,3 +198,28 @@ async def test_a_top_level_workflow_is_its_own_root(
         await handle.terminate()
     assert (desc.root_id, desc.root_run_id) == (handle.id, desc.run_id)
     assert (desc.parent_id, desc.parent_run_id) == (None, None)
+
+
+@pytest.mark.only_engine("ablauf", "only an embedded store can be removed under a worker")
+async def test_on_fatal_error_hears_of_a_lost_store_before_run_raises(
+    client: Client, task_queue: str, tmp_path: object
+) -> None:
+    import os
+    from pathlib import Path
+
+    from ablauf.errors import StoreLostError
+
+    heard: list[BaseException] = []
+
+    async def on_fatal_error(err: BaseException) -> None:
+        heard.append(err)
+
+    worker = Worker(
+        client, task_queue=task_queue, workflows=[Cancellable], on_fatal_error=on_fatal_error
+    )
+    running = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.2)
+    os.remove(Path(str(tmp_path)) / "behaviour.db")
+    with pytest.raises(StoreLostError):
+        await asyncio.wait_for(running, 10)
+    assert len(heard) == 1 and isinstance(heard[0], StoreLostError)

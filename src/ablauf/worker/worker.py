@@ -31,6 +31,7 @@ from ablauf.store.base import ACTIVITY_TASK
 from ablauf.temporal import server_worker
 from ablauf.worker.activities import ActivityRunner
 from ablauf.worker.codec import Codec
+from ablauf.worker.options import embedded_options
 from ablauf.worker.workflows import WorkflowRunner
 
 if TYPE_CHECKING:
@@ -39,30 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["Worker"]
 
 logger = logging.getLogger(__name__)
-
-# Options of temporalio's Worker that tune polling a server; they have no
-# meaning in-process.
-_IGNORED_OPTIONS = frozenset(
-    {
-        "identity",
-        "build_id",
-        "max_concurrent_workflow_tasks",
-        "max_concurrent_workflow_task_polls",
-        "max_concurrent_activity_task_polls",
-        "nonsticky_to_sticky_poll_ratio",
-        "sticky_queue_schedule_to_start_timeout",
-        "max_activities_per_second",
-        "max_task_queue_activities_per_second",
-        "disable_eager_activity_execution",
-        "workflow_runner",
-        "unsandboxed_workflow_runner",
-        "debug_mode",
-    }
-)
-
-# Temporal's heartbeat throttling: at most every 80 % of the heartbeat
-# timeout, and every 30 s when the activity has none.
-_DEFAULT_HEARTBEAT_THROTTLE = 30.0
 
 
 def _raise_gc_threshold() -> None:
@@ -99,7 +76,7 @@ class Worker:
         workflows: Sequence[type] = (),
         activity_executor: concurrent.futures.Executor | None = None,
         max_cached_workflows: int = 1000,
-        max_concurrent_activities: int = 1000,
+        max_concurrent_activities: int | None = None,
         workflow_failure_exception_types: Sequence[type[BaseException]] = (),
         graceful_shutdown_timeout: timedelta = timedelta(),
         **options: Any,
@@ -114,12 +91,18 @@ class Worker:
             workflows: Workflow classes (``@workflow.defn``).
             activity_executor: Executor for non-async activities (a ThreadPoolExecutor).
             max_cached_workflows: Size of the sticky cache of live workflow instances.
-            max_concurrent_activities: Activity attempts that may run at once.
+            max_concurrent_activities: Activity attempts that may run at once
+                (embedded: 1,000 unless given, or as the ``tuner`` option says).
             workflow_failure_exception_types: Exception types that fail the workflow
                 instead of the workflow task, as in temporalio.
             graceful_shutdown_timeout: How long running activities may finish on shutdown.
-            options: Other ``temporalio.worker.Worker`` options. The embedded
-                engine ignores those that tune polling a server and refuses the rest.
+            options: Other ``temporalio.worker.Worker`` options, passed as given
+                to temporalio's worker on a server target. The embedded worker
+                honours ``tuner`` (its activity slots), the heartbeat throttle
+                intervals, ``on_fatal_error`` and ``no_remote_activities``;
+                those that tune polling a server or temporalio's workflow runner
+                change nothing (see :data:`ablauf.worker.options.WITHOUT_MEANING`);
+                interceptors, plugins and Nexus are refused.
         """
         api = WorkerApi.of(client)
         self._server: temporalio.worker.Worker | None = None
@@ -140,11 +123,7 @@ class Worker:
                 },
             )
             return
-        unknown = set(options) - _IGNORED_OPTIONS
-        if unknown:
-            raise TypeError(
-                f"option(s) {', '.join(sorted(unknown))} not supported by ablauf's embedded worker"
-            )
+        self._options = embedded_options(max_concurrent_activities, options)
         if not activities and not workflows:
             raise ValueError("At least one activity, Nexus service, or workflow must be specified")
         if not task_queue:
@@ -174,7 +153,7 @@ class Worker:
             if activities
             else None
         )
-        self._free_slots = max_concurrent_activities
+        self._free_slots = self._options.activity_slots
         self._graceful = graceful_shutdown_timeout
         self._running: set[asyncio.Task[None]] = set()
         self._workflow_tasks: set[asyncio.Future[None]] = set()
@@ -214,8 +193,16 @@ class Worker:
             return
         self._start()
         await self._stopped.wait()
-        if self.api.failure is not None:
-            raise self.api.failure
+        failure = self.api.failure
+        if failure is not None:
+            on_fatal_error = self._options.on_fatal_error
+            if on_fatal_error is not None:
+                # As temporalio's worker: told before it ends; what it raises is logged.
+                try:
+                    await on_fatal_error(failure)
+                except Exception:
+                    logger.exception("on_fatal_error raised")
+            raise failure
 
     def _engine_failed(self, err: BaseException) -> None:
         self._stopped.set()
@@ -240,7 +227,7 @@ class Worker:
             if workflows is not None
             else None,
             activities=ActivityWorker(take=self._take_activity, cancel=self._activities.cancel)
-            if self._activities is not None
+            if self._activities is not None and self._options.remote_activities
             else None,
             on_lost=self._engine_failed,
         )
@@ -398,7 +385,12 @@ class _Heartbeats:
     def __init__(self, worker: Worker, ref: TaskRef, timeout: timedelta | None) -> None:
         self.worker = worker
         self.ref = ref
-        self.interval = timeout.total_seconds() * 0.8 if timeout else _DEFAULT_HEARTBEAT_THROTTLE
+        options = worker._options
+        # As temporalio's worker: 80 % of the heartbeat timeout, at most the maximum.
+        self.interval = min(
+            timeout.total_seconds() * 0.8 if timeout else options.heartbeat_default,
+            options.heartbeat_max,
+        )
         self.last_sent = 0.0
         self.latest: list[Payload] | None = None
         self.flush_handle: asyncio.TimerHandle | None = None
