@@ -49,6 +49,14 @@ async def heartbeating(key: str) -> list[int]:
 
 
 @activity.defn
+async def fails_thrice() -> int:
+    attempt = activity.info().attempt
+    if attempt < 4:
+        raise RuntimeError(f"attempt {attempt} failed")
+    return attempt
+
+
+@activity.defn
 def sync_add(a: int, b: int) -> int:
     return a + b
 
@@ -64,6 +72,18 @@ class Caller:
                     arg,
                     start_to_close_timeout=timedelta(seconds=5),
                     retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+                )
+            if kind == "huge-backoff":
+                # The third interval, 1e300 ** 2 s, is past any float.
+                return await workflow.execute_activity(
+                    fails_thrice,
+                    start_to_close_timeout=timedelta(seconds=5),
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=1),
+                        backoff_coefficient=1e300,
+                        maximum_interval=timedelta(seconds=1),
+                        maximum_attempts=5,
+                    ),
                 )
             if kind == "invalid":
                 return await workflow.execute_activity(
@@ -115,7 +135,7 @@ async def run(client: Client, task_queue: str, kind: str, arg: str = "") -> Any:
             client,
             task_queue=task_queue,
             workflows=[Caller],
-            activities=[flaky, invalid, slow, heartbeating, sync_add],
+            activities=[flaky, invalid, slow, heartbeating, sync_add, fails_thrice],
             activity_executor=pool,
         ):
             return await client.execute_workflow(
@@ -129,6 +149,12 @@ async def run(client: Client, task_queue: str, kind: str, arg: str = "") -> Any:
 async def test_retry_until_success(client: Client, task_queue: str) -> None:
     assert await run(client, task_queue, "flaky", task_queue) == "ok after 3"
     assert attempts[task_queue] == 3
+
+
+async def test_a_huge_backoff_coefficient_retries_at_the_maximum_interval(
+    client: Client, task_queue: str
+) -> None:
+    assert await asyncio.wait_for(run(client, task_queue, "huge-backoff"), 30) == 4
 
 
 async def test_non_retryable_type_fails_at_once(client: Client, task_queue: str) -> None:

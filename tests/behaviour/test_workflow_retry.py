@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -53,3 +54,20 @@ async def test_retries_end_at_maximum_attempts(
     last = (await handle.fetch_history()).events[-1].workflow_execution_failed_event_attributes
     assert last.retry_state == RetryState.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED
     assert not last.new_execution_run_id
+
+
+async def test_a_huge_backoff_coefficient_retries_at_the_maximum_interval(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    # The third interval, 1e300 ** 2 s, is past any float.
+    policy = RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=1e300,
+        maximum_interval=timedelta(seconds=1),
+        maximum_attempts=5,
+    )
+    async with Worker(client, task_queue=task_queue, workflows=[Flaky]):
+        handle = await client.start_workflow(
+            Flaky.run, 4, id=f"retry-huge-{suffix}", task_queue=task_queue, retry_policy=policy
+        )
+        assert await asyncio.wait_for(handle.result(), 30) == 4

@@ -52,6 +52,10 @@ FIRE_GROUP = 16
 # and logs the same error at most this often.
 STORE_RETRY = 0.5
 STORE_LOG_INTERVAL = 10.0
+# A timer whose firing failed is tried again after 1, 2, 4, ... seconds, at
+# most this long apart: a bug in one handler costs a log line a minute, not a
+# busy loop, and a cause that passes (a locked file) lets the run go on.
+FIRE_RETRY_MAX = 60.0
 
 
 _jitter = random.Random()
@@ -61,6 +65,10 @@ def _earliest(a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
     return a if b is None else min(a, b)
+
+
+def _timer_key(timer: TimerRecord) -> tuple[str, int, str, int]:
+    return timer.run_id, timer.kind, timer.ref, timer.attempt
 
 
 class Service:
@@ -87,6 +95,8 @@ class Service:
         # The last scan took a full batch: more tasks may wait in the store.
         self._backlog = False
         self._logged: tuple[str, float] = ("", 0.0)
+        # Failures in a row of the timers that failed to fire, by what they stand for.
+        self._fire_failures: dict[tuple[str, int, str, int], int] = {}
         # When the service looks again by itself.
         self.deadline = 0.0
 
@@ -202,16 +212,53 @@ class Service:
 
     def _fire_all(self, due: list[TimerRecord]) -> bool:
         """Fires timers that came due together in one group commit; False if
-        one of them failed (it stays due and is tried again next round)."""
+        one of them failed (it is tried again later, see :meth:`_postpone`)."""
         ok = True
         with self.engine.group():
             for timer in due:
                 try:
                     self.fire(timer)
                 except Exception:
-                    logger.exception("firing timer %s of run %s failed", timer.id, timer.run_id)
+                    self._postpone(timer)
                     ok = False
+                else:
+                    if self._fire_failures:
+                        self._fire_failures.pop(_timer_key(timer), None)
         return ok
+
+    def _postpone(self, timer: TimerRecord) -> None:
+        """Logs why ``timer`` failed to fire and makes it due again after a
+        backoff. Left due, it would be fired and fail again at once, round
+        after round."""
+        key = _timer_key(timer)
+        failures = self._fire_failures.get(key, 0) + 1
+        if len(self._fire_failures) >= 1024:
+            # Keys of timers gone for good (their run closed) would pile up.
+            self._fire_failures.clear()
+        self._fire_failures[key] = failures
+        delay = min(FIRE_RETRY_MAX, 2.0 ** min(failures - 1, 6))
+        logger.exception(
+            "firing timer %s (kind %d, ref %r) of run %s failed (%d in a row); "
+            "trying again in %.0f s",
+            timer.id,
+            timer.kind,
+            timer.ref,
+            timer.run_id,
+            failures,
+            delay,
+        )
+        engine = self.engine
+        at = engine.clock.now() + delay
+        if timer.id < 0:
+            if engine.local_timers.take(timer):
+                engine.local_timers.add_many(
+                    [(timer.run_id, timer.kind, timer.ref, timer.attempt, at)]
+                )
+            return
+        store = engine.store
+        with store.transaction():
+            if store.delete_timer(timer.id):
+                store.insert_timer(timer.run_id, timer.kind, timer.ref, timer.attempt, at)
 
     def fire(self, timer: TimerRecord) -> None:
         engine = self.engine

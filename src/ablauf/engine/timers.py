@@ -11,7 +11,7 @@ from temporalio.api.failure.v1 import Failure
 
 from ablauf.history.events import seconds_of
 
-__all__ = ["TimerKind", "activity_retry", "workflow_task_backoff"]
+__all__ = ["TimerKind", "activity_retry", "backoff_interval", "workflow_task_backoff"]
 
 
 class TimerKind(IntEnum):
@@ -60,7 +60,7 @@ def activity_retry(
         initial = seconds_of(policy.initial_interval) or 1.0
         coefficient = policy.backoff_coefficient or 2.0
         maximum = seconds_of(policy.maximum_interval) or 100 * initial
-        delay = min(initial * coefficient ** (attempt - 1), maximum)
+        delay = backoff_interval(initial, coefficient, maximum, attempt)
     # Temporal's server schedules retries on whole seconds.
     delay = float(max(1, math.ceil(delay - 1e-9)))
     if deadline is not None and now + delay > deadline:
@@ -68,6 +68,20 @@ def activity_retry(
     return delay, RetryState.RETRY_STATE_IN_PROGRESS
 
 
+def backoff_interval(initial: float, coefficient: float, maximum: float, attempt: int) -> float:
+    """``initial * coefficient ** (attempt - 1)`` seconds, at most ``maximum``.
+
+    Never fails on arithmetic: an interval too large for a float is past any
+    maximum, so it is the maximum (as on Temporal, which keeps retrying there).
+    """
+    try:
+        return min(initial * coefficient ** (attempt - 1), maximum)
+    except OverflowError:
+        return maximum
+
+
 def workflow_task_backoff(attempt: int) -> float:
     """Delay before workflow task attempt ``attempt`` (2, 3, ...) after failures."""
-    return float(min(10, 2 ** max(0, attempt - 2)))
+    # The exponent is capped: 2**4 is past the 10 s maximum already, and a
+    # run failing for months would otherwise build ever larger integers.
+    return float(min(10, 2 ** min(max(0, attempt - 2), 4)))
