@@ -52,6 +52,8 @@ FIRE_GROUP = 16
 # and logs the same error at most this often.
 STORE_RETRY = 0.5
 STORE_LOG_INTERVAL = 10.0
+# A background step that keeps failing is tried again at most this far apart (s).
+STEP_RETRY_MAX = 60.0
 # A timer whose firing failed is tried again after 1, 2, 4, ... seconds, at
 # most this long apart: a bug in one handler costs a log line a minute, not a
 # busy loop, and a cause that passes (a locked file) lets the run go on.
@@ -95,6 +97,8 @@ class Service:
         # The last scan took a full batch: more tasks may wait in the store.
         self._backlog = False
         self._logged: tuple[str, float] = ("", 0.0)
+        # Background steps that failed in a row: each waits twice as long as the last.
+        self._step_failures = 0
         # Failures in a row of the timers that failed to fire, by what they stand for.
         self._fire_failures: dict[tuple[str, int, str, int], int] = {}
         # When the service looks again by itself.
@@ -123,6 +127,7 @@ class Service:
             engine.wake.clear()
             try:
                 more = self.tick()
+                self._step_failures = 0
             except StoreLostError as err:
                 logger.error("ablauf: %s", err)
                 engine.lost(err)
@@ -132,9 +137,15 @@ class Service:
                 await asyncio.sleep(STORE_RETRY)
                 continue
             except Exception:
-                logger.exception("ablauf engine background step failed; retrying")
+                self._step_failures += 1
+                delay = min(STEP_RETRY_MAX, POLL_INTERVAL * 2 ** min(self._step_failures, 16))
+                logger.exception(
+                    "ablauf engine background step failed %d time(s) in a row; retrying in %.2f s",
+                    self._step_failures,
+                    delay,
+                )
                 more = False
-                await asyncio.sleep(POLL_INTERVAL)
+                await asyncio.sleep(delay)
             if more:
                 # Let what the fired timers woke (workers, waiting clients) run
                 # before the next group.
