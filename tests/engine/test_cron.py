@@ -69,6 +69,11 @@ def queued(engine: Engine) -> int:
         "@often",
         "0 9 * * * # comment",
         "CRON_TZ=Nowhere/Special 0 9 * * *",
+        "TZ=Nowhere/Special @every 1s",
+        "5-3 * * * *",
+        "*/0 * * * *",
+        "0 0 1 January *",
+        "@every 1d",
     ],
 )
 def test_malformed_cron_is_refused_with_temporals_message(cron: str) -> None:

@@ -30,7 +30,7 @@ from temporalio.api.schedule.v1 import ScheduleSpec
 
 from ablauf.engine.context import Transition
 from ablauf.engine.errors import InvalidArgumentError
-from ablauf.engine.schedule_spec import CompiledSpec, SpecError, canonical_spec
+from ablauf.engine.schedule_spec import CompiledSpec, SpecError, canonical_spec, load_zone
 from ablauf.history.events import seconds_of
 
 __all__ = [
@@ -88,6 +88,11 @@ def parse_cron(text: str) -> CronSchedule:
             raise InvalidArgumentError(INVALID)
         tz, c = head, rest.strip()
     if c.startswith("@every "):
+        if tz:
+            try:
+                load_zone(ScheduleSpec(timezone_name=tz.partition("=")[2]))
+            except SpecError:
+                raise InvalidArgumentError(INVALID) from None
         return CronSchedule(None, _every(c.removeprefix("@every ").strip()))
     if c.startswith("@"):
         if c not in _DESCRIPTORS:
@@ -101,6 +106,8 @@ def parse_cron(text: str) -> CronSchedule:
         minute, hour, dom, month, dow = fields
         _check_names(month, _MONTHS)
         _check_names(dow, _DAYS)
+        for field, names in ((minute, ()), (hour, ()), (dom, ()), (month, _MONTHS), (dow, _DAYS)):
+            _check_ranges(field, names)
         for part in dow.split(","):
             if any(int(n) > 6 for n in re.findall(r"\d+", part.split("/")[0])):
                 raise InvalidArgumentError(INVALID)  # robfig's day of week is 0-6, no 7
@@ -155,6 +162,22 @@ def _every(text: str) -> int:
         seconds = -seconds
     # robfig: at least one second, whole seconds only.
     return max(1, int(seconds))
+
+
+def _check_ranges(field: str, names: tuple[str, ...]) -> None:
+    # robfig refuses a range that ends before it begins (croniter would wrap it).
+    for part in field.split(","):
+        low, dash, high = part.split("/")[0].partition("-")
+        if dash and _value(low, names) > _value(high, names):
+            raise InvalidArgumentError(INVALID)
+
+
+def _value(text: str, names: tuple[str, ...]) -> int:
+    if text.isdigit():
+        return int(text)
+    if text.lower() in names:
+        return names.index(text.lower()) + (1 if names is _MONTHS else 0)
+    raise InvalidArgumentError(INVALID)
 
 
 def _check_names(field: str, names: tuple[str, ...]) -> None:
