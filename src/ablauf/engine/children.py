@@ -33,6 +33,7 @@ from temporalio.api.history.v1 import (
     ChildWorkflowExecutionTimedOutEventAttributes,
     ExternalWorkflowExecutionCancelRequestedEventAttributes,
     ExternalWorkflowExecutionSignaledEventAttributes,
+    HistoryEvent,
     RequestCancelExternalWorkflowExecutionFailedEventAttributes,
     RequestCancelExternalWorkflowExecutionInitiatedEventAttributes,
     SignalExternalWorkflowExecutionFailedEventAttributes,
@@ -46,7 +47,8 @@ from temporalio.api.history.v1 import (
 )
 
 from ablauf.engine.context import EngineContext, Transition
-from ablauf.engine.errors import NotFoundError
+from ablauf.engine.cron import check_cron, start_cron
+from ablauf.engine.errors import InvalidArgumentError, NotFoundError
 from ablauf.engine.executions import DEFAULT_WORKFLOW_TASK_TIMEOUT
 from ablauf.engine.timers import TimerKind
 from ablauf.history.events import seconds_of
@@ -74,8 +76,22 @@ def _transfer(tx: Transition, run_id: str, kind: TimerKind, ref: str) -> None:
 def start_child(
     tx: Transition, cmd: StartChildWorkflowExecutionCommandAttributes, wft_id: int
 ) -> None:
-    """StartChildWorkflowExecutionInitiated; the child starts in a transfer step."""
+    """StartChildWorkflowExecutionInitiated; the child starts in a transfer step.
+
+    Raises:
+        InvalidArgumentError: The command's cron schedule is invalid.
+    """
     parent = tx.state
+    if cmd.cron_schedule:
+        try:
+            check_cron(cmd.cron_schedule, tx.now)
+        except InvalidArgumentError as err:
+            raise InvalidArgumentError(
+                "BadStartChildExecutionAttributes: invalid CronSchedule on "
+                f"StartChildWorkflowExecutionCommand: {err}. WorkflowId={cmd.workflow_id} "
+                f"WorkflowType={cmd.workflow_type.name} "
+                f"Namespace={cmd.namespace or parent.exe.namespace}"
+            ) from None
     attrs = StartChildWorkflowExecutionInitiatedEventAttributes(
         namespace=cmd.namespace or parent.exe.namespace,
         workflow_id=cmd.workflow_id,
@@ -148,13 +164,23 @@ def notify_parent(tx: Transition) -> None:
     if tx.state.exe.status == S.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
         return
     closed = tx.state.close_event
-    if closed is not None:
-        failed = closed.workflow_execution_failed_event_attributes
-        if failed.new_execution_run_id:
-            return  # a retry goes on as the next run of the same child
+    if closed is not None and _next_run_id(closed):
+        return  # a retry or cron run goes on as the next run of the same child
     parent = started.parent_workflow_execution
     ref = f"{started.parent_initiated_event_id}:{tx.state.exe.run_id}"
     _transfer(tx, parent.run_id, TimerKind.TRANSFER_CHILD_CLOSED, ref)
+
+
+def _next_run_id(closed: HistoryEvent) -> str:
+    """The run a closed run continues in (a workflow retry or the next cron run)."""
+    t = closed.event_type
+    if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        return closed.workflow_execution_completed_event_attributes.new_execution_run_id
+    if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+        return closed.workflow_execution_failed_event_attributes.new_execution_run_id
+    if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
+        return closed.workflow_execution_timed_out_event_attributes.new_execution_run_id
+    return ""
 
 
 def apply_parent_close_policies(tx: Transition) -> None:
@@ -239,7 +265,7 @@ def _start(tx: Transition, initiated_id: int) -> None:
     if a.HasField("retry_policy"):
         started.retry_policy.CopyFrom(a.retry_policy)
     if a.cron_schedule:
-        started.cron_schedule = a.cron_schedule
+        start_cron(started, a.cron_schedule, tx.now)
     child_tx = engine.create_run(a.namespace, a.workflow_id, started, tx.now)
     tx.add_external(
         E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED,

@@ -33,6 +33,7 @@ from temporalio.api.protocol.v1 import Message
 
 from ablauf.engine import activities, children, updates
 from ablauf.engine.context import Transition
+from ablauf.engine.cron import next_cron_run
 from ablauf.engine.errors import CommandRejectedError, InvalidArgumentError
 from ablauf.engine.limits import check_payloads
 from ablauf.engine.timers import TimerKind, activity_retry
@@ -140,10 +141,12 @@ def _cancel_timer(tx: Transition, command: Command, wft_id: int, _: Mapping[str,
 
 
 def _complete(tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]) -> None:
+    result = command.complete_workflow_execution_command_attributes.result
     attrs = WorkflowExecutionCompletedEventAttributes(
-        result=command.complete_workflow_execution_command_attributes.result,
-        workflow_task_completed_event_id=wft_id,
+        result=result, workflow_task_completed_event_id=wft_id
     )
+    # A cron workflow goes on with its next run.
+    attrs.new_execution_run_id = next_cron_run(tx, result=result)
     tx.engine.close_run(
         tx, E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, attrs, S.WORKFLOW_EXECUTION_STATUS_COMPLETED
     )
@@ -287,6 +290,10 @@ def _fail(tx: Transition, failure: Failure, wft_id: int) -> None:
             new_tx = engine.create_run(state.exe.namespace, state.exe.workflow_id, retry, tx.now)
             failed.new_execution_run_id = new_tx.state.exe.run_id
             tx.after_commit.append(lambda: engine.after_create_run(new_tx))
+    if not failed.new_execution_run_id:
+        # Retries exhausted (or none): a cron workflow goes on with its next run.
+        last = prev.last_completion_result if prev.HasField("last_completion_result") else None
+        failed.new_execution_run_id = next_cron_run(tx, result=last, failure=failure)
     engine.close_run(
         tx, E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, failed, S.WORKFLOW_EXECUTION_STATUS_FAILED
     )
@@ -332,6 +339,9 @@ def _continue_as_new(tx: Transition, command: Command, wft_id: int) -> None:
         started.workflow_execution_expiration_time.CopyFrom(prev.workflow_execution_expiration_time)
     if a.HasField("retry_policy"):
         started.retry_policy.CopyFrom(a.retry_policy)
+    # As on Temporal, the command's cron schedule (which temporalio's workflows
+    # never set): a cron run that continues as new leaves the cron chain.
+    started.cron_schedule = a.cron_schedule
     new_tx = engine.create_run(state.exe.namespace, state.exe.workflow_id, started, tx.now)
     attrs = WorkflowExecutionContinuedAsNewEventAttributes(
         new_execution_run_id=new_tx.state.exe.run_id,

@@ -161,6 +161,7 @@ class Transition:
         "arms",
         "disarms",
         "encoded",
+        "end_backoff",
         "engine",
         "handoffs",
         "needs_workflow_task",
@@ -183,6 +184,9 @@ class Transition:
         self.arms: list[Arm] = []
         self.disarms: list[tuple[str, str]] = []
         self.needs_workflow_task = False
+        # Whether a run waiting out its first workflow task backoff gets the
+        # task now (a cancel request, a signal-with-start, the backoff's end).
+        self.end_backoff = False
         self._started_ids: dict[int, int] = {}
 
     @property

@@ -29,7 +29,8 @@ from temporalio.api.workflowservice.v1 import (
 )
 
 from ablauf.engine.context import EngineContext, Transition
-from ablauf.engine.errors import AlreadyStartedError, NotFoundError
+from ablauf.engine.cron import check_cron, start_cron
+from ablauf.engine.errors import AlreadyStartedError, InvalidArgumentError, NotFoundError
 from ablauf.history.events import seconds_of
 
 __all__ = ["request_cancel", "signal", "start", "terminate"]
@@ -50,8 +51,24 @@ _FAILED_STATES = frozenset(
 
 
 def _started_attributes(
-    req: StartWorkflowExecutionRequest | SignalWithStartWorkflowExecutionRequest,
+    req: StartWorkflowExecutionRequest | SignalWithStartWorkflowExecutionRequest, now: float
 ) -> WorkflowExecutionStartedEventAttributes:
+    """The first run's started event; refuses a bad cron schedule or start delay.
+
+    Raises:
+        InvalidArgumentError: As Temporal's frontend, with its messages.
+    """
+    delay = 0.0
+    if req.HasField("workflow_start_delay"):
+        delay = seconds_of(req.workflow_start_delay)
+        if delay < 0:
+            raise InvalidArgumentError(
+                "An invalid WorkflowStartDelaySeconds is set on request. cause: negative duration"
+            )
+    if req.cron_schedule and delay > 0:
+        raise InvalidArgumentError("CronSchedule and WorkflowStartDelay may not be used together.")
+    if req.cron_schedule:
+        check_cron(req.cron_schedule, now)
     task_timeout = DEFAULT_WORKFLOW_TASK_TIMEOUT
     if req.HasField("workflow_task_timeout"):
         given = seconds_of(req.workflow_task_timeout)
@@ -74,7 +91,9 @@ def _started_attributes(
         if req.HasField(name):
             getattr(attrs, name).CopyFrom(getattr(req, name))
     if req.cron_schedule:
-        attrs.cron_schedule = req.cron_schedule
+        start_cron(attrs, req.cron_schedule, now)
+    elif delay > 0:
+        attrs.first_workflow_task_backoff.CopyFrom(req.workflow_start_delay)
     return attrs
 
 
@@ -98,7 +117,7 @@ def start(
     """
     namespace = req.namespace or "default"
     now = engine.clock.now()
-    attrs = _started_attributes(req)
+    attrs = _started_attributes(req, now)
     first_events: list[tuple[int, Message]] = []
     if isinstance(req, SignalWithStartWorkflowExecutionRequest):
         first_events.append(
@@ -121,9 +140,10 @@ def start(
         exe = engine.store.get_execution(current) if current is not None else None
         if exe is not None and exe.status == S.WORKFLOW_EXECUTION_STATUS_RUNNING:
             if isinstance(req, SignalWithStartWorkflowExecutionRequest):
-                signal(
-                    engine, exe.run_id, req.signal_name, req.signal_input, req.identity, req.header
-                )
+                # As on Temporal, a signal-with-start ends the run's start delay;
+                # a plain signal does not.
+                sig = Signal(req.signal_name, req.signal_input, req.identity, req.header)
+                signal_many(engine, exe.run_id, [sig], end_backoff=True)
                 return exe.run_id, False
             if conflict == C.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING:
                 return exe.run_id, False
@@ -159,12 +179,19 @@ class Signal:
     header: Header | None
 
 
-def signal_many(engine: EngineContext, run_id: str, signals: Sequence[Signal]) -> None:
-    """Delivers signals to a running run, in order, in one transition."""
+def signal_many(
+    engine: EngineContext, run_id: str, signals: Sequence[Signal], end_backoff: bool = False
+) -> None:
+    """Delivers signals to a running run, in order, in one transition.
+
+    A run waiting out its first workflow task backoff keeps waiting, unless
+    ``end_backoff`` (signal-with-start).
+    """
 
     def change(tx: Transition) -> None:
         if not tx.state.running:
             raise NotFoundError("workflow execution already completed")
+        tx.end_backoff = end_backoff
         for sig in signals:
             attrs = WorkflowExecutionSignaledEventAttributes(
                 signal_name=sig.name, input=sig.input, identity=sig.identity
@@ -184,6 +211,8 @@ def request_cancel(engine: EngineContext, run_id: str, reason: str, identity: st
             # Temporal accepts a request to a closed run, or a repeated one,
             # and records nothing.
             return
+        # A run still waiting out its start delay or cron time sees the request at once.
+        tx.end_backoff = True
         tx.add_external(
             E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
             WorkflowExecutionCancelRequestedEventAttributes(cause=reason, identity=identity),

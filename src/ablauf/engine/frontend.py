@@ -360,7 +360,12 @@ class Frontend:
         # Times as the history has them, to the nanosecond.
         if state.start_event_time is not None:
             info.start_time.CopyFrom(state.start_event_time)
-            info.execution_time.CopyFrom(state.start_event_time)
+            # When the first workflow task is due: after a start delay, a retry
+            # interval or the wait for a cron time.
+            info.execution_time.FromNanoseconds(
+                state.start_event_time.ToNanoseconds()
+                + started.first_workflow_task_backoff.ToNanoseconds()
+            )
         if state.close_event is not None:
             info.close_time.CopyFrom(state.close_event.event_time)
             info.execution_duration.FromNanoseconds(

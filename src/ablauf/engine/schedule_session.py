@@ -437,7 +437,7 @@ class ScheduleSession:
         ):
             if action.HasField(name):
                 getattr(req, name).CopyFrom(getattr(action, name))
-        attrs = executions._started_attributes(req)
+        attrs = executions._started_attributes(req, self.now)
         if self.resolve(start.overlap) != OP.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL:
             # Overlapping runs take no part in last-result passing, as in Temporal.
             if self.book.result is not None:

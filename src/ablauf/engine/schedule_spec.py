@@ -37,7 +37,7 @@ from temporalio.api.schedule.v1 import (
     StructuredCalendarSpec,
 )
 
-__all__ = ["MAX_YEAR", "CompiledSpec", "NextTime", "SpecError", "canonical_spec"]
+__all__ = ["MAX_YEAR", "CompiledSpec", "NextTime", "SpecError", "canonical_spec", "load_zone"]
 
 MIN_YEAR = 2000
 MAX_YEAR = 2100

@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from temporalio.api.enums.v1 import EventType, RetryState, WorkflowExecutionStatus
+from temporalio.api.enums.v1 import EventType, RetryState, TimeoutType, WorkflowExecutionStatus
+from temporalio.api.failure.v1 import Failure, TimeoutFailureInfo
 from temporalio.api.history.v1 import (
     TimerFiredEventAttributes,
     WorkflowExecutionTimedOutEventAttributes,
@@ -25,6 +26,7 @@ from temporalio.api.history.v1 import (
 
 from ablauf.engine import activities, children
 from ablauf.engine.context import EngineContext, Transition
+from ablauf.engine.cron import next_cron_run
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError
 from ablauf.engine.owners import RENEW_INTERVAL, Owners
 from ablauf.engine.queries import Queries
@@ -293,14 +295,10 @@ class Service:
                         TimerFiredEventAttributes(timer_id=timer.ref, started_event_id=started_id),
                     )
             elif timer.kind == TimerKind.WORKFLOW_RUN_TIMEOUT:
-                engine.close_run(
-                    tx,
-                    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
-                    WorkflowExecutionTimedOutEventAttributes(
-                        retry_state=RetryState.RETRY_STATE_TIMEOUT
-                    ),
-                    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
-                )
+                self._time_out(tx)
+            elif timer.kind == TimerKind.WORKFLOW_BACKOFF:
+                if state.awaiting_backoff:
+                    tx.needs_workflow_task = tx.end_backoff = True
             elif timer.kind >= TimerKind.TRANSFER_START_CHILD:
                 children.fire(tx, timer.kind, timer.ref)
             elif timer.kind == TimerKind.WORKFLOW_TASK_RETRY:
@@ -323,6 +321,40 @@ class Service:
         if local:
             # Disarmed only now: a change that failed leaves the timer due.
             engine.local_timers.take(timer)
+
+    @staticmethod
+    def _time_out(tx: Transition) -> None:
+        """Times the run out; a cron run whose execution has not expired goes on
+        with its next run, as on Temporal."""
+        started = tx.state.started
+        timed_out = WorkflowExecutionTimedOutEventAttributes(
+            retry_state=RetryState.RETRY_STATE_TIMEOUT
+        )
+        expired = started.HasField("workflow_execution_expiration_time") and (
+            tx.now >= started.workflow_execution_expiration_time.ToNanoseconds() / 1e9
+        )
+        if started.cron_schedule and not expired:
+            last = (
+                started.last_completion_result
+                if started.HasField("last_completion_result")
+                else None
+            )
+            failure = Failure(
+                message="workflow timeout",
+                source="Server",
+                timeout_failure_info=TimeoutFailureInfo(
+                    timeout_type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
+                ),
+            )
+            timed_out.new_execution_run_id = next_cron_run(tx, result=last, failure=failure)
+            if timed_out.new_execution_run_id:
+                timed_out.retry_state = RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET
+        tx.engine.close_run(
+            tx,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+            timed_out,
+            WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+        )
 
     def scan(self, now: float) -> bool:
         """Leases tasks in the store that local workers can take, in one group

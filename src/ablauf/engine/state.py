@@ -148,6 +148,20 @@ class RunState:
     # The attributes of its WorkflowTaskScheduled events, serialized (made at the first).
     wft_scheduled: bytes = b""
 
+    @property
+    def awaiting_backoff(self) -> bool:
+        """Whether the run waits out its first workflow task backoff (a start
+        delay, a retry interval or the time to its cron run): until then new
+        events do not schedule a workflow task (Temporal's
+        ``IsWorkflowPendingOnWorkflowTaskBackoff``)."""
+        return (
+            self.running
+            and self.wft is None
+            and self.completed_workflow_tasks == 0
+            and self.started.HasField("first_workflow_task_backoff")
+            and self.started.first_workflow_task_backoff.ToNanoseconds() > 0
+        )
+
     def apply(self, event: HistoryEvent) -> None:
         """Folds one event into the state."""
         t = event.event_type

@@ -31,6 +31,8 @@ class TimerKind(IntEnum):
     TRANSFER_PARENT_CLOSE = 11
     TRANSFER_SIGNAL_EXTERNAL = 12
     TRANSFER_CANCEL_EXTERNAL = 13
+    # The end of a run's first workflow task backoff (start delay, retry, cron).
+    WORKFLOW_BACKOFF = 14
     # A schedule's next action (run_id: "schedule:<schedule id>", ref: namespace).
     SCHEDULE = 20
 

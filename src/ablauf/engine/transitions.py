@@ -45,11 +45,13 @@ HISTORY_SIZE_LIMIT = 50 * 1024 * 1024
 
 
 def _run_deadline(attrs: WorkflowExecutionStartedEventAttributes, now: float) -> float | None:
-    """When the run times out: its run timeout, capped by the execution's expiration."""
+    """When the run times out: its run timeout, counted from the end of its
+    first workflow task backoff as Temporal does, capped by the execution's
+    expiration."""
     deadlines = []
     run_timeout = seconds_of(attrs.workflow_run_timeout)
     if run_timeout > 0:
-        deadlines.append(now + run_timeout)
+        deadlines.append(now + seconds_of(attrs.first_workflow_task_backoff) + run_timeout)
     if attrs.HasField("workflow_execution_expiration_time"):
         deadlines.append(attrs.workflow_execution_expiration_time.ToNanoseconds() / 1e9)
     return min(deadlines) if deadlines else None
@@ -144,7 +146,7 @@ class Transitions:
         if state.running:
             self._check_history_limits(tx)
         if state.running and state.wft is None:
-            if tx.needs_workflow_task:
+            if tx.needs_workflow_task and (tx.end_backoff or not state.awaiting_backoff):
                 self.workflow_tasks.schedule(tx, attempt=1, write=write)
             elif state.requested_updates > 0:
                 self.workflow_tasks.schedule_speculative(tx)
@@ -285,8 +287,10 @@ class Transitions:
                 tx.add(event_type, event_attrs)
             backoff = seconds_of(attrs.first_workflow_task_backoff)
             if backoff > 0:
-                # A retried run's first task waits out the retry interval.
-                self.workflow_tasks.schedule(tx, 1, backoff)
+                # The first task waits out a start delay, a retry interval or
+                # the time to a cron run; it is scheduled when the backoff ends.
+                store.insert_timer(run_id, TimerKind.WORKFLOW_BACKOFF, "", 0, now + backoff)
+                tx.after_commit.append(ctx.notify_timer_added)
             else:
                 tx.needs_workflow_task = True
             if deadline is not None:
