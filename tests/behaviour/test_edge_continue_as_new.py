@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -93,3 +94,36 @@ async def test_signals_reach_the_latest_run_and_state_starts_fresh(
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     ]
     assert signaled == ["poke"]
+
+
+@workflow.defn
+class Later:
+    @workflow.run
+    async def run(self, round_: int) -> str:
+        if round_ == 0:
+            workflow.continue_as_new(args=[1], backoff_start_interval=timedelta(seconds=2))
+        return "second run"
+
+
+async def test_continue_as_new_waits_out_its_backoff_start_interval(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=[Later]):
+        handle = await client.start_workflow(
+            Later.run, 0, id=f"later-{suffix}", task_queue=task_queue
+        )
+        assert await handle.result() == "second run"
+        first = [
+            e
+            async for e in client.get_workflow_handle(
+                handle.id, run_id=handle.result_run_id
+            ).fetch_history_events()
+        ]
+        second = [e async for e in client.get_workflow_handle(handle.id).fetch_history_events()]
+    continued = first[-1].workflow_execution_continued_as_new_event_attributes
+    assert continued.backoff_start_interval.ToTimedelta() == timedelta(seconds=2)
+    started = second[0].workflow_execution_started_event_attributes
+    assert started.first_workflow_task_backoff.ToTimedelta() == timedelta(seconds=2)
+    # The second run's first workflow task came about two seconds after its start.
+    waited = second[1].event_time.ToDatetime() - second[0].event_time.ToDatetime()
+    assert waited >= timedelta(seconds=1.9)

@@ -342,6 +342,9 @@ def _continue_as_new(tx: Transition, command: Command, wft_id: int) -> None:
     # As on Temporal, the command's cron schedule (which temporalio's workflows
     # never set): a cron run that continues as new leaves the cron chain.
     started.cron_schedule = a.cron_schedule
+    if a.HasField("backoff_start_interval"):
+        # The new run's first workflow task waits this long.
+        started.first_workflow_task_backoff.CopyFrom(a.backoff_start_interval)
     new_tx = engine.create_run(state.exe.namespace, state.exe.workflow_id, started, tx.now)
     attrs = WorkflowExecutionContinuedAsNewEventAttributes(
         new_execution_run_id=new_tx.state.exe.run_id,
@@ -354,6 +357,8 @@ def _continue_as_new(tx: Transition, command: Command, wft_id: int) -> None:
         initiator=ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW,
         header=a.header,
     )
+    if a.HasField("backoff_start_interval"):
+        attrs.backoff_start_interval.CopyFrom(a.backoff_start_interval)
     engine.close_run(
         tx,
         E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
