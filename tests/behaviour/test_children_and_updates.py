@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
 from temporalio.converter import DataConverter
@@ -414,6 +416,38 @@ async def test_start_update_then_result(client: Client, task_queue: str, suffix:
         await handle.execute_update(Counter.finish)
         assert await handle.result() == 7
         assert await slow.result() == 7
+
+
+@pytest.mark.timeout(60)
+async def test_an_update_with_no_worker_fails_at_its_rpc_timeout(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    handle = await client.start_workflow(Counter.run, id=f"counter-{suffix}", task_queue=task_queue)
+    deadline = timedelta(seconds=1)
+    calls = {
+        "execute": lambda: handle.execute_update(
+            Counter.add, 1, id=f"first-{suffix}", rpc_timeout=deadline
+        ),
+        "start": lambda: handle.start_update(
+            Counter.add, 2, wait_for_stage=WorkflowUpdateStage.ACCEPTED, rpc_timeout=deadline
+        ),
+        "poll": lambda: handle.get_update_handle_for(Counter.add, f"first-{suffix}").result(
+            rpc_timeout=deadline
+        ),
+    }
+    for name, call in calls.items():
+        started = time.monotonic()
+        # No worker polls the queue: the update is admitted and waits for one
+        # until the call's deadline, which the client reports as its own error.
+        with pytest.raises(WorkflowUpdateRPCTimeoutOrCancelledError):
+            await asyncio.wait_for(call(), 15)
+        assert 0.9 < time.monotonic() - started < 5, name
+    # The admitted updates were kept: the first worker runs both.
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        first = handle.get_update_handle_for(Counter.add, f"first-{suffix}")
+        assert await asyncio.wait_for(first.result(), 15) == 1
+        await handle.execute_update(Counter.finish)
+        assert await asyncio.wait_for(handle.result(), 15) == 3
 
 
 async def test_updates_and_children_through_a_codec(

@@ -228,6 +228,15 @@ def test_runnable_tasks_are_leased_or_due(store: Store) -> None:
     assert store.has_runnable_tasks(10.0)
 
 
+def test_retrying_workflow_tasks_are_those_past_their_first_attempt(store: Store) -> None:
+    store.insert_task(task("a", visible_at=50.0))
+    store.insert_task(task("b", kind=ACTIVITY_TASK, attempt=3, visible_at=50.0))
+    assert not store.has_retrying_workflow_tasks()
+    with store.transaction():
+        store.insert_task(task("c", attempt=2, visible_at=50.0))
+        assert store.has_retrying_workflow_tasks()
+
+
 def test_released_leases_free_the_tasks_and_touch_their_runs(store: Store) -> None:
     for run_id in ("a", "b", "c"):
         store.insert_execution(execution(run_id))

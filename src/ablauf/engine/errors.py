@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyStartedError",
     "CommandRejectedError",
+    "DeadlineExceededError",
     "EngineError",
     "InvalidArgumentError",
     "NotFoundError",
@@ -43,6 +44,10 @@ class CommandRejectedError(InvalidArgumentError):
 
 class QueryFailedError(EngineError):
     """The query could not be answered (unknown name, handler error, no worker)."""
+
+
+class DeadlineExceededError(EngineError):
+    """The call's deadline (its RPC timeout) passed before its answer was ready."""
 
 
 class ResourceExhaustedError(EngineError):

@@ -63,6 +63,7 @@ from ablauf.engine.activity_rpcs import ActivityRpcs
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import (
     AlreadyStartedError,
+    DeadlineExceededError,
     EngineError,
     InvalidArgumentError,
     NotFoundError,
@@ -96,6 +97,8 @@ def _to_rpc_error(err: EngineError) -> RPCError:
         )
     if isinstance(err, NotFoundError):
         return rpc_error(RPCStatusCode.NOT_FOUND, str(err))
+    if isinstance(err, DeadlineExceededError):
+        return rpc_error(RPCStatusCode.DEADLINE_EXCEEDED, str(err))
     if isinstance(err, ResourceExhaustedError):
         return rpc_error(RPCStatusCode.RESOURCE_EXHAUSTED, str(err))
     if isinstance(err, QueryFailedError | InvalidArgumentError):
@@ -249,7 +252,7 @@ class Frontend:
         run_id = await engine.submit(change)
         update_id = req.request.meta.update_id
         stage, outcome = await updates.wait(
-            engine, run_id, update_id, req.wait_policy.lifecycle_stage, timeout or _LONG_POLL
+            engine, run_id, update_id, req.wait_policy.lifecycle_stage, timeout
         )
         resp = UpdateWorkflowExecutionResponse(
             update_ref=UpdateRef(
@@ -275,7 +278,7 @@ class Frontend:
             exe.run_id,
             req.update_ref.update_id,
             req.wait_policy.lifecycle_stage,
-            timeout or _LONG_POLL,
+            timeout,
         )
         resp = PollWorkflowExecutionUpdateResponse(update_ref=req.update_ref, stage=stage)  # type: ignore[arg-type]
         if outcome is not None:

@@ -166,8 +166,15 @@ class Service:
                 # Attempts running here may have no task row (their timers are local).
                 and not engine.local_timers
                 and not engine.store.has_runnable_tasks(now)
+                # As on Temporal's test server, a workflow task holds time until
+                # it completes: one that keeps failing is retried in real time,
+                # not by jumps from one backoff to the next.
+                and not engine.store.has_retrying_workflow_tasks()
                 and engine.clock.skip_to(next_timer)
             ):
+                # Workflow tasks run inline, so a chain of skips never awaits:
+                # yield, or nothing else on the loop (a caller's wait_for) runs.
+                await asyncio.sleep(0)
                 continue
             # Jittered: of several processes waiting for work on one store, the
             # first to see a commit takes its tasks, and that should not always

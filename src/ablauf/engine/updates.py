@@ -21,7 +21,12 @@ from temporalio.api.protocol.v1 import Message
 from temporalio.api.update.v1 import Acceptance, Outcome, Rejection, Request, Response
 
 from ablauf.engine.context import EngineContext, Transition
-from ablauf.engine.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
+from ablauf.engine.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+)
 from ablauf.store.base import (
     UPDATE_ACCEPTED,
     UPDATE_COMPLETED,
@@ -37,6 +42,9 @@ Stage = UpdateWorkflowExecutionLifecycleStage
 # Temporal's limits: updates in flight (requested or accepted) and per run.
 MAX_IN_FLIGHT = 10
 MAX_PER_RUN = 2000
+# Temporal's long-poll interval: an update call waits this long at most, then
+# answers with the stage reached so far.
+LONG_POLL = 20.0
 
 
 def request(engine: EngineContext, run_id: str, req: Request) -> None:
@@ -158,11 +166,24 @@ def reject_unanswered(tx: Transition, messages: list[Message]) -> None:
 
 
 async def wait(
-    engine: EngineContext, run_id: str, update_id: str, stage: int, timeout: float
+    engine: EngineContext,
+    run_id: str,
+    update_id: str,
+    stage: int,
+    timeout: float | None,
+    long_poll: float = LONG_POLL,
 ) -> tuple[int, Outcome | None]:
-    """Waits until the update reaches ``stage`` (or is rejected); returns (stage, outcome)."""
+    """Waits until the update reaches ``stage`` (or is rejected); returns (stage, outcome).
+
+    As Temporal's history service: after ``long_poll`` seconds it returns the
+    stage reached so far (the client asks again), but past the caller's own
+    ``timeout`` (its RPC deadline) it raises :class:`DeadlineExceededError`,
+    which the client reports as ``WorkflowUpdateRPCTimeoutOrCancelledError``.
+    """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    started = loop.time()
+    soft = started + long_poll
+    hard = None if timeout is None else started + timeout
     while True:
         rec = engine.store.get_update(run_id, update_id)
         if rec is None:
@@ -178,13 +199,16 @@ async def wait(
             return Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED, None
         if not engine.state_of(run_id).running:
             raise NotFoundError("workflow execution already completed")
-        left = deadline - loop.time()
-        if left <= 0:
+        now = loop.time()
+        if hard is not None and now >= hard:
+            raise DeadlineExceededError("Timeout expired")
+        if now >= soft:
             stage_now = (
                 Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
                 if rec.state == UPDATE_ACCEPTED
                 else Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
             )
             return stage_now, None
+        left = min(soft, hard if hard is not None else soft) - now
         with engine.clock.unlocked():
             await engine.wait_run_change(run_id, min(left, 1.0))

@@ -106,6 +106,10 @@ ORDER BY visible_at LIMIT ?;
 -- Any task leased (running) or due.
 SELECT 1 FROM tasks WHERE lease_owner IS NOT NULL OR visible_at<=? LIMIT 1;
 
+-- name: retrying_workflow_task
+-- Any workflow task waiting out its backoff after failed attempts (kind 0).
+SELECT 1 FROM tasks WHERE kind=0 AND attempt>1 LIMIT 1;
+
 -- name: last_task_id
 -- Ids are never reused: the next is past the largest ever given.
 SELECT seq FROM sqlite_sequence WHERE name='tasks';

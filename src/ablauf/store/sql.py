@@ -60,6 +60,7 @@ __all__ = [
     "RELEASE_LEASES_OF_QUEUE",
     "REMOVE_OWNER",
     "RENEW_OWNER",
+    "RETRYING_WORKFLOW_TASK",
     "ROWID_RANGE",
     "RUNNABLE_TASK",
     "RUNS_WITH_LEASED_ACTIVITIES",
@@ -126,6 +127,7 @@ DELETE_RUN_TASKS: Final = _blocks.pop("delete_run_tasks")
 TASKS_OF_RUN: Final = _blocks.pop("tasks_of_run")
 READY_TASKS: Final = _blocks.pop("ready_tasks")
 RUNNABLE_TASK: Final = _blocks.pop("runnable_task")
+RETRYING_WORKFLOW_TASK: Final = _blocks.pop("retrying_workflow_task")
 LAST_TASK_ID: Final = _blocks.pop("last_task_id")
 TOUCH_LEASED_RUNS: Final = _blocks.pop("touch_leased_runs")
 TOUCH_LEASED_RUNS_OF_QUEUE: Final = _blocks.pop("touch_leased_runs_of_queue")

@@ -601,6 +601,11 @@ class SqliteStore:
         self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES)
         return self._db.query_one(sql.RUNNABLE_TASK, (now,)) is not None
 
+    def has_retrying_workflow_tasks(self) -> bool:
+        """Whether a workflow task waits out its backoff after failed attempts."""
+        self._write_pending(_RUN_TASK_DELETES, _TASKS, _TASK_DELETES)
+        return self._db.query_one(sql.RETRYING_WORKFLOW_TASK) is not None
+
     def release_leases(
         self, owner_ids: Sequence[str], kind: int, task_queue: str | None = None
     ) -> int:

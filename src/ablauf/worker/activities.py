@@ -48,13 +48,25 @@ from ablauf.history.tasks import (
 from ablauf.payloads import from_payloads, to_payloads
 from ablauf.serialization import ignores_context, with_context
 
-__all__ = ["ActivityRunner", "cancellation_details_for"]
+__all__ = ["ActivityRunner", "cancellation_details_for", "worker_shutdown_failure"]
 
 logger = logging.getLogger(__name__)
 
 HeartbeatCallback = Callable[[Sequence[Payload]], None]
 
 _CANCEL_ERRORS = (asyncio.CancelledError, temporalio.exceptions.CancelledError)
+
+# How often a shutdown that waits for activities ignoring their cancellation says so.
+SHUTDOWN_WAIT_LOG_INTERVAL = 10.0
+
+
+def worker_shutdown_failure() -> Failure:
+    """What an attempt cancelled by worker shutdown fails with (sdk-core reports the
+    cancel as this failure, so the attempt is retried instead of waiting for a timeout)."""
+    return Failure(
+        message="Worker is shutting down and this activity did not complete in time",
+        application_failure_info=ApplicationFailureInfo(type="WorkerShutdown"),
+    )
 
 
 def cancellation_details_for(reason: str) -> ActivityCancellationDetails:
@@ -281,6 +293,10 @@ class ActivityRunner:
         self._activities: dict[str, temporalio.activity._Definition] = {}
         self._dynamic: temporalio.activity._Definition | None = None
         self._running: dict[bytes, _Attempt] = {}
+        # Past the graceful shutdown timeout: sdk-core cancels the tasks it still
+        # hands out at once, and temporalio's worker gets that cancel before the
+        # activity's first step, so its code never runs.
+        self._cancel_on_start = False
         self._shutdown_event = temporalio.common._CompositeEvent(
             thread_event=threading.Event(), async_event=asyncio.Event()
         )
@@ -337,7 +353,8 @@ class ActivityRunner:
 
         Returns:
             ``ActivityCompleted``, ``ActivityFailed`` or ``ActivityCanceled`` (the last
-            only when a cancel request or worker shutdown made the activity give up).
+            only when a cancel request made the activity give up; one that gave up
+            on worker shutdown fails with :func:`worker_shutdown_failure`).
 
         If the caller cancels this coroutine, the attempt is told so (as on worker
         shutdown) and the ``CancelledError`` propagates; :meth:`shutdown` still waits
@@ -380,6 +397,8 @@ class ActivityRunner:
     def _prepare(
         self, task: ActivityTask, heartbeat: HeartbeatCallback
     ) -> tuple[_Attempt, temporalio.converter.DataConverter] | ActivityOutcome:
+        if self._cancel_on_start:
+            return ActivityFailed(worker_shutdown_failure())
         defn = self._activities.get(task.activity_type, self._dynamic)
         data_converter = self._data_converter
         if not ignores_context(data_converter):
@@ -430,8 +449,9 @@ class ActivityRunner:
         Args:
             token: The attempt's task token.
             reason: Why, as named in :func:`cancellation_details_for`. ``CANCELLED``
-                and ``WORKER_SHUTDOWN`` let the attempt end as ``ActivityCanceled``;
-                others make a ``CancelledError`` end as ``ActivityFailed``.
+                lets the attempt end as ``ActivityCanceled``, ``WORKER_SHUTDOWN`` as
+                :func:`worker_shutdown_failure`; others make a ``CancelledError``
+                end as ``ActivityFailed``.
         """
         attempt = self._running.get(token)
         if attempt is None:
@@ -442,21 +462,35 @@ class ActivityRunner:
     async def shutdown(self, *, graceful_timeout: timedelta | None = None) -> None:
         """Tell running activities the worker is shutting down and wait for them.
 
+        As temporalio's worker: attempts still running after ``graceful_timeout``,
+        and any that start later, are cancelled with ``WORKER_SHUTDOWN``; then the
+        runner waits for every attempt to end (one that ignores its cancellation
+        keeps the shutdown waiting, with a warning now and then).
+
         Args:
-            graceful_timeout: If given, attempts still running after it are cancelled
-                with ``WORKER_SHUTDOWN`` (as ``Worker(graceful_shutdown_timeout=...)``
-                does); by default the runner waits for them however long they take.
+            graceful_timeout: How long attempts may run before they are cancelled;
+                by default the runner waits for them however long they take.
         """
         self._shutdown_event.set()
-        tasks = {a.task for a in self._running.values() if a.task is not None}
-        if not tasks:
-            return
-        timeout = None if graceful_timeout is None else graceful_timeout.total_seconds()
-        _, pending = await asyncio.wait(tasks, timeout=timeout)
-        if pending:
+        loop = asyncio.get_running_loop()
+        if graceful_timeout is not None:
+            deadline = loop.time() + graceful_timeout.total_seconds()
+            # Attempts that start meanwhile get the rest of the same grace.
+            while (tasks := self._tasks()) and (left := deadline - loop.time()) > 0:
+                await asyncio.wait(tasks, timeout=left)
+            self._cancel_on_start = True
             for token in list(self._running):
                 self.cancel(token, "WORKER_SHUTDOWN")
-            await asyncio.wait(pending)
+        while tasks := self._tasks():
+            _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_LOG_INTERVAL)
+            if pending and self._cancel_on_start:
+                logger.warning(
+                    "Worker shutdown waits for activities that ignore their cancellation: %s",
+                    ", ".join(sorted(a.defn.name or "(dynamic)" for a in self._running.values())),
+                )
+
+    def _tasks(self) -> set[asyncio.Task[Any]]:
+        return {a.task for a in self._running.values() if a.task is not None}
 
     async def _run(
         self,
@@ -600,7 +634,10 @@ class ActivityRunner:
                     "Unhandled activity cancel error produced by activity reset",
                     type="ActivityReset",
                 )
-            elif details is not None and (details.cancel_requested or details.worker_shutdown):
+            elif details is not None and details.worker_shutdown:
+                log.debug("Completing as failed: worker shutdown")
+                return ActivityFailed(worker_shutdown_failure())
+            elif details is not None and details.cancel_requested:
                 log.debug("Completing as cancelled")
                 return ActivityCanceled()
         benign = (

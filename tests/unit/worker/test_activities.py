@@ -27,7 +27,11 @@ from ablauf.history.tasks import (
     ActivityOutcome,
     ActivityTask,
 )
-from ablauf.worker.activities import ActivityRunner, cancellation_details_for
+from ablauf.worker.activities import (
+    ActivityRunner,
+    cancellation_details_for,
+    worker_shutdown_failure,
+)
 
 CONVERTER = DataConverter.default
 SCHEDULED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -597,7 +601,33 @@ async def test_shutdown_cancels_what_outlives_the_graceful_timeout() -> None:
     running = asyncio.create_task(run(runner, make_task("stubborn"), heartbeats))
     await heartbeats.arrived.wait()
     await asyncio.wait_for(runner.shutdown(graceful_timeout=timedelta(milliseconds=10)), 10)
-    assert await running == ActivityCanceled()
+    # As sdk-core reports it: a failure, so the attempt is retried at once.
+    assert await running == ActivityFailed(worker_shutdown_failure())
+
+
+async def test_shutdown_cancels_attempts_that_start_while_it_waits() -> None:
+    """An attempt that starts during shutdown (its task was handed out just
+    before) is cancelled too: a shutdown that missed it waited for it forever."""
+
+    @activity.defn
+    async def waits_for_cancel() -> str:
+        activity.heartbeat()
+        await activity.wait_for_cancelled()
+        return "saw the cancel"
+
+    runner = ActivityRunner([waits_for_cancel], data_converter=CONVERTER)
+    early_beats = Heartbeats()
+    early = asyncio.create_task(run(runner, make_task("waits_for_cancel"), early_beats))
+    await early_beats.arrived.wait()
+    shutdown = asyncio.create_task(runner.shutdown(graceful_timeout=timedelta(milliseconds=200)))
+    await asyncio.sleep(0.05)
+    # Starts within the grace period: cancelled when it ends.
+    within = asyncio.create_task(run(runner, make_task("waits_for_cancel", token=b"within")))
+    await asyncio.wait_for(shutdown, 10)
+    # Starts after it: cancelled before its code runs, as in temporalio.
+    late = await asyncio.wait_for(run(runner, make_task("waits_for_cancel", token=b"late")), 10)
+    shut_down = ActivityFailed(worker_shutdown_failure())
+    assert [await early, await within, late] == [shut_down, shut_down, shut_down]
 
 
 async def test_cancelling_execute_tells_the_activity_and_propagates() -> None:
