@@ -311,6 +311,22 @@ def arm_lost(tx: Transition, owner_ids: Sequence[str]) -> None:
     tx.after_commit.append(tx.engine.notify_timer_added)
 
 
+def give_back(tx: Transition, ref: TaskRef) -> None:
+    """Hands back an attempt leased to this process that no worker here took:
+    its row, unleased and due now, is for any worker of any process."""
+    pending = _current(tx, ref)
+    if pending is None or pending.task is None:
+        return
+    task = pending.task
+    task.lease_owner = None
+    task.lease_until = None
+    task.started_at = None
+    task.visible_at = tx.now
+    _save(tx, task)
+    # Its deadlines were armed in this process's memory when it was leased.
+    tx.disarms.append((task.run_id, str(task.ref)))
+
+
 # The last conversion: the activities one transition schedules share their time.
 _last_dt = (0.0, datetime.fromtimestamp(0, UTC))
 

@@ -29,6 +29,7 @@ from temporalio.api.sdk.v1 import WorkflowTaskCompletedMetadata
 from ablauf.engine import activities
 from ablauf.engine.context import RunIn, Transition
 from ablauf.engine.engine import Engine
+from ablauf.engine.errors import EngineError
 from ablauf.engine.matching import Consumer, LocalQueue, TaskRef
 from ablauf.errors import StoreError, StoreLostError
 from ablauf.history.tasks import ActivityOutcome, ActivityTask, WorkflowTask
@@ -184,6 +185,8 @@ class WorkerApi:
                     await self.flush()
                 matching.unregister(ACTIVITY_TASK, reg.task_queue)
                 matching.activity_cancellers.pop(reg.task_queue, None)
+                if matching.local(ACTIVITY_TASK, reg.task_queue) is None:
+                    self._give_back_untaken(reg)
             if reg.workflows is not None:
                 matching.unregister(WORKFLOW_TASK, reg.task_queue)
                 matching.query_handlers.pop(reg.task_queue, None)
@@ -193,6 +196,17 @@ class WorkerApi:
             if engine.failure is None:
                 engine.release_local_leases(reg.task_queue)
                 engine.update_owner()
+
+    def _give_back_untaken(self, reg: Registration) -> None:
+        # Attempts handed to this process that no worker here took: left
+        # leased, they would wait out their start-to-close timeout.
+        for kind, queue, _ in reg.queues:
+            while kind == ACTIVITY_TASK and (ref := queue.take()) is not None:
+                self._give_back(ref)
+
+    def _give_back(self, ref: TaskRef) -> None:
+        with contextlib.suppress(EngineError):
+            self._engine.transition(ref.run_id, lambda tx: activities.give_back(tx, ref))
 
     # workflow tasks
 
