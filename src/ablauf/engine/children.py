@@ -266,7 +266,9 @@ def _start(tx: Transition, initiated_id: int) -> None:
         started.retry_policy.CopyFrom(a.retry_policy)
     if a.cron_schedule:
         start_cron(started, a.cron_schedule, tx.now)
-    child_tx = engine.create_run(a.namespace, a.workflow_id, started, tx.now)
+    child_tx = engine.create_run(
+        a.namespace, a.workflow_id, started, tx.now, user_metadata=child.metadata
+    )
     tx.add_external(
         E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED,
         ChildWorkflowExecutionStartedEventAttributes(

@@ -71,8 +71,12 @@ def apply(
                 f"command {CommandType.Name(t)} is not supported by the embedded engine yet",
                 _UNSUPPORTED,
             )
+        if command.HasField("user_metadata"):
+            # The event the command records carries its summary and details.
+            tx.metadata = command.user_metadata
         try:
             handler(tx, command, completed_event_id, by_id)
+            tx.metadata = None
         except CommandRejectedError:
             raise
         except InvalidArgumentError as err:

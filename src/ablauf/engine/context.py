@@ -19,6 +19,7 @@ from typing import TypeVar
 import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.message import Message
 from temporalio.api.history.v1 import HistoryEvent, WorkflowExecutionStartedEventAttributes
+from temporalio.api.sdk.v1 import UserMetadata
 
 from ablauf.clock import Clock
 from ablauf.engine.local_timers import Arm, LocalTimers
@@ -72,8 +73,10 @@ class EngineContext:
         now: float,
         run_id: str | None = None,
         first_events: Sequence[tuple[int, Message]] = (),
+        user_metadata: UserMetadata | None = None,
     ) -> Transition:
-        """Writes a new run in the caller's transaction; after commit, :meth:`after_create_run`."""
+        """Writes a new run in the caller's transaction; after commit, :meth:`after_create_run`.
+        ``user_metadata`` (a static summary and details) goes on its started event."""
         raise NotImplementedError
 
     def after_create_run(self, tx: Transition) -> None:
@@ -164,6 +167,7 @@ class Transition:
         "end_backoff",
         "engine",
         "handoffs",
+        "metadata",
         "needs_workflow_task",
         "now",
         "state",
@@ -187,6 +191,9 @@ class Transition:
         # Whether a run waiting out its first workflow task backoff gets the
         # task now (a cancel request, a signal-with-start, the backoff's end).
         self.end_backoff = False
+        # The user metadata (summary, details) the next appended event carries:
+        # that of the command or start request it records.
+        self.metadata: UserMetadata | None = None
         self._started_ids: dict[int, int] = {}
 
     @property
@@ -227,6 +234,9 @@ class Transition:
         exe = state.exe
         event_id = event.event_id = exe.next_event_id
         event_type = event.event_type
+        if self.metadata is not None:
+            event.user_metadata.CopyFrom(self.metadata)
+            self.metadata = None
         # An activity's closing event names its started event, whose id is only
         # known once both are placed (they may have waited in the buffer).
         if event_type == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from google.protobuf.message import Message
 from temporalio.api.history.v1 import HistoryEvent, WorkflowExecutionStartedEventAttributes
+from temporalio.api.sdk.v1 import UserMetadata
 
 from ablauf.clock import Clock, SystemClock
 from ablauf.engine import activities, closing
@@ -158,8 +159,11 @@ class Engine(EngineContext):
         now: float,
         run_id: str | None = None,
         first_events: Sequence[tuple[int, Message]] = (),
+        user_metadata: UserMetadata | None = None,
     ) -> Transition:
-        return self.transitions.create_run(namespace, workflow_id, attrs, now, run_id, first_events)
+        return self.transitions.create_run(
+            namespace, workflow_id, attrs, now, run_id, first_events, user_metadata
+        )
 
     def after_create_run(self, tx: Transition) -> None:
         self.transitions.after_commit(tx)

@@ -87,7 +87,7 @@ def _started_attributes(
         header=req.header,
         workflow_id=req.workflow_id,
     )
-    for name in ("workflow_execution_timeout", "workflow_run_timeout", "retry_policy"):
+    for name in ("workflow_execution_timeout", "workflow_run_timeout", "retry_policy", "priority"):
         if req.HasField(name):
             getattr(attrs, name).CopyFrom(getattr(req, name))
     if req.cron_schedule:
@@ -152,7 +152,15 @@ def start(
             terminate(engine, exe.run_id, "terminated by id conflict policy", None, req.identity)
         elif exe is not None and _refuse_reuse(reuse, req.workflow_id, exe.run_id, exe.status):
             raise AlreadyStartedError(req.workflow_id, exe.run_id)
-        tx = engine.create_run(namespace, req.workflow_id, attrs, now, first_events=first_events)
+        metadata = req.user_metadata if req.HasField("user_metadata") else None
+        tx = engine.create_run(
+            namespace,
+            req.workflow_id,
+            attrs,
+            now,
+            first_events=first_events,
+            user_metadata=metadata,
+        )
     engine.after_create_run(tx)
     return tx.state.exe.run_id, True
 

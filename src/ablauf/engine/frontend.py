@@ -380,6 +380,8 @@ class Frontend:
             workflow_run_timeout=started.workflow_run_timeout,
             default_workflow_task_timeout=started.workflow_task_timeout,
         )
+        if state.metadata is not None:
+            config.user_metadata.CopyFrom(state.metadata)
         resp = DescribeWorkflowExecutionResponse(
             execution_config=config, workflow_execution_info=info
         )

@@ -19,6 +19,7 @@ from temporalio.api.history.v1 import (
     StartChildWorkflowExecutionInitiatedEventAttributes,
     WorkflowExecutionStartedEventAttributes,
 )
+from temporalio.api.sdk.v1 import UserMetadata
 
 from ablauf.history.catalog import (
     ACTIVITY_CLOSED,
@@ -113,6 +114,8 @@ class PendingChild:
 
     initiated_event_id: int
     attrs: StartChildWorkflowExecutionInitiatedEventAttributes
+    metadata: UserMetadata | None = None
+    """The summary and details its start command gave, for the child's own start."""
     run_id: str = ""
     started_event_id: int = 0
 
@@ -137,6 +140,8 @@ class RunState:
     cancel_requested: bool = False
     completed_workflow_tasks: int = 0
     start_event_time: Timestamp | None = None
+    metadata: UserMetadata | None = None
+    """The static summary and details its start gave (for describe)."""
     # Updates requested but not yet accepted or rejected.
     requested_updates: int = 0
     # Events waiting in the store's buffer for the running workflow task.
@@ -170,6 +175,8 @@ class RunState:
             return
         if t == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             self.start_event_time = event.event_time
+            if event.HasField("user_metadata"):
+                self.metadata = event.user_metadata
         elif t == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             scheduled = event.activity_task_scheduled_event_attributes
             self.activities[event.event_id] = PendingActivity(event.event_id, scheduled)
@@ -190,7 +197,9 @@ class RunState:
             self.timers.pop(event.timer_canceled_event_attributes.timer_id, None)
         elif t == E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
             self.children[event.event_id] = PendingChild(
-                event.event_id, event.start_child_workflow_execution_initiated_event_attributes
+                event.event_id,
+                event.start_child_workflow_execution_initiated_event_attributes,
+                event.user_metadata if event.HasField("user_metadata") else None,
             )
         elif t == E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
             attrs = event.child_workflow_execution_started_event_attributes

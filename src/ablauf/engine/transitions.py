@@ -21,6 +21,7 @@ from temporalio.api.history.v1 import (
     WorkflowExecutionStartedEventAttributes,
     WorkflowExecutionTerminatedEventAttributes,
 )
+from temporalio.api.sdk.v1 import UserMetadata
 
 from ablauf.engine.commit import GroupCommit
 from ablauf.engine.context import EngineContext, RunIn, Transition
@@ -245,6 +246,7 @@ class Transitions:
         now: float,
         run_id: str | None = None,
         first_events: Sequence[tuple[int, ProtoMessage]] = (),
+        user_metadata: UserMetadata | None = None,
     ) -> Transition:
         """Writes a new run in the caller's transaction; after commit, :meth:`after_commit`."""
         ctx = self.ctx
@@ -282,6 +284,7 @@ class Transitions:
             store.set_current_run(namespace, workflow_id, run_id)
             state = RunState(exe=exe, started=attrs)
             tx = Transition(ctx, state, now)
+            tx.metadata = user_metadata
             tx.add(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)
             for event_type, event_attrs in first_events:
                 tx.add(event_type, event_attrs)
