@@ -130,8 +130,6 @@ class LocalWorkflow:
                     slow,
                     5.0,
                     schedule_to_close_timeout=timedelta(milliseconds=500),
-                    start_to_close_timeout=timedelta(milliseconds=200),
-                    retry_policy=RetryPolicy(initial_interval=short),
                 )
             if kind == "timer_backoff":
                 return await workflow.execute_local_activity(
@@ -155,7 +153,9 @@ class LocalWorkflow:
                 await asyncio.sleep(0)
                 handle.cancel()
                 return await handle
-        except (ActivityError, ApplicationError) as err:
+        except (ActivityError, ApplicationError, TimeoutError) as err:
+            # Replaying a timeout marker, sdk-core hands workflow code the bare
+            # TimeoutError where the first run saw it wrapped in an ActivityError.
             return _describe(err)
         return None
 
@@ -257,3 +257,59 @@ async def test_non_retryable_error(client: Client, task_queue: str) -> None:
         assert result["error"] == "ApplicationError"
         assert result["type"] == "Broken"
         assert [m["attempt"] for m in _markers(events)] == [1]
+
+
+async def test_start_to_close_timeout(client: Client, task_queue: str) -> None:
+    result, events = await run(client, task_queue, "start_to_close")
+    assert result["error"] == "ActivityError"
+    assert result["cause"] == "TimeoutError"
+    assert result["timeout_type"] == "START_TO_CLOSE"
+    assert [m["failed"] for m in _markers(events)] == [True]
+
+
+async def test_schedule_to_close_timeout(client: Client, task_queue: str) -> None:
+    result, events = await run(client, task_queue, "schedule_to_close")
+    assert result["error"] == "ActivityError"
+    assert result["cause"] == "TimeoutError"
+    assert result["timeout_type"] == "SCHEDULE_TO_CLOSE"
+    assert [m["failed"] for m in _markers(events)] == [True]
+
+
+async def test_retries_beyond_the_local_retry_threshold_wait_on_a_timer(
+    client: Client, task_queue: str
+) -> None:
+    result, events = await run(client, task_queue, "timer_backoff")
+    assert result == 3
+    # Each backoff is a failed marker recording it, then a durable timer; the
+    # retry runs under a new sequence number with the next attempt.
+    assert _markers(events) == [
+        {"seq": 1, "attempt": 1, "activity_type": "flaky", "backoff": _secs(1), "failed": True},
+        {"seq": 2, "attempt": 2, "activity_type": "flaky", "backoff": _secs(2), "failed": True},
+        {"seq": 3, "attempt": 3, "activity_type": "flaky", "backoff": None, "failed": False},
+    ]
+    assert _kinds(events).count("TIMER_FIRED") == 2
+
+
+def _secs(seconds: int) -> dict[str, int]:
+    return {"seconds": seconds, "nanos": 0}
+
+
+async def test_try_cancel_resolves_at_once(client: Client, task_queue: str) -> None:
+    result, events = await run(client, task_queue, "try_cancel")
+    assert result["error"] == "ActivityError"
+    assert result["cause"] == "CancelledError"
+    assert [m["failed"] for m in _markers(events)] == [True]
+
+
+async def test_abandon_resolves_at_once(client: Client, task_queue: str) -> None:
+    result, events = await run(client, task_queue, "abandon")
+    assert result["error"] == "ActivityError"
+    assert result["cause"] == "CancelledError"
+    assert [m["failed"] for m in _markers(events)] == [True]
+
+
+async def test_wait_cancellation_completed(client: Client, task_queue: str) -> None:
+    result, events = await run(client, task_queue, "wait_cancel")
+    assert result["error"] == "ActivityError"
+    assert result["cause"] == "CancelledError"
+    assert [m["failed"] for m in _markers(events)] == [True]
