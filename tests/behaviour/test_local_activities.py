@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.common import RetryPolicy
@@ -313,3 +314,39 @@ async def test_wait_cancellation_completed(client: Client, task_queue: str) -> N
     assert result["error"] == "ActivityError"
     assert result["cause"] == "CancelledError"
     assert [m["failed"] for m in _markers(events)] == [True]
+
+
+@workflow.defn
+class LongLocal:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_local_activity(
+            slow, 3.0, start_to_close_timeout=timedelta(seconds=10)
+        )
+
+
+@pytest.mark.only_engine("ablauf")
+async def test_a_local_activity_outliving_the_task_fails_it_clearly(
+    client: Client, task_queue: str
+) -> None:
+    # Temporal keeps such a task alive by completing it and forcing a new one
+    # (workflow task heartbeating), which ablauf does not do yet.
+    async with Worker(client, task_queue=task_queue, workflows=[LongLocal], activities=[slow]):
+        handle = await client.start_workflow(
+            LongLocal.run,
+            id=f"la-long-{task_queue}",
+            task_queue=task_queue,
+            task_timeout=timedelta(seconds=1),
+        )
+        failures: list[str] = []
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            failures = [
+                e.workflow_task_failed_event_attributes.failure.message
+                async for e in handle.fetch_history_events()
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+            ]
+            if failures:
+                break
+        await handle.terminate()
+    assert failures and "workflow task heartbeating" in failures[0]

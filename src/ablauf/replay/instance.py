@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Final
 
 import temporalio.converter
@@ -58,6 +59,7 @@ logger = logging.getLogger(__name__)
 # temporal-python's flag for applying all jobs of an activation before running code.
 _SINGLE_BATCH_FLAG: Final = 2
 
+_DEFAULT_TASK_TIMEOUT: Final = timedelta(seconds=10)
 _RESULT_EVENTS: Final = catalog.RESULT_EVENTS
 _UNSUPPORTED_COMMAND_EVENTS: Final = catalog.UNSUPPORTED_COMMAND_EVENTS
 _IGNORED_EVENTS: Final = catalog.IGNORED_BY_WORKFLOWS
@@ -224,6 +226,11 @@ class WorkflowInstance:
                 failure=history.nondeterminism_failure(str(mismatch)),
                 nondeterminism=True,
             )
+
+    @property
+    def task_timeout(self) -> timedelta:
+        """The run's workflow task timeout."""
+        return self._runtime.workflow.get_info().task_timeout or _DEFAULT_TASK_TIMEOUT
 
     def query(self, name: str, args: Sequence[Payload]) -> Payload:
         """Run a query handler against the state after the last processed task.

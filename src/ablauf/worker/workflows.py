@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 _UNHANDLED = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE
 _NONDETERMINISM = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR
+# sdk-core's WFT_HEARTBEAT_TIMEOUT_FRACTION.
+_HEARTBEAT_FRACTION = 0.8
 
 
 def _definitions(
@@ -248,6 +250,10 @@ class WorkflowRunner:
         )
         local = self.local_activities
         running: dict[int, asyncio.Task[LocalActivityResult]] = {}
+        loop = asyncio.get_running_loop()
+        # sdk-core completes ("heartbeats") a task held this long and forces a new
+        # one; ablauf does not yet, so the task fails instead of outliving its lease.
+        deadline = loop.time() + instance.task_timeout.total_seconds() * _HEARTBEAT_FRACTION
         try:
             while True:
                 for request in outcome.local_activities:
@@ -259,7 +265,24 @@ class WorkflowRunner:
                     return outcome
                 if not running:
                     raise RuntimeError("waiting for local activities, but none runs")
-                done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    running.values(),
+                    timeout=max(deadline - loop.time(), 0),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    for seq in running:
+                        local.cancel(run.run_id, seq)
+                    instance.close()
+                    seconds = instance.task_timeout.total_seconds()
+                    message = (
+                        "Local activities running longer than 80% of the workflow task "
+                        f"timeout ({seconds:g} s) need workflow task heartbeating, which "
+                        "ablauf does not support yet"
+                    )
+                    failure = _failure(message, "UnsupportedFeatureError")
+                    self._fail(ref, task.workflow_id, failure, _UNHANDLED)
+                    return None
                 results = []
                 for seq, future in list(running.items()):
                     if future in done:
