@@ -1,15 +1,16 @@
 """The replay machines agree with the catalogue of event and command kinds.
 
 Every supported command kind has a machine (PROTOCOL_MESSAGE is the update
-machine's; Nexus commands are unsupported and have none), each machine consumes
-exactly its family's events, and its transition table only speaks of them.
+machine's; Nexus commands are unsupported and have none; RECORD_MARKER has one
+per marker name), each machine consumes exactly its family's events, and its
+transition table only speaks of them.
 """
 
 import ast
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import CommandType, EventType
 from temporalio.api.history.v1 import HistoryEvent
 
 from ablauf.history import catalog
@@ -17,12 +18,13 @@ from ablauf.replay.machines import (
     CANCEL,
     MACHINE_CLASSES,
     MACHINES,
+    MARKER_MACHINES,
     Machine,
     Nondeterminism,
     TimerMachine,
     TimerState,
 )
-from ablauf.replay.machines.base import ACTIONS
+from ablauf.replay.machines.base import ACTIONS, CANCELS
 
 MACHINE_SOURCES = Path(__file__).parents[2] / "src" / "ablauf" / "replay" / "machines"
 COMMAND_QUEUE = MACHINE_SOURCES.parent / "commands.py"
@@ -38,9 +40,19 @@ def test_every_supported_command_kind_has_a_machine() -> None:
     assert {catalog.COMMANDS[t].family for t in unsupported} == {"nexus operation"}
 
 
-def test_a_command_kind_belongs_to_one_machine() -> None:
-    commands = [command for machine in MACHINE_CLASSES for command in machine.commands]
-    assert len(commands) == len(set(commands))
+def test_a_command_kind_belongs_to_one_machine_or_one_per_marker_name() -> None:
+    for command, machines in MACHINES.items():
+        if len(machines) > 1:
+            assert catalog.COMMANDS[command].family == catalog.MARKER
+            names = [machine.marker_name for machine in machines]
+            assert all(names) and len(names) == len(set(names))
+
+
+def test_every_marker_name_of_the_catalogue_has_its_machine() -> None:
+    assert set(MARKER_MACHINES) == set(catalog.MARKER_NAMES)
+    for name, machine in MARKER_MACHINES.items():
+        assert machine.family == catalog.MARKER, name
+        assert machine.commands == (CommandType.COMMAND_TYPE_RECORD_MARKER,), name
 
 
 @pytest.mark.parametrize("machine", MACHINE_CLASSES, ids=_ids)
@@ -67,12 +79,13 @@ def test_a_machine_consumes_its_commands_events_and_the_events_answering_them(
 
 
 def test_every_event_a_command_records_or_that_answers_one_has_one_machine() -> None:
-    consumed = [t for machine in MACHINE_CLASSES for t in machine.events]
+    # Marker events are told apart by their marker name.
+    consumed = [(t, machine.marker_name) for machine in MACHINE_CLASSES for t in machine.events]
     assert len(consumed) == len(set(consumed))
     expected = {
         t for t, kind in catalog.EVENTS.items() if kind.supported and (kind.command or kind.answers)
     }
-    assert set(consumed) == expected
+    assert {t for t, _ in consumed} == expected
 
 
 @pytest.mark.parametrize("machine", MACHINE_CLASSES, ids=_ids)
@@ -103,7 +116,7 @@ def test_every_state_is_reachable_and_a_cancel_is_answered_in_every_state(
                 changed = True
     states = {s for s, _, _ in machine.table} | {to for _, _, to in machine.table}
     assert reached == states
-    actions = {t for _, t, _ in machine.table if t < 0}
+    actions = {t for _, t, _ in machine.table if t in CANCELS}
     for action in actions:
         # Workflow code may cancel at any time: every state says what that does.
         assert {s for s, t, _ in machine.table if t == action} == states, ACTIONS[action]

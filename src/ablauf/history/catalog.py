@@ -32,6 +32,7 @@ __all__ = [
     "FOLDED",
     "IGNORED_BY_WORKFLOWS",
     "INITIATING_EVENTS",
+    "MARKER_NAMES",
     "RESULT_EVENTS",
     "SIGNAL_EXTERNAL",
     "SUPPORTED_COMMANDS",
@@ -509,6 +510,12 @@ ANSWERED_BY: Final[dict[int, str]] = {t: kind.answers for t, kind in EVENTS.item
 """For each answering event type, the attribute naming the event it answers."""
 IGNORED_BY_WORKFLOWS: Final = _events(ignored_by_workflows=True)
 SUPPORTED_COMMANDS: Final = frozenset(t for t, kind in COMMANDS.items() if kind.supported)
+MARKER_NAMES: Final[dict[str, str]] = {
+    "core_patch": "patch",
+    "core_local_activity": "local activity",
+}
+"""The markers sdk-core records, by marker name: RECORD_MARKER is one command type
+for several kinds of work, told apart by the name (each kind has its own machine)."""
 CLOSING_COMMANDS: Final = frozenset(t for t, kind in COMMANDS.items() if kind.closes)
 
 

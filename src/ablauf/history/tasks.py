@@ -72,6 +72,8 @@ class ActivityTask:
     retry_policy: RetryPolicy | None
     heartbeat_details: Sequence[Payload] = field(default_factory=list)
     headers: dict[str, Payload] = field(default_factory=dict)
+    is_local: bool = False
+    """A local activity's attempt, run by the worker of its workflow."""
 
 
 @dataclass(frozen=True, slots=True)

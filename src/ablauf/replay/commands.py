@@ -28,6 +28,7 @@ from ablauf.replay.machines import (
     CANCEL,
     CANCEL_ABANDON,
     CANCEL_TRY,
+    LOCAL_ACTIVITY_MARKER_NAME,
     ActivityMachine,
     ActivityState,
     CancelExternalMachine,
@@ -37,6 +38,11 @@ from ablauf.replay.machines import (
     CommandEntry,
     DoUpdate,
     Job,
+    LocalActivityMachine,
+    LocalActivityRequest,
+    LocalActivityResult,
+    LocalActivityState,
+    LocalMarker,
     Machine,
     ModifyPropertiesMachine,
     Nondeterminism,
@@ -51,6 +57,14 @@ from ablauf.replay.machines import (
     TimerState,
     UpdateMachine,
     UpsertSearchAttributesMachine,
+    local_marker,
+)
+from ablauf.replay.machines.base import (
+    RESOLVE,
+    RUN_NOW,
+    SCHEDULE,
+    SCHEDULE_REPLAYING,
+    SCHEDULE_RESOLVED,
 )
 
 __all__ = ["CommandMachines"]
@@ -86,6 +100,16 @@ class CommandMachines:
         self.messages: list[Message] = []
         # Patch ids seen in history or used by the workflow -> whether a command was made.
         self._patches: dict[str, bool] = {}
+        # Local activities by seq until their marker is recorded, markers read ahead
+        # before their activity was asked for, and what the worker is to do next.
+        self._locals: dict[int, LocalActivityMachine] = {}
+        self._peeked_locals: dict[int, LocalMarker] = {}
+        self.local_requests: list[LocalActivityRequest] = []
+        self.local_cancels: list[int] = []
+        # Local activities the worker runs and the task waits for (sdk-core's outstanding LAs).
+        self._executing: set[int] = set()
+        # Workflow time a resolved local activity moves the clock to (sdk-core's UpdateWFTime).
+        self.time_ns = 0
 
     # -- commands from workflow code -------------------------------------------------------
 
@@ -137,6 +161,112 @@ class CommandMachines:
         if trigger == CANCEL_TRY:
             self.jobs.append(machine.cancelled_job())
             machine.resolved = True
+
+    def schedule_local_activity(self, request: LocalActivityRequest) -> LocalActivityMachine:
+        """Ask for a local activity: run it, or (replaying) wait for its marker."""
+        machine = LocalActivityMachine(request, self.replaying, self.time_ns)
+        seq = request.seq
+        self._locals[seq] = machine
+        if not self.replaying:
+            machine.state = machine.step(SCHEDULE)
+            self.local_requests.append(request)
+            self._executing.add(seq)
+            return machine
+        peeked = self._peeked_locals.pop(seq, None)
+        if peeked is None:
+            machine.state = machine.step(SCHEDULE_REPLAYING)
+            return machine
+        machine.state = machine.step(SCHEDULE_RESOLVED)
+        self._resolve_from_marker(machine, peeked)
+        return machine
+
+    def cancel_local_activity(self, machine: LocalActivityMachine) -> None:
+        """Workflow code cancelled a local activity; sdk-core's rules by cancellation type."""
+        trigger = machine.cancel_trigger()
+        previous = machine.state
+        machine.state = machine.step(trigger)
+        if previous != LocalActivityState.REQUEST_SENT:
+            return
+        seq = machine.seq
+        queued = next((r for r in self.local_requests if r.seq == seq), None)
+        if queued is not None and trigger != CANCEL_ABANDON:
+            # Not handed to the worker yet: it never runs, and ends cancelled now
+            # (an abandoned one still runs, as in sdk-core, and nobody waits for it).
+            self.local_requests.remove(queued)
+            self._executing.discard(seq)
+            result = machine.no_wait_cancel()
+            if trigger == CANCEL:
+                machine.state = machine.step(RESOLVE)
+                result.runtime_ns = 0
+            self._resolved(machine, result)
+            return
+        if trigger == CANCEL:
+            self.local_cancels.append(seq)
+            return
+        if trigger == CANCEL_TRY:
+            self.local_cancels.append(seq)
+        else:
+            self._executing.discard(seq)  # nobody waits for an abandoned activity
+        self._resolved(machine, machine.no_wait_cancel())
+
+    def local_activity_result(self, result: LocalActivityResult) -> None:
+        """The worker's outcome of a local activity: resolve it and record its marker."""
+        self._executing.discard(result.seq)
+        machine = self._locals.get(result.seq)
+        if machine is None:
+            return  # abandoned, or cancelled and already resolved
+        previous = machine.state
+        machine.state = machine.step(RESOLVE)
+        if previous == LocalActivityState.REQUEST_SENT:
+            self._resolved(machine, result)
+
+    def _resolved(self, machine: LocalActivityMachine, result: LocalActivityResult) -> None:
+        self.jobs.append(machine.resolution(result))
+        complete_ns = machine.complete_time_ns(result)
+        if complete_ns is not None and complete_ns > self.time_ns:
+            self.time_ns = complete_ns
+        machine.outcome = result.status
+        marker = machine.marker(result, complete_ns)
+        command = self._add(C.RECORD_MARKER, machine, E.MARKER_RECORDED)
+        attrs = command.record_marker_command_attributes
+        attrs.marker_name = LOCAL_ACTIVITY_MARKER_NAME
+        for key, payloads in marker.details().items():
+            attrs.details[key].CopyFrom(payloads)
+        if marker.failure is not None:
+            attrs.failure.CopyFrom(marker.failure)
+        if machine.request.summary is not None:
+            command.user_metadata.summary.CopyFrom(machine.request.summary)
+
+    def _resolve_from_marker(self, machine: LocalActivityMachine, marker: LocalMarker) -> None:
+        # Checked against the activity when the marker event itself is handled.
+        self.jobs.append(machine.resolution(marker.as_result()))
+        if marker.complete_time_ns is not None and marker.complete_time_ns > self.time_ns:
+            self.time_ns = marker.complete_time_ns
+
+    def note_local_marker(self, marker: LocalMarker) -> None:
+        """History (looking ahead) holds the marker of a local activity."""
+        machine = self._locals.get(marker.seq)
+        if machine is None or machine.state != LocalActivityState.WAITING_MARKER:
+            self._peeked_locals[marker.seq] = marker
+            return
+        if machine.already_resolved:
+            return
+        machine.state = machine.step(RESOLVE)
+        machine.already_resolved = True
+        self._resolve_from_marker(machine, marker)
+
+    def start_new_task(self) -> None:
+        """A task that is not replayed begins: local activities whose marker never came run."""
+        for machine in self._locals.values():
+            if machine.state == LocalActivityState.WAITING_MARKER:
+                machine.state = machine.step(RUN_NOW)
+                machine.replaying_when_invoked = False
+                self.local_requests.append(machine.request)
+                self._executing.add(machine.seq)
+
+    def waiting_for_local_activities(self) -> bool:
+        """Whether a local activity runs whose result the task must wait for."""
+        return bool(self._executing)
 
     def start_timer(self, seq: int) -> tuple[TimerMachine, Command]:
         """Create a timer machine; the caller sets the duration on the command."""
@@ -404,6 +534,27 @@ class CommandMachines:
         """Match a command event against the queue; True means skip ``next_event`` too."""
         queue = self._queue
         event_type = event.event_type
+        if event_type == E.MARKER_RECORDED and (
+            event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER_NAME
+        ):
+            marker = local_marker(event)
+            assert marker is not None
+            local = self._locals.get(marker.seq)
+            if local is None:
+                raise Nondeterminism(
+                    f"No local activity with sequence number {marker.seq} for event "
+                    f"{history.describe_event(event)}"
+                )
+            if local.state in _REPLAYED_MARKER_STATES:
+                # Replayed activities make no command: the marker applies directly.
+                job = local.on_replayed_marker(event, marker)
+                if job is not None:
+                    self.jobs.append(job)
+                    complete_ns = marker.complete_time_ns
+                    if complete_ns is not None and complete_ns > self.time_ns:
+                        self.time_ns = complete_ns
+                del self._locals[marker.seq]
+                return False
         while True:
             front = queue[0].machine if queue else None
             patch = history.patch_marker_details(event) if event_type == E.MARKER_RECORDED else None
@@ -438,6 +589,8 @@ class CommandMachines:
             if event_type != entry.event_type:
                 raise machine.unexpected(event)
             machine.on_command_event(entry, event)
+            if isinstance(machine, LocalActivityMachine):
+                del self._locals[machine.seq]
             if event_type in _STARTING_EVENTS:
                 self._by_event_id[event.event_id] = machine
             return False
@@ -476,6 +629,10 @@ class CommandMachines:
 
 
 _STARTING_EVENTS: Final = catalog.INITIATING_EVENTS
+_REPLAYED_MARKER_STATES: Final = (
+    LocalActivityState.WAITING_MARKER,
+    LocalActivityState.WAITING_MARKER_RESOLVED,
+)
 
 # Events that name the command event they answer by ``initiated_event_id``.
 _INITIATED_BY: Final = {

@@ -20,9 +20,15 @@ import temporalio.workflow
 
 if TYPE_CHECKING:
     from ablauf.replay.loop import WorkflowEventLoop
-    from ablauf.replay.machines import ActivityMachine
+    from ablauf.replay.machines import ActivityMachine, LocalActivityMachine, LocalBackoff
 
-__all__ = ["ActivityHandle", "ActivityOwner", "ContinueAsNewRequest", "EvictedError"]
+__all__ = [
+    "ActivityHandle",
+    "ActivityOwner",
+    "ContinueAsNewRequest",
+    "EvictedError",
+    "LocalActivityHandle",
+]
 
 RAISE_ON_CANCELLING_COMPLETED_ACTIVITY = 1
 """temporal-python's lang flag: cancelling a task whose activity already finished raises."""
@@ -74,6 +80,9 @@ class ActivityOwner(Protocol):
 
     def use_lang_flag(self, flag: int) -> None:
         """Record that a new task relied on a temporal-python flag."""
+
+    def retry_local_activity(self, handle: LocalActivityHandle, backoff: LocalBackoff) -> None:
+        """Ask for a local activity again after its backoff timer fired."""
 
 
 class ActivityHandle(temporalio.workflow.ActivityHandle[Any]):
@@ -149,6 +158,52 @@ class ActivityHandle(temporalio.workflow.ActivityHandle[Any]):
         # An unstarted handle was cancelled before it could wait; nobody will read this.
         if self._started:
             self._activity_result.set_exception(error)
+
+
+class _Backoff(Exception):
+    """A local activity is to run again after a timer (set on its result future)."""
+
+    def __init__(self, backoff: LocalBackoff) -> None:
+        super().__init__("Local activity backoff")
+        self.backoff = backoff
+
+
+class LocalActivityHandle(ActivityHandle):
+    """The task ``workflow.start_local_activity`` returns.
+
+    A local activity whose retry waits longer than its local retry threshold
+    resolves with a backoff: the handle sleeps on a durable timer and asks for
+    the activity again under a new sequence number, as temporalio does.
+    """
+
+    def __init__(
+        self,
+        owner: ActivityOwner,
+        seq: int,
+        activity_type: str,
+        result_type: type | None,
+        context: temporalio.converter.ActivitySerializationContext | None,
+        payload_converter: temporalio.converter.PayloadConverter,
+    ) -> None:
+        self.local_machine: LocalActivityMachine | None = None
+        self.explicit_id: str | None = None  # the activity id workflow code chose, if any
+        super().__init__(owner, seq, activity_type, result_type, context, payload_converter)
+
+    async def _run(self) -> Any:
+        while True:
+            try:
+                return await super()._run()
+            except _Backoff as err:
+                # A durable timer, which workflow code may cancel like any other.
+                await asyncio.sleep(err.backoff.duration.total_seconds())
+                self._cancel_requested = False
+                self._owner.retry_local_activity(self, err.backoff)
+
+    def resolve_backoff(self, backoff: LocalBackoff, seq: int) -> None:
+        """The activity runs again as ``seq`` once the backoff timer fired."""
+        self.seq = seq
+        self._activity_result.set_exception(_Backoff(backoff))
+        self._activity_result = self._owner.loop.create_future()
 
 
 @dataclass

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Final
 
 import temporalio.converter
@@ -42,9 +43,12 @@ from ablauf.replay.machines import (
     DoUpdate,
     InitializeWorkflow,
     Job,
+    LocalActivityRequest,
+    LocalActivityResult,
     Nondeterminism,
     SignalWorkflow,
     UpdateRandomSeed,
+    local_marker,
 )
 from ablauf.replay.runtime import QueryFailed, WorkflowRuntime
 
@@ -55,6 +59,7 @@ logger = logging.getLogger(__name__)
 # temporal-python's flag for applying all jobs of an activation before running code.
 _SINGLE_BATCH_FLAG: Final = 2
 
+_DEFAULT_TASK_TIMEOUT: Final = timedelta(seconds=10)
 _RESULT_EVENTS: Final = catalog.RESULT_EVENTS
 _UNSUPPORTED_COMMAND_EVENTS: Final = catalog.UNSUPPORTED_COMMAND_EVENTS
 _IGNORED_EVENTS: Final = catalog.IGNORED_BY_WORKFLOWS
@@ -75,6 +80,11 @@ class WorkflowTaskOutcome:
         messages: Protocol messages for the server (update acceptances, rejections and
             responses); each acceptance and response is named by a ProtocolMessage
             command in ``commands``.
+        local_activities: Local activities the worker is to run now.
+        local_cancels: Sequence numbers of running local activities to cancel.
+        waiting_for_local_activities: The task cannot complete yet: the worker
+            must hand the results of running local activities to
+            :meth:`WorkflowInstance.resolve_local_activities`, which answers anew.
     """
 
     commands: list[Command]
@@ -82,6 +92,9 @@ class WorkflowTaskOutcome:
     nondeterminism: bool = False
     sdk_metadata: WorkflowTaskCompletedMetadata | None = None
     messages: list[Message] = field(default_factory=list)
+    local_activities: list[LocalActivityRequest] = field(default_factory=list)
+    local_cancels: list[int] = field(default_factory=list)
+    waiting_for_local_activities: bool = False
 
 
 class WorkflowInstance:
@@ -130,6 +143,7 @@ class WorkflowInstance:
         self._flags_before: tuple[set[int], set[int]] | None = None
         self._broken: str | None = None
         self._closed = False
+        self._previous: HistoryEvent | None = None  # the event before the answered task's start
 
     @property
     def last_event_id(self) -> int:
@@ -212,6 +226,11 @@ class WorkflowInstance:
                 failure=history.nondeterminism_failure(str(mismatch)),
                 nondeterminism=True,
             )
+
+    @property
+    def task_timeout(self) -> timedelta:
+        """The run's workflow task timeout."""
+        return self._runtime.workflow.get_info().task_timeout or _DEFAULT_TASK_TIMEOUT
 
     def query(self, name: str, args: Sequence[Payload]) -> Payload:
         """Run a query handler against the state after the last processed task.
@@ -351,6 +370,12 @@ class WorkflowInstance:
                 details = history.patch_marker_details(later)
                 if details is not None:
                     machines.note_patch_marker(details[0])
+                else:
+                    # Local activities resolve from their markers in the activation
+                    # that resolved them when the task ran: they are not run again.
+                    marker = local_marker(later)
+                    if marker is not None:
+                        machines.note_local_marker(marker)
         error = self._run_task(
             started, replaying=True, single_batch=_SINGLE_BATCH_FLAG in self._flags.lang
         )
@@ -376,16 +401,66 @@ class WorkflowInstance:
     def _answer(self, started: HistoryEvent, previous: HistoryEvent | None) -> WorkflowTaskOutcome:
         """Run the new task and return its commands."""
         self._machines.messages = []
+        self._previous = previous
+        # Local activities whose marker replay never met run now.
+        self._machines.start_new_task()
         # Like temporalio, a flag the history already used keeps applying to new tasks.
         error = self._run_task(
             started, replaying=False, single_batch=_SINGLE_BATCH_FLAG in self._flags.lang
         )
         if error is not None:
             return self._task_failed(error)
-        commands = self._machines.outgoing()
+        self._answered = True
+        return self._outcome()
+
+    def resolve_local_activities(
+        self, results: Sequence[LocalActivityResult]
+    ) -> WorkflowTaskOutcome:
+        """Hand workflow code the results of local activities and answer the task anew.
+
+        Call it only after an outcome that was ``waiting_for_local_activities``;
+        the outcome it returns holds every command of the task so far.
+        """
+        if self._closed:
+            raise RuntimeError("The workflow instance is closed")
+        if self._broken is not None:
+            raise RuntimeError(self._broken)
+        machines = self._machines
+        for result in results:
+            machines.local_activity_result(result)
+        try:
+            error = self._run_jobs(
+                replaying=False, single_batch=_SINGLE_BATCH_FLAG in self._flags.lang
+            )
+        except UnsupportedFeatureError as err:
+            return self._task_failed(err)
+        except Nondeterminism as mismatch:
+            self._broken = "The workflow instance failed a task on nondeterminism; evict it"
+            return WorkflowTaskOutcome(
+                commands=[],
+                failure=history.nondeterminism_failure(str(mismatch)),
+                nondeterminism=True,
+            )
+        if error is not None:
+            return self._task_failed(error)
+        return self._outcome()
+
+    def _outcome(self) -> WorkflowTaskOutcome:
+        """The answer to the running task, as far as it got."""
+        machines = self._machines
+        requests, machines.local_requests = machines.local_requests, []
+        cancels, machines.local_cancels = machines.local_cancels, []
+        if machines.waiting_for_local_activities():
+            return WorkflowTaskOutcome(
+                commands=[],
+                local_activities=requests,
+                local_cancels=cancels,
+                waiting_for_local_activities=True,
+            )
+        commands = machines.outgoing()
         if commands and _is_terminal(commands[-1]):
             self._runtime.warn_unfinished_handlers()
-        self._answered = True
+        previous = self._previous
         if (
             not commands
             and previous is not None
@@ -397,7 +472,9 @@ class WorkflowInstance:
         return WorkflowTaskOutcome(
             commands=commands,
             sdk_metadata=self._flags.gather(),
-            messages=list(self._machines.messages),
+            messages=list(machines.messages),
+            local_activities=requests,
+            local_cancels=cancels,
         )
 
     def _run_task(
@@ -416,13 +493,24 @@ class WorkflowInstance:
         context.continue_as_new_suggested = attrs.suggest_continue_as_new
         machines = self._machines
         machines.replaying = replaying
+        if machines.time_ns < runtime.loop.time_ns:
+            machines.time_ns = runtime.loop.time_ns
+        return self._run_jobs(replaying=replaying, single_batch=single_batch)
+
+    def _run_jobs(self, *, replaying: bool, single_batch: bool) -> BaseException | None:
+        machines = self._machines
+        loop = self._runtime.loop
         jobs = self._jobs
         # Cancelling an activity can resolve it at once; sdk-core then runs another
         # activation within the same task, and so do we.
         while jobs:
             batch = list(jobs)
             jobs.clear()
-            error = runtime.activate(batch, replaying=replaying, single_batch=single_batch)
+            # A resolved local activity moves workflow time to when it completed.
+            if machines.time_ns > loop.time_ns:
+                loop.time_ns = machines.time_ns
+            error = self._runtime.activate(batch, replaying=replaying, single_batch=single_batch)
+            machines.time_ns = loop.time_ns
             if error is not None:
                 machines.discard_current()
                 return error

@@ -409,7 +409,7 @@ class ActivityRunner:
                 activity_task_queue=task.task_queue,
                 workflow_id=task.workflow_id,
                 workflow_type=task.workflow_type,
-                is_local=False,
+                is_local=task.is_local,
             )
             data_converter = with_context(data_converter, context)
         if defn is None:
@@ -678,7 +678,7 @@ def _info_of(task: ActivityTask, details: list[Any]) -> temporalio.activity.Info
         current_attempt_scheduled_time=task.current_attempt_scheduled_time,
         heartbeat_details=details,
         heartbeat_timeout=task.heartbeat_timeout or None,
-        is_local=False,
+        is_local=task.is_local,
         namespace=task.namespace,
         schedule_to_close_timeout=task.schedule_to_close_timeout or None,
         scheduled_time=task.scheduled_time,

@@ -31,6 +31,7 @@ from ablauf.store.base import ACTIVITY_TASK
 from ablauf.temporal import server_worker
 from ablauf.worker.activities import ActivityRunner
 from ablauf.worker.codec import Codec
+from ablauf.worker.local_activities import LocalActivities
 from ablauf.worker.options import embedded_options
 from ablauf.worker.workflows import WorkflowRunner
 
@@ -132,17 +133,6 @@ class Worker:
         self.api = api
         self.task_queue = task_queue
         self._codec = Codec(client.data_converter)
-        self._workflows = (
-            WorkflowRunner(
-                api,
-                workflows,
-                data_converter=client.data_converter,
-                failure_exception_types=workflow_failure_exception_types,
-                max_cached_workflows=max_cached_workflows,
-            )
-            if workflows
-            else None
-        )
         self._activities = (
             ActivityRunner(
                 activities,
@@ -151,6 +141,19 @@ class Worker:
                 client=client,
             )
             if activities
+            else None
+        )
+        self._workflows = (
+            WorkflowRunner(
+                api,
+                workflows,
+                data_converter=client.data_converter,
+                failure_exception_types=workflow_failure_exception_types,
+                max_cached_workflows=max_cached_workflows,
+                # Local activities run through this worker's activities.
+                local_activities=LocalActivities(self._activities),
+            )
+            if workflows
             else None
         )
         self._free_slots = self._options.activity_slots
@@ -257,6 +260,9 @@ class Worker:
         try:
             self.api.stop_receiving(reg)
             await asyncio.gather(*self._workflow_tasks, return_exceptions=True)
+            if self._workflows is not None:
+                # Tasks held for their local activities complete before the activities stop.
+                await asyncio.gather(*self._workflows.holding, return_exceptions=True)
             if self._activities is not None:
                 timeout = self._graceful if self._graceful > timedelta() else None
                 await self._activities.shutdown(

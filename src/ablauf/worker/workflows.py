@@ -26,8 +26,10 @@ from ablauf.engine.worker_api import WorkerApi
 from ablauf.history.catalog import COMMAND_EVENT_TYPES
 from ablauf.history.tasks import WorkflowTask
 from ablauf.replay.instance import QueryFailed, WorkflowInstance, WorkflowTaskOutcome
+from ablauf.replay.machines import LocalActivityResult
 from ablauf.store.base import ExecutionRecord
 from ablauf.worker.codec import Codec
+from ablauf.worker.local_activities import LocalActivities, RunInfo
 
 __all__ = ["WorkflowRunner"]
 
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 _UNHANDLED = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE
 _NONDETERMINISM = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR
+# sdk-core's WFT_HEARTBEAT_TIMEOUT_FRACTION.
+_HEARTBEAT_FRACTION = 0.8
 
 
 def _definitions(
@@ -66,8 +70,12 @@ class WorkflowRunner:
         data_converter: temporalio.converter.DataConverter,
         failure_exception_types: Sequence[type[BaseException]],
         max_cached_workflows: int,
+        local_activities: LocalActivities | None = None,
     ) -> None:
         self.api = api
+        self.local_activities = local_activities or LocalActivities(None)
+        # Workflow tasks held while their local activities run.
+        self.holding: set[asyncio.Task[None]] = set()
         self.data_converter = data_converter
         self.codec = Codec(data_converter)
         self.failure_exception_types = tuple(failure_exception_types)
@@ -124,6 +132,8 @@ class WorkflowRunner:
             self._crashed(ref, task, instance, err)
             return
         outcome = self._activate(ref, task, instance, events, messages)
+        if outcome is not None and _runs_locals(outcome):
+            outcome = await self._run_locals(ref, task, instance, outcome)
         if outcome is None:
             return
         commands = await self.codec.encode_commands(outcome.commands)
@@ -148,6 +158,12 @@ class WorkflowRunner:
         task, instance = begun
         outcome = self._activate(ref, task, instance, task.events, task.messages)
         if outcome is None:
+            return
+        if _runs_locals(outcome):
+            # The task completes once its local activities are resolved, in a later commit.
+            held = asyncio.get_running_loop().create_task(self._hold(ref, task, instance, outcome))
+            self.holding.add(held)
+            held.add_done_callback(self.holding.discard)
             return
         self._keep(ref.run_id, instance)
         try:
@@ -181,6 +197,9 @@ class WorkflowRunner:
             outcome = instance.activate(task.events, task.messages)
             if outcome.failure is not None:
                 raise _TaskFailed
+            if _runs_locals(outcome):
+                # Local activities run outside any transition: the usual way.
+                raise _TaskFailed
             if not api.complete_workflow_task(
                 ref, outcome.commands, outcome.sdk_metadata, outcome.messages, tx
             ):
@@ -195,6 +214,91 @@ class WorkflowRunner:
             instance.close()
         # The instance has seen events the store will not keep.
         return lambda: self.evict(run_id)
+
+    async def _hold(
+        self,
+        ref: TaskRef,
+        task: WorkflowTask,
+        instance: WorkflowInstance,
+        outcome: WorkflowTaskOutcome,
+    ) -> None:
+        final = await self._run_locals(ref, task, instance, outcome)
+        if final is None:
+            return
+        self._keep(ref.run_id, instance)
+        api = self.api
+        done = api.in_next_commit(
+            lambda: api.complete_workflow_task(
+                ref, final.commands, final.sdk_metadata, final.messages
+            )
+        )
+        done.add_done_callback(
+            lambda f: self._completed(ref, task.workflow_id, instance, f.exception(), f)
+        )
+
+    async def _run_locals(
+        self,
+        ref: TaskRef,
+        task: WorkflowTask,
+        instance: WorkflowInstance,
+        outcome: WorkflowTaskOutcome,
+    ) -> WorkflowTaskOutcome | None:
+        """Run the task's local activities, feeding their results back until it can
+        complete; None if the task failed meanwhile (recorded as failed)."""
+        run = RunInfo(
+            task.namespace, task.workflow_id, task.run_id, task.workflow_type, task.task_queue
+        )
+        local = self.local_activities
+        running: dict[int, asyncio.Task[LocalActivityResult]] = {}
+        loop = asyncio.get_running_loop()
+        # sdk-core completes ("heartbeats") a task held this long and forces a new
+        # one; ablauf does not yet, so the task fails instead of outliving its lease.
+        deadline = loop.time() + instance.task_timeout.total_seconds() * _HEARTBEAT_FRACTION
+        try:
+            while True:
+                for request in outcome.local_activities:
+                    running[request.seq] = local.start(request, run)
+                for seq in outcome.local_cancels:
+                    local.cancel(run.run_id, seq)
+                if not outcome.waiting_for_local_activities:
+                    # Abandoned activities still run; nobody reads their results.
+                    return outcome
+                if not running:
+                    raise RuntimeError("waiting for local activities, but none runs")
+                done, _ = await asyncio.wait(
+                    running.values(),
+                    timeout=max(deadline - loop.time(), 0),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    for seq in running:
+                        local.cancel(run.run_id, seq)
+                    instance.close()
+                    seconds = instance.task_timeout.total_seconds()
+                    message = (
+                        "Local activities running longer than 80% of the workflow task "
+                        f"timeout ({seconds:g} s) need workflow task heartbeating, which "
+                        "ablauf does not support yet"
+                    )
+                    failure = _failure(message, "UnsupportedFeatureError")
+                    self._fail(ref, task.workflow_id, failure, _UNHANDLED)
+                    return None
+                results = []
+                for seq, future in list(running.items()):
+                    if future in done:
+                        del running[seq]
+                        results.append(future.result())
+                outcome = instance.resolve_local_activities(results)
+                if outcome.failure is not None:
+                    instance.close()
+                    cause = _NONDETERMINISM if outcome.nondeterminism else _UNHANDLED
+                    self._fail(ref, task.workflow_id, outcome.failure, cause)
+                    return None
+        except Exception as err:
+            for future in running.values():
+                future.cancel()
+            self._crashed(ref, task, instance, err)
+            return None
 
     def _begin(self, ref: TaskRef) -> tuple[WorkflowTask, WorkflowInstance] | None:
         instance = self.cache.pop(ref.run_id, None)
@@ -351,6 +455,11 @@ def _completed_tasks_only(events: list[Any]) -> list[Any]:
     while end < len(events) and events[end].event_type in COMMAND_EVENT_TYPES:
         end += 1
     return events[:end] if last_complete else events[:1]
+
+
+def _runs_locals(outcome: WorkflowTaskOutcome) -> bool:
+    """Whether the task has local activities to run before it completes."""
+    return outcome.waiting_for_local_activities or bool(outcome.local_activities)
 
 
 class _TaskFailed(Exception):

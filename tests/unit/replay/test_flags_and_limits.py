@@ -128,9 +128,7 @@ def test_cancelling_a_task_whose_activity_just_completed_raises_and_records_lang
 class UsesChild:
     @workflow.run
     async def run(self, what: str) -> None:
-        if what == "local":
-            await workflow.execute_local_activity("x", start_to_close_timeout=timedelta(seconds=1))
-        elif what == "nexus":
+        if what == "nexus":
             client = workflow.create_nexus_client(endpoint="ep", service="svc")
             await client.execute_operation("op", None)
 
@@ -138,7 +136,6 @@ class UsesChild:
 @pytest.mark.parametrize(
     ("what", "message"),
     [
-        ("local", "Local activities are not supported yet"),
         ("nexus", "Nexus operations are not supported yet"),
     ],
 )

@@ -10,7 +10,10 @@ activation.
 Each module opens with its machine's transition table, and every state change
 goes through it. ``MACHINES`` names the machine of every command kind the
 catalogue (``ablauf.history.catalog``) marks supported; PROTOCOL_MESSAGE is the
-update machine's. Unsupported kinds (Nexus operations) have none.
+update machine's. Unsupported kinds (Nexus operations) have none. RECORD_MARKER
+serves several kinds of work, each with its own machine: ``MARKER_MACHINES``
+names the machine of each marker name the catalogue lists (patches, local
+activities).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from ablauf.replay.machines.jobs import (
     FireTimer,
     InitializeWorkflow,
     Job,
+    LocalBackoff,
     NotifyHasPatch,
     ResolveActivity,
     ResolveCancelExternal,
@@ -57,6 +61,16 @@ from ablauf.replay.machines.jobs import (
     ResolveSignalExternal,
     SignalWorkflow,
     UpdateRandomSeed,
+)
+from ablauf.replay.machines.local_activity import (
+    LOCAL_ACTIVITY_MARKER_NAME,
+    LocalActivityMachine,
+    LocalActivityRequest,
+    LocalActivityResult,
+    LocalActivityState,
+    LocalMarker,
+    LocalStatus,
+    local_marker,
 )
 from ablauf.replay.machines.one_shot import (
     CloseWorkflowMachine,
@@ -77,8 +91,10 @@ __all__ = [
     "CHILD_ABANDON",
     "CHILD_TRY_CANCEL",
     "JOB_GROUPS",
+    "LOCAL_ACTIVITY_MARKER_NAME",
     "MACHINES",
     "MACHINE_CLASSES",
+    "MARKER_MACHINES",
     "OTHER_GROUP",
     "PATCH_GROUP",
     "SIGNAL_GROUP",
@@ -96,6 +112,13 @@ __all__ = [
     "FireTimer",
     "InitializeWorkflow",
     "Job",
+    "LocalActivityMachine",
+    "LocalActivityRequest",
+    "LocalActivityResult",
+    "LocalActivityState",
+    "LocalBackoff",
+    "LocalMarker",
+    "LocalStatus",
     "Machine",
     "ModifyPropertiesMachine",
     "Nondeterminism",
@@ -115,6 +138,7 @@ __all__ = [
     "UpdateMachine",
     "UpdateRandomSeed",
     "UpsertSearchAttributesMachine",
+    "local_marker",
 ]
 
 MACHINE_CLASSES: Final[tuple[type[Machine], ...]] = (
@@ -124,14 +148,22 @@ MACHINE_CLASSES: Final[tuple[type[Machine], ...]] = (
     SignalExternalMachine,
     CancelExternalMachine,
     PatchMachine,
+    LocalActivityMachine,
     UpsertSearchAttributesMachine,
     ModifyPropertiesMachine,
     CloseWorkflowMachine,
     UpdateMachine,
 )
-"""Every machine class, one per family of the catalogue that workflow code commands."""
+"""Every machine class: one per family of the catalogue that workflow code commands,
+and one per marker name in the marker family."""
 
-MACHINES: Final[dict[int, type[Machine]]] = {
-    command: machine for machine in MACHINE_CLASSES for command in machine.commands
+MACHINES: Final[dict[int, tuple[type[Machine], ...]]] = {
+    command: tuple(m for m in MACHINE_CLASSES if command in m.commands)
+    for command in dict.fromkeys(c for m in MACHINE_CLASSES for c in m.commands)
 }
-"""The machine that issues each command type."""
+"""The machines that issue each command type: one, or one per marker name."""
+
+MARKER_MACHINES: Final[dict[str, type[Machine]]] = {
+    machine.marker_name: machine for machine in MACHINE_CLASSES if machine.marker_name
+}
+"""The machine of each marker name."""

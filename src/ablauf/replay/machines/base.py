@@ -25,6 +25,11 @@ __all__ = [
     "CANCELS",
     "CANCEL_ABANDON",
     "CANCEL_TRY",
+    "RESOLVE",
+    "RUN_NOW",
+    "SCHEDULE",
+    "SCHEDULE_REPLAYING",
+    "SCHEDULE_RESOLVED",
     "CommandEntry",
     "Machine",
     "Nondeterminism",
@@ -50,10 +55,28 @@ CANCEL_ABANDON: Final = -3
 CANCELS: Final = (CANCEL, CANCEL_TRY, CANCEL_ABANDON)
 """The three cancel actions, by the cancellation type workflow code chose."""
 
+# Actions of the local activity machine, which runs in the worker before any
+# command goes out: where it starts, and what the worker reports.
+SCHEDULE: Final = -4
+"""Workflow code asked for the local activity in a new workflow task: run it."""
+SCHEDULE_REPLAYING: Final = -5
+"""Asked for while replaying: wait for its marker."""
+SCHEDULE_RESOLVED: Final = -6
+"""Asked for while replaying, its marker already read ahead: resolved at once."""
+RESOLVE: Final = -7
+"""The local activity's result, from the worker or read ahead from its marker."""
+RUN_NOW: Final = -8
+"""Replay reached a new workflow task and no marker came: run it after all."""
+
 ACTIONS: Final[dict[int, str]] = {
     CANCEL: "cancel",
     CANCEL_TRY: "try cancel",
     CANCEL_ABANDON: "abandon",
+    SCHEDULE: "schedule",
+    SCHEDULE_REPLAYING: "schedule while replaying",
+    SCHEDULE_RESOLVED: "schedule resolved",
+    RESOLVE: "resolve",
+    RUN_NOW: "run now",
 }
 
 
@@ -80,13 +103,15 @@ class Machine:
     """Base of the command machines.
 
     Subclasses name the commands they issue (the first creates the machine), the
-    catalogue family they follow, their transition table, and the event types
-    that table consumes.
+    catalogue family they follow (and, for markers, their marker name), their
+    transition table, and the event types that table consumes.
     """
 
     __slots__ = ("cancelled_before_sent", "state")
     label: ClassVar[str] = "Command machine"
     family: ClassVar[str] = ""
+    marker_name: ClassVar[str] = ""
+    """For the machines of RECORD_MARKER: the marker name that tells them apart."""
     commands: ClassVar[tuple[int, ...]] = ()
     table: ClassVar[Transitions] = ()
     transitions: ClassVar[dict[tuple[int, int], int]] = {}

@@ -8,7 +8,7 @@ then signals and updates, then everything else), as ``JOB_GROUPS`` says.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from temporalio.api.common.v1 import Payload
@@ -26,6 +26,7 @@ __all__ = [
     "FireTimer",
     "InitializeWorkflow",
     "Job",
+    "LocalBackoff",
     "NotifyHasPatch",
     "ResolveActivity",
     "ResolveCancelExternal",
@@ -87,12 +88,26 @@ class FireTimer(Job):
 
 
 @dataclass(slots=True)
+class LocalBackoff:
+    """A local activity retries after a durable timer (sdk-core's ``DoBackoff``)."""
+
+    attempt: int
+    """The attempt the retry runs as."""
+    duration: timedelta
+    original_schedule_time_ns: int | None
+
+
+@dataclass(slots=True)
 class ResolveActivity(Job):
-    """An activity finished: ``result`` if it completed, else ``failure``."""
+    """An activity finished: ``result`` if it completed, else ``failure``.
+
+    A local activity may instead ask to be retried after a timer (``backoff``).
+    """
 
     seq: int
     result: Payload | None = None
     failure: Failure | None = None
+    backoff: LocalBackoff | None = None
 
 
 @dataclass(slots=True)

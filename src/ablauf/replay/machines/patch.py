@@ -42,6 +42,7 @@ class PatchMachine(Machine):
     __slots__ = ("patch_id",)
     label = "Patch machine"
     family = catalog.MARKER
+    marker_name = history.PATCH_MARKER_NAME
     commands = (C.RECORD_MARKER,)
     table = TRANSITIONS
     transitions = transition_map(TRANSITIONS)

@@ -2,7 +2,11 @@
 
 ``workflow.start_activity`` becomes a ScheduleActivityTask command and an
 :class:`~ablauf.replay.handles.ActivityHandle`; a ResolveActivity job settles
-the handle. :class:`Activities` is the handles' :class:`ActivityOwner`.
+the handle. ``workflow.start_local_activity`` becomes a request the worker
+runs within the task (and a marker once it is resolved) and a
+:class:`~ablauf.replay.handles.LocalActivityHandle`. :class:`Activities` is the
+handles' :class:`ActivityOwner`; activities and local activities share one
+sequence of numbers, as in temporalio.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from temporalio.api.enums.v1 import TaskQueueKind
 
 from ablauf.payloads import payloads_field, to_payloads
 from ablauf.replay.commands import CommandMachines
-from ablauf.replay.handles import ActivityHandle
+from ablauf.replay.handles import ActivityHandle, LocalActivityHandle
 from ablauf.replay.history import InternalFlags
-from ablauf.replay.machines import ResolveActivity
+from ablauf.replay.machines import LocalActivityRequest, LocalBackoff, ResolveActivity
 from ablauf.replay.runtime.context import RunContext, add_markers, markers
 from ablauf.serialization import ignores_context, with_context
 
@@ -36,6 +40,8 @@ __all__ = ["Activities"]
 _NORMAL_QUEUE: Final = TaskQueueKind.TASK_QUEUE_KIND_NORMAL
 # Its proto is empty: commands only mark the field present, as the SDK does.
 _DEFAULT_PRIORITY: Final = temporalio.common.Priority.default
+# sdk-core's default: retries waiting longer than this wait on a durable timer.
+_LOCAL_RETRY_THRESHOLD: Final = timedelta(minutes=1)
 
 
 class Activities:
@@ -104,19 +110,7 @@ class Activities:
         """``workflow.start_activity``: the command and the handle that resolves with it."""
         run = self._context
         run.check_may_schedule("start activity")
-        if isinstance(activity, str):
-            name = activity
-        elif callable(activity):
-            # Read as the SDK does, without its per-call copy of the definition.
-            defn = getattr(activity, "__temporal_activity_definition", None)
-            if not isinstance(defn, temporalio.activity._Definition):
-                defn = temporalio.activity._Definition.must_from_callable(activity)
-            if not defn.name:
-                raise ValueError("Cannot invoke dynamic activity explicitly")
-            name = defn.name
-            result_type = defn.ret_type
-        else:
-            raise TypeError("Activity must be a string or callable")
+        name, result_type = _activity_name(activity, result_type)
         if not start_to_close_timeout and not schedule_to_close_timeout:
             raise ValueError(
                 "Activity must have start_to_close_timeout or schedule_to_close_timeout"
@@ -187,17 +181,109 @@ class Activities:
         self._pending[seq] = handle
         return handle
 
+    def start_local(
+        self,
+        activity: Any,
+        args: Sequence[Any],
+        *,
+        result_type: type | None,
+        schedule_to_close_timeout: timedelta | None,
+        schedule_to_start_timeout: timedelta | None,
+        start_to_close_timeout: timedelta | None,
+        retry_policy: temporalio.common.RetryPolicy | None,
+        local_retry_threshold: timedelta | None,
+        cancellation_type: ActivityCancellationType,
+        activity_id: str | None,
+        summary: str | None,
+    ) -> ActivityHandle:
+        """``workflow.start_local_activity``: a request for the worker and its handle."""
+        run = self._context
+        run.check_may_schedule("start local activity")
+        name, result_type = _activity_name(activity, result_type)
+        if not start_to_close_timeout and not schedule_to_close_timeout:
+            raise ValueError(
+                "Activity must have start_to_close_timeout or schedule_to_close_timeout"
+            )
+        self._seq = seq = self._seq + 1
+        converter = run.base_payload_converter
+        context = None
+        if not (ignores_context(converter) and ignores_context(run.base_failure_converter)):
+            context = temporalio.converter.ActivitySerializationContext(
+                namespace=run.namespace,
+                workflow_id=run.workflow_id,
+                workflow_type=run.workflow_type,
+                activity_type=name,
+                activity_id=activity_id or str(seq),
+                activity_task_queue=run.task_queue,
+                is_local=True,
+            )
+            converter = with_context(converter, context)
+        handle = LocalActivityHandle(self, seq, name, result_type, context, converter)
+        handle.set_name(f"activity: {name}")
+        request = LocalActivityRequest(
+            seq=seq,
+            activity_id=activity_id or str(seq),
+            activity_type=name,
+            # Converted before the machine exists, so a conversion error leaves none.
+            input=to_payloads(converter, args) if args else [],
+            headers={},
+            schedule_to_close_timeout=schedule_to_close_timeout,
+            schedule_to_start_timeout=schedule_to_start_timeout,
+            start_to_close_timeout=start_to_close_timeout,
+            retry_policy=retry_policy,
+            local_retry_threshold=local_retry_threshold or _LOCAL_RETRY_THRESHOLD,
+            cancellation_type=int(cancellation_type),
+            summary=converter.to_payload(summary) if summary else None,
+        )
+        handle.explicit_id = activity_id
+        handle.local_machine = self._machines.schedule_local_activity(request)
+        self._pending[seq] = handle
+        return handle
+
+    def retry_local_activity(self, handle: LocalActivityHandle, backoff: LocalBackoff) -> None:
+        """Ask for a local activity again, after its backoff timer fired."""
+        self._context.check_may_schedule("start local activity")
+        previous = handle.local_machine
+        assert previous is not None
+        old = previous.request
+        seq = handle.seq
+        request = LocalActivityRequest(
+            seq=seq,
+            activity_id=handle.explicit_id or str(seq),
+            activity_type=old.activity_type,
+            input=old.input,
+            headers=old.headers,
+            schedule_to_close_timeout=old.schedule_to_close_timeout,
+            schedule_to_start_timeout=old.schedule_to_start_timeout,
+            start_to_close_timeout=old.start_to_close_timeout,
+            retry_policy=old.retry_policy,
+            local_retry_threshold=old.local_retry_threshold,
+            cancellation_type=old.cancellation_type,
+            attempt=backoff.attempt,
+            original_schedule_time_ns=backoff.original_schedule_time_ns,
+            summary=old.summary,
+        )
+        handle.local_machine = self._machines.schedule_local_activity(request)
+        self._pending[seq] = handle
+
     def request_cancel_activity(self, handle: ActivityHandle) -> None:
         """Send the activity's cancellation (or drop its unsent command)."""
         self._context.check_may_schedule("add command")
         if handle.machine is not None:
             self._machines.cancel_activity(handle.machine)
+        elif isinstance(handle, LocalActivityHandle) and handle.local_machine is not None:
+            self._machines.cancel_local_activity(handle.local_machine)
 
     def resolve(self, job: ResolveActivity) -> None:
         """The activity completed, failed, timed out or was cancelled."""
         handle = self._pending.pop(job.seq, None)
         if handle is None:
             raise RuntimeError(f"Failed finding activity handle for sequence {job.seq}")
+        if job.backoff is not None:
+            assert isinstance(handle, LocalActivityHandle)
+            self._seq = seq = self._seq + 1
+            handle.resolve_backoff(job.backoff, seq)
+            return
         converter = handle.payload_converter
         if job.failure is None:
             value = None
@@ -210,6 +296,21 @@ class Activities:
         if handle.context is not None:
             failure_converter = with_context(failure_converter, handle.context)
         handle.resolve_failure(failure_converter.from_failure(job.failure, converter))
+
+
+def _activity_name(activity: Any, result_type: type | None) -> tuple[str, type | None]:
+    """The activity type ``activity`` names, and the result type to convert to."""
+    if isinstance(activity, str):
+        return activity, result_type
+    if callable(activity):
+        # Read as the SDK does, without its per-call copy of the definition.
+        defn = getattr(activity, "__temporal_activity_definition", None)
+        if not isinstance(defn, temporalio.activity._Definition):
+            defn = temporalio.activity._Definition.must_from_callable(activity)
+        if not defn.name:
+            raise ValueError("Cannot invoke dynamic activity explicitly")
+        return defn.name, defn.ret_type
+    raise TypeError("Activity must be a string or callable")
 
 
 # Serialized activity options by what they are made of (see Activities.start).

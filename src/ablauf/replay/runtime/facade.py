@@ -516,7 +516,21 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         summary: str | None,
         event_groups: Sequence[EventGroup] | None = None,
     ) -> temporalio.workflow.ActivityHandle[Any]:
-        raise UnsupportedFeatureError("Local activities are not supported yet")
+        if event_groups:
+            raise UnsupportedFeatureError("Event groups on local activities are not supported yet")
+        return self.activities.start_local(
+            activity,
+            args,
+            result_type=result_type,
+            schedule_to_close_timeout=schedule_to_close_timeout,
+            schedule_to_start_timeout=schedule_to_start_timeout,
+            start_to_close_timeout=start_to_close_timeout,
+            retry_policy=retry_policy,
+            local_retry_threshold=local_retry_threshold,
+            cancellation_type=cancellation_type,
+            activity_id=activity_id,
+            summary=summary,
+        )
 
     # -- temporalio.workflow._Runtime: child and external workflows --------------------------
 
