@@ -350,3 +350,36 @@ async def test_a_local_activity_outliving_the_task_fails_it_clearly(
                 break
         await handle.terminate()
     assert failures and "workflow task heartbeating" in failures[0]
+
+
+@activity.defn
+async def later() -> None:
+    activity.raise_complete_async()
+
+
+@workflow.defn
+class AsyncLocal:
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            await workflow.execute_local_activity(
+                later,
+                start_to_close_timeout=timedelta(seconds=1),
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+        except Exception as err:
+            cause = err.__cause__ or err
+            return f"{type(err).__name__}: {cause}"
+        return "completed"
+
+
+async def test_a_local_activity_that_would_complete_asynchronously_times_out(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=[AsyncLocal], activities=[later]):
+        result = await asyncio.wait_for(
+            client.execute_workflow(AsyncLocal.run, id=f"la-async-{suffix}", task_queue=task_queue),
+            30,
+        )
+    # Nothing can report a local activity's outcome later: the attempt times out.
+    assert result == "ActivityError: Activity timed out"

@@ -31,7 +31,12 @@ from temporalio.api.failure.v1 import (
     TimeoutFailureInfo,
 )
 
-from ablauf.history.tasks import ActivityCanceled, ActivityCompleted, ActivityTask
+from ablauf.history.tasks import (
+    ActivityCanceled,
+    ActivityCompleted,
+    ActivityCompletesAsync,
+    ActivityTask,
+)
 from ablauf.replay.machines import LocalActivityRequest, LocalActivityResult, LocalStatus
 from ablauf.worker.activities import ActivityRunner
 
@@ -199,7 +204,9 @@ class LocalActivities:
             retry_policy=request.retry_policy,
             is_local=True,
         )
-        running = asyncio.get_running_loop().create_task(runner.execute(task, _no_heartbeat))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        running = loop.create_task(runner.execute(task, _no_heartbeat))
         self._tokens[key] = token
         try:
             done, _ = await asyncio.wait(
@@ -218,6 +225,18 @@ class LocalActivities:
             return LocalStatus.COMPLETED, outcome.result, None
         if isinstance(outcome, ActivityCanceled):
             return LocalStatus.CANCELLED, None, _cancelled()
+        if isinstance(outcome, ActivityCompletesAsync):
+            # As with temporalio's worker: nothing can report a local activity's
+            # outcome later, so the attempt ends only when it times out.
+            logger.error(
+                "local activity %s of %s called raise_complete_async(): local activities "
+                "cannot be completed asynchronously; the attempt will time out",
+                request.activity_type,
+                run.workflow_id,
+            )
+            if limit is not None:
+                await asyncio.sleep(max(limit.total_seconds() - (loop.time() - started), 0))
+            return LocalStatus.TIMED_OUT, None, None
         return LocalStatus.FAILED, None, outcome.failure
 
 
