@@ -21,6 +21,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import ContinueAsNewInitiator
@@ -30,8 +31,10 @@ from temporalio.api.schedule.v1 import ScheduleSpec
 
 from ablauf.engine.context import Transition
 from ablauf.engine.errors import InvalidArgumentError
-from ablauf.engine.schedule_spec import CompiledSpec, SpecError, canonical_spec, load_zone
 from ablauf.history.events import seconds_of
+
+if TYPE_CHECKING:
+    from ablauf.engine.schedule_spec import CompiledSpec
 
 __all__ = [
     "CronSchedule",
@@ -80,6 +83,10 @@ def parse_cron(text: str) -> CronSchedule:
         InvalidArgumentError: The schedule is malformed, or no time satisfies it;
             the message is Temporal's.
     """
+    # Imported on first use, as the engine imports schedules: only cron
+    # workflows need the calendar code and zoneinfo.
+    from ablauf.engine.schedule_spec import CompiledSpec, SpecError, canonical_spec, load_zone
+
     c = text.strip()
     tz = ""
     if c.startswith(("TZ=", "CRON_TZ=")):
