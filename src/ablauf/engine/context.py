@@ -12,6 +12,7 @@ depends on the engine that composes them.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TypeVar
@@ -39,11 +40,11 @@ RunIn = Callable[["Transition", TaskRef], Callable[[], None] | None]
 that scheduled it; returns what undoes it in the worker, or None having done nothing."""
 
 
-class EngineContext:
+class EngineContext(ABC):
     """The engine as its handlers use it.
 
-    A base class rather than a Protocol: compiled, its attributes and methods
-    are reached directly, as they are on the engine itself.
+    An abstract base class rather than a Protocol: compiled, its attributes and
+    methods are reached directly, as they are on the engine itself.
     """
 
     store: Store
@@ -61,10 +62,11 @@ class EngineContext:
 
     # runs
 
+    @abstractmethod
     def transition(self, run_id: str, change: Callable[[Transition], T], *, fuse: bool = True) -> T:
         """Applies ``change`` to the run in one store transaction."""
-        raise NotImplementedError
 
+    @abstractmethod
     def create_run(
         self,
         namespace: str,
@@ -77,77 +79,76 @@ class EngineContext:
     ) -> Transition:
         """Writes a new run in the caller's transaction; after commit, :meth:`after_create_run`.
         ``user_metadata`` (a static summary and details) goes on its started event."""
-        raise NotImplementedError
 
+    @abstractmethod
     def after_create_run(self, tx: Transition) -> None:
         """What follows the commit of a run made by :meth:`create_run`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close_run(self, tx: Transition, event_type: int, attrs: object, status: int) -> None:
         """Appends the closing event and drops every task and timer of the run."""
-        raise NotImplementedError
 
+    @abstractmethod
     def lease(self, tx: Transition, task: TaskRecord, until: float) -> None:
         """Leases ``task`` to this process until ``until``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def execution(self, namespace: str, workflow_id: str, run_id: str = "") -> ExecutionRecord:
         """The named run, or the current run of the workflow id."""
-        raise NotImplementedError
 
+    @abstractmethod
     def state_of(self, run_id: str) -> RunState:
         """The run's current state (read-only use)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def last_state_of(self, run_id: str) -> RunState:
         """The run's state as this process last had it (read-only use)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def forget_runs(self) -> None:
         """Drops every cached run state."""
-        raise NotImplementedError
 
+    @abstractmethod
     def arm_lost(self, owner_ids: Sequence[str]) -> None:
         """Arms durable timeouts for activity attempts leased by ``owner_ids``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def group(self) -> AbstractContextManager[None]:
         """Runs the transitions inside in one store transaction."""
-        raise NotImplementedError
 
     # workflow tasks, as transitions need them
 
+    @abstractmethod
     def workflow_task_started(self, task_id: int) -> bool:
         """Whether this process's worker has read the workflow task ``task_id``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def materialize_workflow_task(self, tx: Transition) -> None:
         """Records the run's speculative workflow task in its history."""
-        raise NotImplementedError
 
+    @abstractmethod
     def schedule_speculative_workflow_task(self, tx: Transition) -> None:
         """Schedules a workflow task that leaves no events unless it does something."""
-        raise NotImplementedError
 
     # waking
 
+    @abstractmethod
     def notify_timer_added(self, at: float | None = None) -> None:
         """Wakes the background service, unless it is awake before ``at`` anyway."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def wait_run_change(
         self, run_id: str, timeout: float, *, until_closed: bool = False
     ) -> None:
         """Returns after the run changed, another process committed, or ``timeout``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def notify_external_change(self) -> None:
         """Another process committed: wakes everything that waits on a run."""
-        raise NotImplementedError
 
+    @abstractmethod
     def lost(self, err: StoreLostError) -> None:
         """The store's file is gone: stops handing out work and tells who waits."""
-        raise NotImplementedError
 
 
 class Transition:
