@@ -18,7 +18,7 @@ import pytest
 
 from ablauf import Client
 from ablauf.engine.owners import OWNER_LEASE
-from ablauf.errors import StoreLostError
+from ablauf.errors import StoreError, StoreLostError
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +97,11 @@ async def test_a_frozen_worker_s_attempts_are_retried_by_a_live_worker(tmp_path:
         # Its owner lease ran out, then start-to-close (3 s, already passed) and
         # the 1 s retry interval: never longer than these plus the scan's second.
         assert took < OWNER_LEASE + 3 + 1 + 1 + 5
+        if frozen.poll() is not None:
+            # It froze inside a write transaction: a live process ended it
+            # (see the test below), and the rest is the other worker's.
+            assert frozen.returncode == -signal.SIGKILL
+            return
         # Thawed, the worker learns it was taken for gone and serves again.
         more = [
             await client.start_workflow("Hold", args=[4, 0.05], id=f"more-{i}", task_queue="leases")
@@ -113,6 +118,72 @@ async def test_a_frozen_worker_s_attempts_are_retried_by_a_live_worker(tmp_path:
         await until(lambda: len(engine.owners.live()) == 2, 10, "both workers hold a lease")
     finally:
         kill(*workers)
+        await client.close()
+
+
+# A process that takes the store's write lock, then does ``then``.
+_HOLD_WRITE_LOCK = """
+import os, signal, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("holding", flush=True)
+{then}
+"""
+STOP_ITSELF = "os.kill(os.getpid(), signal.SIGSTOP)"
+WAIT_FOREVER = "signal.pause()"
+
+
+def _hold_write_lock(store: Path, then: str) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_WRITE_LOCK.format(then=then), str(store)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "holding\n"
+    return holder
+
+
+@pytest.mark.timeout(60)
+async def test_a_process_stopped_while_it_holds_the_write_lock_is_ended(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = tmp_path / "lock.db"
+    client = await Client.connect(f"sqlite:///{store}")
+    worker = spawn(store)
+    # As a worker or client frozen in the middle of a commit.
+    holder = _hold_write_lock(store, STOP_ITSELF)
+    try:
+        began = time.monotonic()
+        handle = await client.start_workflow(
+            "Hold", args=[2, 0.05], id="past-the-lock", task_queue="leases"
+        )
+        assert await asyncio.wait_for(handle.result(), 30) == [
+            "past-the-lock/0:1",
+            "past-the-lock/1:1",
+        ]
+        # Ended by whichever process wanted to write first, after 5 s stopped.
+        assert holder.wait(5) == -signal.SIGKILL
+        assert 5 <= time.monotonic() - began < 15
+        said = caplog.text + Path(f"{store}.leases.log").read_text()
+        assert f"pid {holder.pid}" in said and "kept the write lock" in said
+    finally:
+        kill(worker, holder)
+        await client.close()
+
+
+@pytest.mark.timeout(90)
+async def test_a_running_process_that_keeps_the_write_lock_is_named(tmp_path: Path) -> None:
+    store = tmp_path / "busy.db"
+    client = await Client.connect(f"sqlite:///{store}")
+    # One that runs (waiting for a signal that never comes) is left alone.
+    holder = _hold_write_lock(store, WAIT_FOREVER)
+    try:
+        with pytest.raises(StoreError, match=rf"holds the file locked \(pid {holder.pid}, "):
+            await client.start_workflow("Hold", args=[1, 0], id="blocked", task_queue="leases")
+        assert holder.poll() is None
+    finally:
+        kill(holder)
         await client.close()
 
 

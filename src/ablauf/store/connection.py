@@ -5,18 +5,23 @@ checks, copies, and the thread that checkpoints the write-ahead log."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from ablauf.errors import StoreError, StoreLostError
 from ablauf.store.base import MEMORY
+from ablauf.store.lock_holder import Holder, write_lock_holder
 from ablauf.store.sql import GET_META
 
 __all__ = [
+    "LOCK_STEP",
     "MARKER",
     "Checkpointer",
     "Connection",
@@ -31,6 +36,16 @@ __all__ = [
 MARKER = "ablauf_schema"
 """The key of the ``meta`` row that names the file's schema version."""
 
+logger = logging.getLogger(__name__)
+
+LOCK_STEP = 1.0
+"""How long SQLite waits for a lock before the store looks at who holds it."""
+# How long a process stopped by a signal may keep the write lock before it is
+# ended (as long as the owner lease a process renews every second), and how
+# long a running one may keep it before a write gives up.
+_STOPPED_GRACE = 5.0
+_LOCK_PATIENCE = 30.0
+
 # Checkpoint the WAL this often, and block writers for a full checkpoint when
 # it has grown this large despite that.
 _CHECKPOINT_INTERVAL = 0.05
@@ -41,7 +56,10 @@ class Checkpointer:
     """Copies the WAL into the database file from a thread of its own."""
 
     def __init__(self, path: str, synchronous: str) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
+        # Waiting for readers, a full checkpoint holds the write lock: a reader
+        # that is stopped must not keep every writer waiting (the log grows
+        # until it continues, and the next round tries again).
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=0.1)
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._stop = threading.Event()
         self._runner = threading.Thread(target=self._run, name="ablauf-checkpoint", daemon=True)
@@ -139,6 +157,48 @@ class Connection:
         except sqlite3.Error as err:
             raise self._error(err) from err
 
+    def begin(self) -> None:
+        """Opens a write transaction, waiting for the write lock while the
+        process that holds it runs (up to 30 s, then :class:`StoreError`
+        names it). A process stopped by a signal (SIGSTOP, Ctrl-Z) while it
+        holds the lock would keep every process from writing for as long as
+        it stays stopped: after 5 s it is ended (SIGKILL), as a process taken
+        for gone; what it had not committed was never acknowledged.
+        """
+        if self.owed or self.aborted is not None or self.lost is not None:
+            self._prepare()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            if _cause(err) != _CAUSES["SQLITE_BUSY"]:
+                raise self._error(err) from err
+            self._wait_for_write_lock()
+
+    def _wait_for_write_lock(self) -> None:
+        waiting_since = time.monotonic()
+        stopped_since: dict[tuple[int, str], float] = {}
+        while True:
+            holder = write_lock_holder(self.path)
+            now = time.monotonic()
+            ended = False
+            if holder is not None and holder.stopped:
+                since = stopped_since.setdefault((holder.pid, holder.started), now)
+                ended = now - since >= _STOPPED_GRACE and _end(holder, self.path, now - since)
+            if ended:
+                waiting_since = now
+            elif now - waiting_since >= _LOCK_PATIENCE:
+                who = holder.describe() if holder else "a process outside this PID namespace"
+                raise StoreError(
+                    f"store {self.path}: another process holds the file locked ({who}) "
+                    f"for {now - waiting_since:.0f} s"
+                )
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as err:
+                if _cause(err) != _CAUSES["SQLITE_BUSY"]:
+                    raise self._error(err) from err
+
     def query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
         """The rows of a statement that only reads (it owes no savepoint)."""
         return cast(list[Any], self._read(sql, params, False))
@@ -201,6 +261,26 @@ class Connection:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _end(holder: Holder, path: str, stopped_for: float) -> bool:
+    """Kills ``holder`` if it is still that process, stopped; whether it did."""
+    again = write_lock_holder(path)
+    if again != holder:
+        return False
+    try:
+        os.kill(holder.pid, signal.SIGKILL)
+    except OSError as err:
+        logger.error("ablauf: store %s: cannot end %s: %s", path, holder.describe(), err)
+        return False
+    logger.error(
+        "ablauf: store %s: %s kept the write lock for %.0f s while stopped, which keeps "
+        "every other process from writing; ended it (SIGKILL)",
+        path,
+        holder.describe(),
+        stopped_for,
+    )
+    return True
 
 
 def integrity(db: Connection) -> list[str]:

@@ -59,7 +59,7 @@ def _init_schema(db: Connection, path: str) -> None:
     schema = resources.files("ablauf.store").joinpath("schema.sql").read_text()
     code = "\n".join(line for line in schema.splitlines() if not line.lstrip().startswith("--"))
     # One transaction, so another process never sees half a schema.
-    db.execute("BEGIN IMMEDIATE")
+    db.begin()
     try:
         if migrate:
             before_schema(db.conn)

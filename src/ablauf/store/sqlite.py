@@ -26,6 +26,7 @@ from ablauf.store.base import (
     UpdateRecord,
 )
 from ablauf.store.connection import (
+    LOCK_STEP,
     Checkpointer,
     Connection,
     file_id,
@@ -128,7 +129,7 @@ class _Transaction:
             store._pending.savepoint()
             store._depth += 1
             return
-        store._db.execute("BEGIN IMMEDIATE")
+        store._db.begin()
         store._db.in_tx = True
         store._depth = 1
         store._tx_data_version = None
@@ -205,7 +206,9 @@ class SqliteStore:
         self._open_chunks: dict[str, tuple[str, int]] = {}
         try:
             self._db = Connection(
-                sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0),
+                sqlite3.connect(
+                    path, isolation_level=None, check_same_thread=False, timeout=LOCK_STEP
+                ),
                 path,
             )
             if in_file:
