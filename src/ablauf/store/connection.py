@@ -289,7 +289,10 @@ def integrity(db: Connection) -> list[str]:
     except (sqlite3.DatabaseError, StoreError) as err:
         # Damage the check itself cannot read past.
         return [str(err.__cause__ or err)]
-    return [] if [tuple(r) for r in rows] == [("ok",)] else [str(r[0]) for r in rows]
+    if [tuple(r) for r in rows] == [("ok",)]:
+        return []
+    # One row may hold several problems, a line each.
+    return [line for r in rows for line in str(r[0]).splitlines()]
 
 
 def open_read_only(path: str) -> Connection:
