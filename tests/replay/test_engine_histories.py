@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from temporalio import activity, workflow
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowFailureError
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
@@ -234,6 +235,12 @@ async def test_signal_with_start_and_handlers_that_run_activities(client: Client
 
 
 async def test_memo_and_search_attribute_upserts(client: Client) -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={KEYWORD.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
+        )
+    )
     result = await client.execute_workflow(Properties.run, id="props", task_queue=TQ)
     assert result[2:] == [None, "first"]
 

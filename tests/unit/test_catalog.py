@@ -121,6 +121,10 @@ def _answering(event_type: int) -> HistoryEvent:
         setattr(attrs, kind.answers, targets[kind.family])
     if "timer_id" in attrs.DESCRIPTOR.fields_by_name:
         attrs.timer_id = "t"
+    if event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+        attrs.search_attributes.indexed_fields["Key"].data = b'"value"'
+    if event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
+        attrs.upserted_memo.fields["key"].data = b"1"
     return event
 
 
@@ -137,6 +141,8 @@ def _snapshot(state: RunState) -> tuple[object, ...]:
         state.completed_workflow_tasks,
         state.start_event_time,
         {k: a.cancel_requested_event_id for k, a in state.activities.items()},
+        state.search_attributes.SerializeToString(),
+        state.memo.SerializeToString(),
     )
 
 

@@ -46,6 +46,7 @@ from temporalio.api.history.v1 import (
     WorkflowExecutionTerminatedEventAttributes,
 )
 
+from ablauf.engine import search_attributes
 from ablauf.engine.context import EngineContext, Transition
 from ablauf.engine.cron import check_cron, start_cron
 from ablauf.engine.errors import InvalidArgumentError, NotFoundError
@@ -113,6 +114,7 @@ def start_child(
         search_attributes=cmd.search_attributes,
         priority=cmd.priority,
     )
+    search_attributes.check_command(tx.engine.store, parent.exe.namespace, cmd.search_attributes)
     event = tx.add(E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED, attrs)
     _transfer(tx, parent.exe.run_id, TimerKind.TRANSFER_START_CHILD, str(event.event_id))
 

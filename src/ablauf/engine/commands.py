@@ -31,7 +31,7 @@ from temporalio.api.history.v1 import (
 )
 from temporalio.api.protocol.v1 import Message
 
-from ablauf.engine import activities, children, updates
+from ablauf.engine import activities, children, search_attributes, updates
 from ablauf.engine.context import Transition
 from ablauf.engine.cron import next_cron_run
 from ablauf.engine.errors import CommandRejectedError, InvalidArgumentError
@@ -213,6 +213,8 @@ def _record_marker(tx: Transition, command: Command, wft_id: int, _: Mapping[str
 def _upsert_search_attributes(
     tx: Transition, command: Command, wft_id: int, _: Mapping[str, Message]
 ) -> None:
+    given = command.upsert_workflow_search_attributes_command_attributes.search_attributes
+    search_attributes.check_command(tx.engine.store, tx.state.exe.namespace, given)
     tx.add(
         E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
         UpsertWorkflowSearchAttributesEventAttributes(
@@ -308,6 +310,7 @@ def _continue_as_new(tx: Transition, command: Command, wft_id: int) -> None:
     state = tx.state
     a = command.continue_as_new_workflow_execution_command_attributes
     prev = state.started
+    search_attributes.check_command(engine.store, state.exe.namespace, a.search_attributes)
     started = WorkflowExecutionStartedEventAttributes(
         workflow_type=a.workflow_type if a.workflow_type.name else prev.workflow_type,
         task_queue=a.task_queue if a.task_queue.name else prev.task_queue,
@@ -325,10 +328,11 @@ def _continue_as_new(tx: Transition, command: Command, wft_id: int) -> None:
         identity=engine.identity,
         workflow_id=state.exe.workflow_id,
         header=a.header,
-        memo=a.memo if a.HasField("memo") else prev.memo,
+        # Unless the command gives its own, what the run's upserts left.
+        memo=a.memo if a.HasField("memo") else state.memo,
         search_attributes=a.search_attributes
         if a.HasField("search_attributes")
-        else prev.search_attributes,
+        else state.search_attributes,
     )
     if prev.HasField("workflow_execution_timeout"):
         started.workflow_execution_timeout.CopyFrom(prev.workflow_execution_timeout)

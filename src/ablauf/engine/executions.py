@@ -28,6 +28,7 @@ from temporalio.api.workflowservice.v1 import (
     StartWorkflowExecutionRequest,
 )
 
+from ablauf.engine import search_attributes
 from ablauf.engine.context import EngineContext, Transition
 from ablauf.engine.cron import check_cron, start_cron
 from ablauf.engine.errors import AlreadyStartedError, InvalidArgumentError, NotFoundError
@@ -118,6 +119,7 @@ def start(
     namespace = req.namespace or "default"
     now = engine.clock.now()
     attrs = _started_attributes(req, now)
+    search_attributes.check_request(engine.store, namespace, req.search_attributes)
     first_events: list[tuple[int, Message]] = []
     if isinstance(req, SignalWithStartWorkflowExecutionRequest):
         first_events.append(

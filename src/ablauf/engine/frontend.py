@@ -58,7 +58,7 @@ from temporalio.api.workflowservice.v1 import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from ablauf.engine import executions, updates
+from ablauf.engine import executions, search_attributes, updates
 from ablauf.engine.activity_rpcs import ActivityRpcs
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import (
@@ -71,6 +71,7 @@ from ablauf.engine.errors import (
     ResourceExhaustedError,
 )
 from ablauf.engine.limits import check_request
+from ablauf.engine.operator import OperatorRpcs
 
 __all__ = ["Frontend", "rpc_error"]
 
@@ -149,6 +150,7 @@ class Frontend:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.activities = ActivityRpcs(engine)
+        self.operator = OperatorRpcs(engine)
 
     async def call(self, rpc: str, req: Message, timeout: float | None) -> Message:
         name = f"rpc_{rpc}"
@@ -156,6 +158,7 @@ class Frontend:
             getattr(self, name, None)
             or getattr(self.activities, name, None)
             or getattr(self.engine.schedules, name, None)
+            or getattr(self.operator, name, None)
         )
         if handler is None:
             raise rpc_error(
@@ -350,8 +353,10 @@ class Frontend:
             history_size_bytes=exe.history_size,
             task_queue=exe.task_queue,
             first_run_id=started.first_execution_run_id,
-            memo=started.memo,
-            search_attributes=started.search_attributes,
+            memo=state.memo,
+            search_attributes=search_attributes.typed(
+                state.search_attributes, engine.store.search_attributes(exe.namespace)
+            ),
         )
         if started.HasField("parent_workflow_execution"):
             info.parent_execution.CopyFrom(started.parent_workflow_execution)

@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Callable
 
+from temporalio.api.common.v1 import SearchAttributes
 from temporalio.api.enums.v1 import TaskQueueKind
 from temporalio.api.schedule.v1 import (
     Schedule,
@@ -45,6 +46,7 @@ from temporalio.api.workflowservice.v1 import (
     UpdateScheduleResponse,
 )
 
+from ablauf.engine import search_attributes
 from ablauf.engine.context import EngineContext
 from ablauf.engine.errors import (
     AlreadyStartedError,
@@ -119,6 +121,14 @@ class Schedules:
         self.engine = engine
         engine.on_commit.append(self._run_committed)
 
+    def _check_search_attributes(
+        self, namespace: str, schedule: Schedule, own: SearchAttributes
+    ) -> None:
+        store = self.engine.store
+        search_attributes.check_request(store, namespace, own)
+        action = schedule.action.start_workflow
+        search_attributes.check_request(store, namespace, action.search_attributes)
+
     # the transaction every change runs in
 
     def _change(
@@ -180,6 +190,7 @@ class Schedules:
         schedule = Schedule()
         schedule.CopyFrom(req.schedule)
         _check_schedule(schedule)
+        self._check_search_attributes(namespace, schedule, req.search_attributes)
 
         def create(now: float) -> ScheduleRecord:
             info = ScheduleInfo()
@@ -227,6 +238,7 @@ class Schedules:
         schedule = Schedule()
         schedule.CopyFrom(req.schedule)
         _check_schedule(schedule)
+        self._check_search_attributes(req.namespace or "default", schedule, req.search_attributes)
 
         def update(s: ScheduleSession) -> None:
             if req.conflict_token and req.conflict_token != s.token:

@@ -13,6 +13,7 @@ from typing import Any
 
 import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.api.common.v1 import Memo, SearchAttributes
 from temporalio.api.history.v1 import (
     ActivityTaskScheduledEventAttributes,
     HistoryEvent,
@@ -21,6 +22,7 @@ from temporalio.api.history.v1 import (
 )
 from temporalio.api.sdk.v1 import UserMetadata
 
+from ablauf.engine.search_attributes import merge_memo, merge_search_attributes
 from ablauf.history.catalog import (
     ACTIVITY_CLOSED,
     CHILD_CLOSED,
@@ -142,6 +144,9 @@ class RunState:
     start_event_time: Timestamp | None = None
     metadata: UserMetadata | None = None
     """The static summary and details its start gave (for describe)."""
+    upserted_search_attributes: SearchAttributes | None = None
+    upserted_memo: Memo | None = None
+    """Search attributes and memo as the run's upserts left them (None: as it started)."""
     # Updates requested but not yet accepted or rejected.
     requested_updates: int = 0
     # Events waiting in the store's buffer for the running workflow task.
@@ -218,11 +223,34 @@ class RunState:
             self.externals.pop(attributes_of(event).initiated_event_id, None)
         elif t == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             self.completed_workflow_tasks += 1
+        elif t == E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            merge_search_attributes(
+                self.search_attributes,
+                event.upsert_workflow_search_attributes_event_attributes.search_attributes,
+            )
+        elif t == E.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
+            merge_memo(self.memo, event.workflow_properties_modified_event_attributes.upserted_memo)
         elif t == E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
             self.cancel_requested = True
         elif t in CLOSE_EVENTS:
             self.close_event = event
             self.running = False
+
+    @property
+    def search_attributes(self) -> SearchAttributes:
+        """The run's search attributes now: its start's, with its upserts applied."""
+        if self.upserted_search_attributes is None:
+            self.upserted_search_attributes = SearchAttributes()
+            self.upserted_search_attributes.CopyFrom(self.started.search_attributes)
+        return self.upserted_search_attributes
+
+    @property
+    def memo(self) -> Memo:
+        """The run's memo now: its start's, with its upserts applied."""
+        if self.upserted_memo is None:
+            self.upserted_memo = Memo()
+            self.upserted_memo.CopyFrom(self.started.memo)
+        return self.upserted_memo
 
     def drop_activity(self, scheduled_event_id: int) -> None:
         """Forgets a pending activity (it closed)."""

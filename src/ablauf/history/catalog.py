@@ -301,11 +301,13 @@ EVENTS: Final[dict[int, EventKind]] = {
             _E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
             SEARCH_ATTRIBUTES,
             command=_C.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+            folded=True,
         ),
         EventKind(
             _E.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
             PROPERTIES,
             command=_C.COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES,
+            folded=True,
         ),
         # Updates: accepted and completed are recorded for the worker's protocol messages.
         EventKind(_E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED, UPDATE),

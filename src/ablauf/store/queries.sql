@@ -255,6 +255,18 @@ SELECT namespace, schedule_id, schedule, info, memo, search_attributes, state, c
 FROM schedules WHERE namespace=?
 ORDER BY created_at DESC, schedule_id LIMIT ? OFFSET ?;
 
+-- search attributes
+
+-- name: search_attributes
+SELECT name, type FROM search_attributes WHERE namespace=? ORDER BY name;
+
+-- name: add_search_attribute
+-- A name already registered keeps its type, as on Temporal.
+INSERT OR IGNORE INTO search_attributes (namespace, name, type) VALUES (?, ?, ?);
+
+-- name: remove_search_attribute
+DELETE FROM search_attributes WHERE namespace=? AND name=?;
+
 -- the file
 
 -- name: all_tables

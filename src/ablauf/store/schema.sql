@@ -149,3 +149,12 @@ CREATE TABLE IF NOT EXISTS schedules (
     created_at        REAL NOT NULL,
     PRIMARY KEY (namespace, schedule_id)
 ) WITHOUT ROWID;
+
+-- The custom search attributes registered per namespace (Temporal's operator
+-- service): type is the IndexedValueType.
+CREATE TABLE IF NOT EXISTS search_attributes (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    type      INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+) WITHOUT ROWID;

@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Final
 
 __all__ = [
+    "ADD_SEARCH_ATTRIBUTE",
     "ALL_TABLES",
     "ANSWER_QUERY",
     "BUFFERED_EVENTS",
@@ -59,6 +60,7 @@ __all__ = [
     "RELEASE_LEASES",
     "RELEASE_LEASES_OF_QUEUE",
     "REMOVE_OWNER",
+    "REMOVE_SEARCH_ATTRIBUTE",
     "RENEW_OWNER",
     "RETRYING_WORKFLOW_TASK",
     "ROWID_RANGE",
@@ -67,6 +69,7 @@ __all__ = [
     "RUNS_WITH_LEASED_TASKS",
     "RUN_IDS",
     "SAVE_UPDATE",
+    "SEARCH_ATTRIBUTES",
     "SET_CURRENT_RUN",
     "TABLES",
     "TAKE_QUERY",
@@ -164,6 +167,9 @@ GET_SCHEDULE: Final = _blocks.pop("get_schedule")
 UPDATE_SCHEDULE: Final = _blocks.pop("update_schedule")
 DELETE_SCHEDULE: Final = _blocks.pop("delete_schedule")
 LIST_SCHEDULES: Final = _blocks.pop("list_schedules")
+SEARCH_ATTRIBUTES: Final = _blocks.pop("search_attributes")
+ADD_SEARCH_ATTRIBUTE: Final = _blocks.pop("add_search_attribute")
+REMOVE_SEARCH_ATTRIBUTE: Final = _blocks.pop("remove_search_attribute")
 ALL_TABLES: Final = _blocks.pop("all_tables")
 TABLES: Final = _blocks.pop("tables")
 GET_META: Final = _blocks.pop("get_meta")

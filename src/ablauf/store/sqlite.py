@@ -6,7 +6,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, cast
@@ -804,3 +804,17 @@ class SqliteStore:
             ScheduleRecord(*r)
             for r in self._db.query(sql.LIST_SCHEDULES, (namespace, limit, offset))
         ]
+
+    # search attributes
+
+    def search_attributes(self, namespace: str) -> dict[str, int]:
+        return dict(self._db.query(sql.SEARCH_ATTRIBUTES, (namespace,)))
+
+    def add_search_attributes(self, namespace: str, types: Mapping[str, int]) -> None:
+        """Registers each name with its type; a name registered already keeps its own."""
+        self._db.executemany(
+            sql.ADD_SEARCH_ATTRIBUTE, [(namespace, n, t) for n, t in types.items()]
+        )
+
+    def remove_search_attributes(self, namespace: str, names: Sequence[str]) -> None:
+        self._db.executemany(sql.REMOVE_SEARCH_ATTRIBUTE, [(namespace, n) for n in names])
