@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import google.protobuf.message
 import temporalio.client
+import temporalio.runtime
 import temporalio.service
 from temporalio.converter import DataConverter
 from temporalio.service import ConnectConfig, ServiceClient, ServiceResponse
@@ -79,8 +80,10 @@ def _engine_for(target: StoreTarget, clock: Clock | None) -> Engine:
 class EmbeddedServiceClient(ServiceClient):
     """Answers the SDK's service calls with the in-process engine."""
 
-    def __init__(self, target: str, engine: Engine) -> None:
-        super().__init__(ConnectConfig(target_host=target))
+    def __init__(
+        self, target: str, engine: Engine, runtime: temporalio.runtime.Runtime | None = None
+    ) -> None:
+        super().__init__(ConnectConfig(target_host=target, runtime=runtime))
         self.engine = engine
         self.frontend = Frontend(engine)
 
@@ -122,6 +125,7 @@ class Client(temporalio.client.Client):
         data_converter: DataConverter = DataConverter.default,
         interceptors: Sequence[temporalio.client.Interceptor] = (),
         clock: Clock | None = None,
+        runtime: temporalio.runtime.Runtime | None = None,
         **kwargs: Any,
     ) -> Self:
         """Connects to an ablauf store (``sqlite:///file.db``) or a Temporal server (``host:port``).
@@ -135,6 +139,10 @@ class Client(temporalio.client.Client):
             data_converter: Converter for every payload, as in temporalio.
             interceptors: Client interceptors, as in temporalio.
             clock: For tests: the engine's clock.
+            runtime: temporalio's runtime, as in temporalio: with metrics in its
+                telemetry config, workers of this client export Temporal's worker
+                metrics and what ``workflow.metric_meter()`` and
+                ``activity.metric_meter()`` record through it.
             kwargs: Further options of ``temporalio.client.Client.connect`` for a server target.
 
         Raises:
@@ -148,11 +156,12 @@ class Client(temporalio.client.Client):
                 namespace=namespace,
                 data_converter=data_converter,
                 interceptors=interceptors,
+                runtime=runtime,
                 **kwargs,
             )
         if kwargs:
             raise TypeError(f"options not used by an ablauf store: {', '.join(sorted(kwargs))}")
-        service = EmbeddedServiceClient(target_host, _engine_for(target, clock))
+        service = EmbeddedServiceClient(target_host, _engine_for(target, clock), runtime)
         return cls(
             service, namespace=namespace, data_converter=data_converter, interceptors=interceptors
         )

@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
+import temporalio.common
 import temporalio.converter
 import temporalio.workflow
 from temporalio.api.command.v1 import Command
@@ -109,6 +110,7 @@ class WorkflowInstance:
         run_id: str,
         data_converter: temporalio.converter.DataConverter,
         failure_exception_types: Sequence[type[BaseException]] = (),
+        metric_meter: temporalio.common.MetricMeter | None = None,
     ) -> None:
         """Create the instance; nothing runs until :meth:`activate`.
 
@@ -121,6 +123,8 @@ class WorkflowInstance:
                 already be decoded (no codec is applied here).
             failure_exception_types: Exception types that fail the workflow instead
                 of the workflow task, in addition to the definition's.
+            metric_meter: What ``workflow.metric_meter()`` records into (with the
+                workflow's labels, nothing while replaying); None: a no-op meter.
         """
         self._jobs: list[Job] = []
         self._flags = InternalFlags()
@@ -134,6 +138,7 @@ class WorkflowInstance:
             machines=self._machines,
             flags=self._flags,
             run_id=run_id,
+            metric_meter=metric_meter,
         )
         self._last_event_id = 0
         self._answered = False  # a new task was answered; its WorkflowTaskCompleted comes next
@@ -226,6 +231,11 @@ class WorkflowInstance:
                 failure=history.nondeterminism_failure(str(mismatch)),
                 nondeterminism=True,
             )
+
+    @property
+    def start_time(self) -> datetime:
+        """When the run started (its WorkflowExecutionStarted event)."""
+        return self._runtime.workflow.get_info().workflow_start_time
 
     @property
     def task_timeout(self) -> timedelta:

@@ -271,6 +271,8 @@ class ActivityRunner:
         data_converter: Converts arguments, results, heartbeat details and failures.
         executor: Runs sync (``def``) activities; must be a ``ThreadPoolExecutor``.
         client: What ``activity.client()`` returns in async activities.
+        metric_meter: What ``activity.metric_meter()`` records into, with the
+            activity's labels added (temporalio's runtime meter).
 
     Raises:
         TypeError: An activity lacks ``@activity.defn``, is a class, or there is more
@@ -286,8 +288,10 @@ class ActivityRunner:
         data_converter: temporalio.converter.DataConverter,
         executor: concurrent.futures.Executor | None = None,
         client: Any = None,
+        metric_meter: temporalio.common.MetricMeter = temporalio.common.MetricMeter.noop,
     ) -> None:
         self._data_converter = data_converter
+        self._metric_meter = metric_meter
         self._executor = executor
         self._client = client
         self._activities: dict[str, temporalio.activity._Definition] = {}
@@ -521,7 +525,7 @@ class ActivityRunner:
                 worker_shutdown_event=self._shutdown_event,
                 shield_thread_cancel_exception=None,
                 payload_converter_class_or_instance=converter,
-                runtime_metric_meter=temporalio.common.MetricMeter.noop,
+                runtime_metric_meter=self._metric_meter,
                 client=self._client if defn.is_async else None,
                 cancellation_details=attempt.details,
             )
@@ -600,7 +604,7 @@ class ActivityRunner:
                 ),
                 shield_thread_cancel_exception=None if canceller is None else canceller.shielded,
                 payload_converter_class_or_instance=converter,
-                runtime_metric_meter=temporalio.common.MetricMeter.noop,
+                runtime_metric_meter=self._metric_meter,
                 client=None,
                 cancellation_details=attempt.details,
             )

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import temporalio.client
+import temporalio.common
 from temporalio.api.common.v1 import Payload, Payloads
 
 from ablauf.engine import COMPILED
@@ -32,6 +33,7 @@ from ablauf.temporal import server_worker
 from ablauf.worker.activities import ActivityRunner
 from ablauf.worker.codec import Codec
 from ablauf.worker.local_activities import LocalActivities
+from ablauf.worker.metrics import ActivityMetrics, WorkflowMetrics, runtime_meter, worker_started
 from ablauf.worker.options import embedded_options
 from ablauf.worker.workflows import WorkflowRunner
 
@@ -133,14 +135,23 @@ class Worker:
         self.api = api
         self.task_queue = task_queue
         self._codec = Codec(client.data_converter)
+        # None unless the client's runtime exports metrics: then nothing is measured.
+        meter = runtime_meter(client)
+        self._metric_meter = meter
         self._activities = (
             ActivityRunner(
                 activities,
                 data_converter=client.data_converter,
                 executor=activity_executor,
                 client=client,
+                metric_meter=meter or temporalio.common.MetricMeter.noop,
             )
             if activities
+            else None
+        )
+        self._activity_metrics = (
+            ActivityMetrics(meter, client.namespace, task_queue)
+            if meter is not None and activities
             else None
         )
         self._workflows = (
@@ -152,6 +163,10 @@ class Worker:
                 max_cached_workflows=max_cached_workflows,
                 # Local activities run through this worker's activities.
                 local_activities=LocalActivities(self._activities),
+                metric_meter=meter,
+                metrics=WorkflowMetrics(meter, client.namespace, task_queue)
+                if meter is not None
+                else None,
             )
             if workflows
             else None
@@ -215,6 +230,8 @@ class Worker:
             raise RuntimeError("Already started")
         self._started = True
         _raise_gc_threshold()
+        if self._metric_meter is not None:
+            worker_started(self._metric_meter, self.client.namespace, self.task_queue)
         api = self.api
         workflows = self._workflows
         inline = workflows is not None and workflows.codec.codec is None
@@ -324,6 +341,8 @@ class Worker:
             task = api.receive_activity_task(ref)
             if task is None:
                 return
+            metrics = self._activity_metrics
+            began = metrics.received_task(task) if metrics is not None else 0
             if self._codec.codec is not None:
                 task = await self._decode(task)
             beats: list[_Heartbeats] = []
@@ -336,6 +355,8 @@ class Worker:
                 beats[0].record(details)
 
             outcome = await runner.run(task, heartbeat)
+            if metrics is not None:
+                metrics.done(task, outcome, began)
             if isinstance(outcome, ActivityCompletesAsync):
                 # A client completes it; until then its timeouts run.
                 return

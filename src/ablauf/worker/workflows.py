@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import temporalio.common
 import temporalio.converter
 import temporalio.workflow
+from temporalio.api.command.v1 import Command
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
@@ -30,6 +33,7 @@ from ablauf.replay.machines import LocalActivityResult
 from ablauf.store.base import ExecutionRecord
 from ablauf.worker.codec import Codec
 from ablauf.worker.local_activities import LocalActivities, RunInfo
+from ablauf.worker.metrics import WorkflowMetrics
 
 __all__ = ["WorkflowRunner"]
 
@@ -71,8 +75,13 @@ class WorkflowRunner:
         failure_exception_types: Sequence[type[BaseException]],
         max_cached_workflows: int,
         local_activities: LocalActivities | None = None,
+        metric_meter: temporalio.common.MetricMeter | None = None,
+        metrics: WorkflowMetrics | None = None,
     ) -> None:
         self.api = api
+        # Both None unless the client's runtime exports metrics.
+        self.metric_meter = metric_meter
+        self.metrics = metrics
         self.local_activities = local_activities or LocalActivities(None)
         # Workflow tasks held while their local activities run.
         self.holding: set[asyncio.Task[None]] = set()
@@ -103,6 +112,7 @@ class WorkflowRunner:
             run_id=run_id,
             data_converter=self.data_converter,
             failure_exception_types=self.failure_exception_types,
+            metric_meter=self.metric_meter,
         )
 
     def names(self) -> list[str]:
@@ -124,7 +134,7 @@ class WorkflowRunner:
         begun = self._begin(ref)
         if begun is None:
             return
-        task, instance = begun
+        task, instance, began = begun
         try:
             events = await self.codec.decode_events(task.events)
             messages = [await self._code_message(m, encode=False) for m in task.messages]
@@ -136,7 +146,8 @@ class WorkflowRunner:
             outcome = await self._run_locals(ref, task, instance, outcome)
         if outcome is None:
             return
-        commands = await self.codec.encode_commands(outcome.commands)
+        plain = outcome.commands
+        commands = await self.codec.encode_commands(plain)
         out = [await self._code_message(m, encode=True) for m in outcome.messages]
         # Kept before the completion commits: the run's next task may be handed
         # out right after the commit and must find the instance here.
@@ -146,7 +157,7 @@ class WorkflowRunner:
             lambda: api.complete_workflow_task(ref, commands, outcome.sdk_metadata, out)
         )
         done.add_done_callback(
-            lambda f: self._completed(ref, task.workflow_id, instance, f.exception(), f)
+            lambda f: self._completed(ref, task, instance, f.exception(), f, plain, began)
         )
 
     def process_now(self, ref: TaskRef) -> None:
@@ -155,13 +166,15 @@ class WorkflowRunner:
         begun = self._begin(ref)
         if begun is None:
             return
-        task, instance = begun
+        task, instance, began = begun
         outcome = self._activate(ref, task, instance, task.events, task.messages)
         if outcome is None:
             return
         if _runs_locals(outcome):
             # The task completes once its local activities are resolved, in a later commit.
-            held = asyncio.get_running_loop().create_task(self._hold(ref, task, instance, outcome))
+            held = asyncio.get_running_loop().create_task(
+                self._hold(ref, task, instance, outcome, began)
+            )
             self.holding.add(held)
             held.add_done_callback(self.holding.discard)
             return
@@ -171,9 +184,9 @@ class WorkflowRunner:
                 ref, outcome.commands, outcome.sdk_metadata, outcome.messages
             )
         except EngineError as err:
-            self._completed(ref, task.workflow_id, instance, err, None)
+            self._completed(ref, task, instance, err, None, (), 0)
             return
-        self._completed(ref, task.workflow_id, instance, None, kept)
+        self._completed(ref, task, instance, None, kept, outcome.commands, began)
 
     def process_in(self, tx: Transition, ref: TaskRef) -> Callable[[], None] | None:
         """Runs one workflow task of a cached instance inside the transition that
@@ -193,6 +206,8 @@ class WorkflowRunner:
         if task is None:
             return None
         del self.cache[run_id]
+        metrics = self.metrics
+        began = time.perf_counter_ns() if metrics is not None else 0
         try:
             outcome = instance.activate(task.events, task.messages)
             if outcome.failure is not None:
@@ -208,6 +223,9 @@ class WorkflowRunner:
         except BaseException:
             instance.close()
             raise
+        if metrics is not None:
+            metrics.received(task, True)
+            metrics.completed(task, outcome.commands, began, instance.start_time, len(self.cache))
         if tx.state.running:
             self._keep(run_id, instance)
         else:
@@ -221,6 +239,7 @@ class WorkflowRunner:
         task: WorkflowTask,
         instance: WorkflowInstance,
         outcome: WorkflowTaskOutcome,
+        began: int,
     ) -> None:
         final = await self._run_locals(ref, task, instance, outcome)
         if final is None:
@@ -233,7 +252,7 @@ class WorkflowRunner:
             )
         )
         done.add_done_callback(
-            lambda f: self._completed(ref, task.workflow_id, instance, f.exception(), f)
+            lambda f: self._completed(ref, task, instance, f.exception(), f, final.commands, began)
         )
 
     async def _run_locals(
@@ -281,7 +300,7 @@ class WorkflowRunner:
                         "ablauf does not support yet"
                     )
                     failure = _failure(message, "UnsupportedFeatureError")
-                    self._fail(ref, task.workflow_id, failure, _UNHANDLED)
+                    self._fail(ref, task, failure, _UNHANDLED)
                     return None
                 results = []
                 for seq, future in list(running.items()):
@@ -292,7 +311,7 @@ class WorkflowRunner:
                 if outcome.failure is not None:
                     instance.close()
                     cause = _NONDETERMINISM if outcome.nondeterminism else _UNHANDLED
-                    self._fail(ref, task.workflow_id, outcome.failure, cause)
+                    self._fail(ref, task, outcome.failure, cause)
                     return None
         except Exception as err:
             for future in running.values():
@@ -300,7 +319,8 @@ class WorkflowRunner:
             self._crashed(ref, task, instance, err)
             return None
 
-    def _begin(self, ref: TaskRef) -> tuple[WorkflowTask, WorkflowInstance] | None:
+    def _begin(self, ref: TaskRef) -> tuple[WorkflowTask, WorkflowInstance, int] | None:
+        """The task and the instance to run it; with metrics, also when it began."""
         instance = self.cache.pop(ref.run_id, None)
         known = instance.last_event_id if instance is not None else 0
         task = self.api.receive_workflow_task(ref, known)
@@ -308,18 +328,20 @@ class WorkflowRunner:
             if instance is not None:
                 instance.close()
             return None
+        metrics = self.metrics
+        began = metrics.received(task, instance is not None) if metrics is not None else 0
         if instance is None:
             try:
                 instance = self._new_instance(
                     task.workflow_type, task.namespace, task.workflow_id, task.run_id
                 )
             except _NotRegistered as err:
-                self._fail(ref, task.workflow_id, _failure(str(err), "NotFoundError"), _UNHANDLED)
+                self._fail(ref, task, _failure(str(err), "NotFoundError"), _UNHANDLED)
                 return None
             except Exception as crash:
                 self._crashed(ref, task, None, crash)
                 return None
-        return task, instance
+        return task, instance, began
 
     def _activate(
         self,
@@ -337,7 +359,7 @@ class WorkflowRunner:
         if outcome.failure is not None:
             instance.close()
             cause = _NONDETERMINISM if outcome.nondeterminism else _UNHANDLED
-            self._fail(ref, task.workflow_id, outcome.failure, cause)
+            self._fail(ref, task, outcome.failure, cause)
             return None
         return outcome
 
@@ -353,7 +375,7 @@ class WorkflowRunner:
             instance.close()
         self._fail(
             ref,
-            task.workflow_id,
+            task,
             _failure(f"{type(err).__name__}: {err}", type(err).__name__),
             _UNHANDLED,
         )
@@ -369,13 +391,19 @@ class WorkflowRunner:
     def _completed(
         self,
         ref: TaskRef,
-        workflow_id: str,
+        task: WorkflowTask,
         instance: WorkflowInstance,
         err: BaseException | None,
         kept: asyncio.Future[bool] | bool | None,
+        commands: Sequence[Command],
+        began: int,
     ) -> None:
         if isinstance(kept, asyncio.Future):
             kept = kept.result() if err is None else False
+        if began and err is None and kept:
+            metrics = self.metrics
+            assert metrics is not None
+            metrics.completed(task, commands, began, instance.start_time, len(self.cache))
         if err is None and kept and self.api.is_running(ref.run_id):
             if not self.max_cached:
                 instance.close()
@@ -387,7 +415,7 @@ class WorkflowRunner:
             # Refused commands the engine recorded itself; a run that is gone
             # or was terminated at its history limit has nothing left to record.
             return
-        logger.error("completing a workflow task of %s failed", workflow_id, exc_info=err)
+        logger.error("completing a workflow task of %s failed", task.workflow_id, exc_info=err)
 
     async def _code_message(self, message: Message, *, encode: bool) -> Message:
         """A protocol message with the payloads in its body run through the codec."""
@@ -407,11 +435,13 @@ class WorkflowRunner:
                 return copy
         return message
 
-    def _fail(self, ref: TaskRef, workflow_id: str, failure: Failure, cause: int) -> None:
+    def _fail(self, ref: TaskRef, task: WorkflowTask, failure: Failure, cause: int) -> None:
         if ref.attempt == 1:
             logger.warning(
-                "workflow task of %s failed (will retry): %s", workflow_id, failure.message
+                "workflow task of %s failed (will retry): %s", task.workflow_id, failure.message
             )
+        if self.metrics is not None:
+            self.metrics.failed(task.workflow_type, cause)
         self.api.fail_workflow_task(ref, failure, cause)
 
     async def query(self, exe: ExecutionRecord, query: WorkflowQuery) -> Payloads:

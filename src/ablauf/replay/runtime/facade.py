@@ -61,6 +61,7 @@ from ablauf.replay.machines import (
 from ablauf.replay.runtime.activities import Activities
 from ablauf.replay.runtime.children import Children
 from ablauf.replay.runtime.context import RunContext
+from ablauf.replay.runtime.metrics import ReplaySafeMeter
 from ablauf.replay.runtime.signals import Handlers, QueryFailed
 from ablauf.replay.runtime.timers import Timers
 from ablauf.replay.runtime.updates import Updates
@@ -97,8 +98,11 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         failure_exception_types: Sequence[type[BaseException]],
         machines: CommandMachines,
         flags: InternalFlags,
+        metric_meter: temporalio.common.MetricMeter | None = None,
     ) -> None:
         super().__init__()
+        self._metric_meter = metric_meter
+        self._workflow_meter: temporalio.common.MetricMeter | None = None
         self.context = context = RunContext(
             defn,
             namespace=namespace,
@@ -309,7 +313,22 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         return {}
 
     def workflow_metric_meter(self) -> temporalio.common.MetricMeter:
-        return temporalio.common.MetricMeter.noop
+        meter = self._workflow_meter
+        if meter is None:
+            if self._metric_meter is None:
+                return temporalio.common.MetricMeter.noop
+            context = self.context
+            meter = self._workflow_meter = ReplaySafeMeter(
+                self._metric_meter.with_additional_attributes(
+                    {
+                        "namespace": context.namespace,
+                        "task_queue": context.task_queue,
+                        "workflow_type": context.workflow_type,
+                    }
+                ),
+                lambda: context.replaying,
+            )
+        return meter
 
     def workflow_payload_converter(self) -> temporalio.converter.PayloadConverter:
         return self.context.payload_converter
