@@ -27,6 +27,7 @@ from ablauf.clock import Clock
 from ablauf.engine.engine import Engine
 from ablauf.engine.frontend import Frontend
 from ablauf.errors import InvalidTargetError
+from ablauf.metrics import RequestMetrics, runtime_meter
 from ablauf.store import open_store, parse_url
 
 __all__ = ["Client", "StoreTarget", "parse_target"]
@@ -86,6 +87,9 @@ class EmbeddedServiceClient(ServiceClient):
         super().__init__(ConnectConfig(target_host=target, runtime=runtime))
         self.engine = engine
         self.frontend = Frontend(engine)
+        meter = runtime_meter(runtime)
+        # None unless the runtime exports metrics: then calls are not measured.
+        self._metrics = RequestMetrics(meter) if meter is not None else None
 
     @property
     def worker_service_client(self) -> Any:
@@ -108,7 +112,12 @@ class EmbeddedServiceClient(ServiceClient):
         metadata: Mapping[str, str | bytes],
         timeout: timedelta | None,
     ) -> ServiceResponse:
-        resp = await self.frontend.call(rpc, req, timeout.total_seconds() if timeout else None)
+        seconds = timeout.total_seconds() if timeout else None
+        metrics = self._metrics
+        if metrics is None:
+            resp = await self.frontend.call(rpc, req, seconds)
+        else:
+            resp = await metrics.call(rpc, req, lambda: self.frontend.call(rpc, req, seconds))
         assert isinstance(resp, resp_type)
         return resp
 

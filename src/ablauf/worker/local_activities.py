@@ -39,6 +39,7 @@ from ablauf.history.tasks import (
 )
 from ablauf.replay.machines import LocalActivityRequest, LocalActivityResult, LocalStatus
 from ablauf.worker.activities import ActivityRunner
+from ablauf.worker.metrics import LocalActivityMetrics
 
 __all__ = ["LocalActivities", "RunInfo"]
 
@@ -68,10 +69,14 @@ class LocalActivities:
     Args:
         runner: The worker's activity runner; None if it has no activities, so
             that every local activity fails as not registered.
+        metrics: Where attempts are counted and timed, if the runtime exports metrics.
     """
 
-    def __init__(self, runner: ActivityRunner | None) -> None:
+    def __init__(
+        self, runner: ActivityRunner | None, metrics: LocalActivityMetrics | None = None
+    ) -> None:
         self._runner = runner
+        self._metrics = metrics
         # Running local activities by (run id, seq): the running attempt's token, if any.
         self._running: dict[tuple[str, int], asyncio.Task[LocalActivityResult]] = {}
         self._tokens: dict[tuple[str, int], bytes] = {}
@@ -147,6 +152,15 @@ class LocalActivities:
             begun = time.monotonic_ns()
             status, payload, failure = await self._attempt(request, run, key, attempt, limit)
             runtime_ns = time.monotonic_ns() - begun
+            if self._metrics is not None:
+                self._metrics.attempted(
+                    request.activity_type,
+                    run.workflow_type,
+                    status,
+                    failure,
+                    runtime_ns,
+                    original_ns,
+                )
             if status == LocalStatus.TIMED_OUT:
                 failure = _timeout(timeout_type)
                 if timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE:

@@ -1,11 +1,8 @@
-"""Temporal's worker metrics, recorded through the meter of a temporalio runtime.
+"""Temporal's worker metrics (see :mod:`ablauf.metrics`): workflow tasks,
+workflows closed, activity attempts.
 
-Names, descriptions, units and labels are those of sdk-core, which runs
-temporalio's worker, so what watches a temporalio worker (dashboards, alerts)
-reads an embedded one too. The runtime's meter is sdk-core's, which exports
-them: Prometheus, OpenTelemetry or a metric buffer, as its telemetry config says.
-Without metrics configured the runtime's meter is temporalio's no-op meter; the
-worker then makes none of these objects and its hot path never calls in here.
+A worker makes these only when its client's runtime exports metrics; its hot
+path then calls in once or twice per task, otherwise never.
 """
 
 from __future__ import annotations
@@ -13,10 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import temporalio.common
-import temporalio.runtime
 from temporalio.api.command.v1 import Command
 from temporalio.api.enums.v1 import (
     ApplicationErrorCategory,
@@ -25,7 +19,7 @@ from temporalio.api.enums.v1 import (
     WorkflowTaskFailedCause,
 )
 from temporalio.api.failure.v1 import Failure
-from temporalio.common import MetricCounter, MetricHistogramTimedelta, MetricMeter
+from temporalio.common import MetricMeter
 
 from ablauf.history.tasks import (
     ActivityCompleted,
@@ -35,11 +29,10 @@ from ablauf.history.tasks import (
     ActivityTask,
     WorkflowTask,
 )
+from ablauf.metrics import PREFIX, counter, latency, since
+from ablauf.replay.machines import LocalStatus
 
-__all__ = ["ActivityMetrics", "WorkflowMetrics", "runtime_meter", "worker_started"]
-
-PREFIX = "temporal_"
-"""sdk-core's prefix of its own metrics (custom metrics have none)."""
+__all__ = ["ActivityMetrics", "LocalActivityMetrics", "WorkflowMetrics", "worker_started"]
 
 _SCHEDULED = EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED
 _BENIGN = ApplicationErrorCategory.APPLICATION_ERROR_CATEGORY_BENIGN
@@ -53,36 +46,10 @@ _CLOSING = {
 }
 
 
-def runtime_meter(client: Any) -> MetricMeter | None:
-    """The metric meter of the client's temporalio runtime; None if it records nothing."""
-    runtime = client.service_client.config.runtime
-    if runtime is None:
-        # temporalio makes its default runtime (an sdk-core thread pool) on first
-        # use; the embedded engine needs none, so only one already made or set counts.
-        runtime = temporalio.runtime._runtime_ref._default_runtime
-    if runtime is None:
-        return None
-    meter = runtime.metric_meter
-    return None if meter is MetricMeter.noop else meter
-
-
 def worker_started(meter: MetricMeter, namespace: str, task_queue: str) -> None:
     """A worker started polling ``task_queue``."""
     labels = {"namespace": namespace, "task_queue": task_queue}
-    _counter(meter, "worker_start", "Count of the number of initialized workers").add(1, labels)
-
-
-def _counter(meter: MetricMeter, name: str, description: str) -> MetricCounter:
-    return meter.create_counter(PREFIX + name, description)
-
-
-def _latency(meter: MetricMeter, name: str, description: str) -> MetricHistogramTimedelta:
-    # sdk-core's exporters give these names its latency buckets, in ms or seconds.
-    return meter.create_histogram_timedelta(PREFIX + name, description, "duration")
-
-
-def _since(start_ns: int) -> timedelta:
-    return timedelta(microseconds=(time.perf_counter_ns() - start_ns) / 1000)
+    counter(meter, "worker_start", "Count of the number of initialized workers").add(1, labels)
 
 
 def _is_benign(failure: Failure) -> bool:
@@ -100,7 +67,6 @@ class _WorkflowType:
         }
         self.endtoend = metrics.endtoend.with_additional_attributes(label)
         self.execution = metrics.execution.with_additional_attributes(label)
-        self.replay = metrics.replay.with_additional_attributes(label)
         self.cache_hit = metrics.cache_hit.with_additional_attributes(label)
         self.cache_miss = metrics.cache_miss.with_additional_attributes(label)
         failed = metrics.task_failed.with_additional_attributes(label)
@@ -116,7 +82,7 @@ class WorkflowMetrics:
     def __init__(self, meter: MetricMeter, namespace: str, task_queue: str) -> None:
         meter = meter.with_additional_attributes({"namespace": namespace, "task_queue": task_queue})
         self.closed = {
-            kind: _counter(meter, name, description)
+            kind: counter(meter, name, description)
             for (kind, name), description in zip(
                 _CLOSING.items(),
                 (
@@ -128,34 +94,31 @@ class WorkflowMetrics:
                 strict=True,
             )
         }
-        self.endtoend = _latency(
+        self.endtoend = latency(
             meter, "workflow_endtoend_latency", "Histogram of total workflow execution latencies"
         )
-        self.execution = _latency(
+        self.execution = latency(
             meter,
             "workflow_task_execution_latency",
             "Histogram of workflow task execution (not replay) latencies",
         )
-        self.replay = _latency(
-            meter, "workflow_task_replay_latency", "Histogram of workflow task replay latencies"
-        )
-        self.schedule_to_start = _latency(
+        self.schedule_to_start = latency(
             meter,
             "workflow_task_schedule_to_start_latency",
             "Histogram of workflow task schedule-to-start latencies",
         )
-        self.polled = _counter(
+        self.polled = counter(
             meter, "workflow_task_queue_poll_succeed", "Count of workflow task queue poll successes"
         )
-        self.task_failed = _counter(
+        self.task_failed = counter(
             meter, "workflow_task_execution_failed", "Count of workflow task execution failures"
         )
-        self.cache_hit = _counter(
+        self.cache_hit = counter(
             meter,
             "sticky_cache_hit",
             "Count of times the workflow cache was used for a new workflow task",
         )
-        self.cache_miss = _counter(
+        self.cache_miss = counter(
             meter,
             "sticky_cache_miss",
             "Count of times the workflow cache was missing a workflow for a sticky task",
@@ -188,10 +151,6 @@ class WorkflowMetrics:
             of.cache_miss.add(1)
         return time.perf_counter_ns()
 
-    def replayed(self, workflow_type: str, began_ns: int) -> None:
-        """A cache miss replayed the run's earlier workflow tasks."""
-        self._of(workflow_type).replay.record(_since(began_ns))
-
     def completed(
         self,
         task: WorkflowTask,
@@ -202,7 +161,7 @@ class WorkflowMetrics:
     ) -> None:
         """The worker answered the task with ``commands``."""
         of = self._of(task.workflow_type)
-        took = _since(began_ns)
+        took = since(began_ns)
         of.execution.record(took)
         self.cache_size.set(cached)
         for command in reversed(commands):
@@ -242,28 +201,43 @@ class _ActivityType:
 class ActivityMetrics:
     """The activity metrics of one worker (its namespace and task queue)."""
 
-    def __init__(self, meter: MetricMeter, namespace: str, task_queue: str) -> None:
+    def __init__(self, meter: MetricMeter, namespace: str, task_queue: str, slots: int) -> None:
         meter = meter.with_additional_attributes({"namespace": namespace, "task_queue": task_queue})
-        self.execution = _latency(
+        self.slots = slots
+        worker_type = {"worker_type": "ActivityWorker"}
+        self.slots_available = meter.create_gauge(
+            PREFIX + "worker_task_slots_available",
+            "Current number of available slots per task type",
+        ).with_additional_attributes(worker_type)
+        self.slots_used = meter.create_gauge(
+            PREFIX + "worker_task_slots_used", "Current number of used slots per task type"
+        ).with_additional_attributes(worker_type)
+        self.free(slots)
+        self.execution = latency(
             meter, "activity_execution_latency", "Histogram of activity execution latencies"
         )
-        self.succeeded = _latency(
+        self.succeeded = latency(
             meter,
             "activity_succeed_endtoend_latency",
             "Histogram of activity execution latencies for successful activities",
         )
-        self.schedule_to_start = _latency(
+        self.schedule_to_start = latency(
             meter,
             "activity_schedule_to_start_latency",
             "Histogram of activity schedule-to-start latencies",
         )
-        self.failed = _counter(
+        self.failed = counter(
             meter, "activity_execution_failed", "Count of activity task execution failures"
         )
-        self.received = _counter(
+        self.received = counter(
             meter, "activity_task_received", "Count of activity task queue poll successes"
         )
         self._types: dict[tuple[str, str], _ActivityType] = {}
+
+    def free(self, slots: int) -> None:
+        """The worker has ``slots`` activity slots free."""
+        self.slots_available.set(slots)
+        self.slots_used.set(self.slots - slots)
 
     def received_task(self, task: ActivityTask) -> int:
         """An attempt was handed to the worker; returns when (for :meth:`done`)."""
@@ -283,10 +257,77 @@ class ActivityMetrics:
     ) -> None:
         """The attempt ended with ``outcome``."""
         of = self._types[(task.activity_type, task.workflow_type)]
-        took = _since(began_ns)
+        took = since(began_ns)
         of.execution.record(took)
         if isinstance(outcome, ActivityCompleted):
             # From the activity's schedule to now, on the engine's clock.
             of.succeeded.record(task.started_time - task.scheduled_time + took)
         elif isinstance(outcome, ActivityFailed) and not _is_benign(outcome.failure):
+            of.failed.add(1)
+
+
+class _LocalActivityType:
+    """The local activity metrics labelled with one activity and workflow type."""
+
+    def __init__(
+        self, metrics: LocalActivityMetrics, activity_type: str, workflow_type: str
+    ) -> None:
+        labels = {"activity_type": activity_type, "workflow_type": workflow_type}
+        self.total = metrics.total.with_additional_attributes(labels)
+        self.execution = metrics.execution.with_additional_attributes(labels)
+        self.succeeded = metrics.succeeded.with_additional_attributes(labels)
+        self.failed = metrics.failed.with_additional_attributes(labels)
+        self.cancelled = metrics.cancelled.with_additional_attributes(labels)
+
+
+class LocalActivityMetrics:
+    """The local activity metrics of one worker (its namespace and task queue)."""
+
+    def __init__(self, meter: MetricMeter, namespace: str, task_queue: str) -> None:
+        meter = meter.with_additional_attributes({"namespace": namespace, "task_queue": task_queue})
+        self.total = counter(meter, "local_activity_total", "Count of local activities executed")
+        self.execution = latency(
+            meter,
+            "local_activity_execution_latency",
+            "Histogram of local activity execution latencies",
+        )
+        self.succeeded = latency(
+            meter,
+            "local_activity_succeed_endtoend_latency",
+            "Histogram of local activity execution latencies for successful local activities",
+        )
+        self.failed = counter(
+            meter,
+            "local_activity_execution_failed",
+            "Count of local activity executions that failed",
+        )
+        self.cancelled = counter(
+            meter,
+            "local_activity_execution_cancelled",
+            "Count of local activity executions that were cancelled",
+        )
+        self._types: dict[tuple[str, str], _LocalActivityType] = {}
+
+    def attempted(
+        self,
+        activity_type: str,
+        workflow_type: str,
+        status: int,
+        failure: Failure | None,
+        runtime_ns: int,
+        original_schedule_ns: int,
+    ) -> None:
+        """One attempt ran ``runtime_ns`` and ended with ``status``."""
+        key = (activity_type, workflow_type)
+        of = self._types.get(key)
+        if of is None:
+            of = self._types[key] = _LocalActivityType(self, *key)
+        of.total.add(1)
+        of.execution.record(timedelta(microseconds=runtime_ns / 1000))
+        if status == LocalStatus.COMPLETED:
+            scheduled = time.time_ns() - original_schedule_ns
+            of.succeeded.record(timedelta(microseconds=scheduled / 1000))
+        elif status == LocalStatus.CANCELLED:
+            of.cancelled.add(1)
+        elif status == LocalStatus.TIMED_OUT or failure is None or not _is_benign(failure):
             of.failed.add(1)

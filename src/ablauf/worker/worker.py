@@ -28,12 +28,18 @@ from ablauf.history.tasks import (
     ActivityOutcome,
     ActivityTask,
 )
+from ablauf.metrics import runtime_meter
 from ablauf.store.base import ACTIVITY_TASK
 from ablauf.temporal import server_worker
 from ablauf.worker.activities import ActivityRunner
 from ablauf.worker.codec import Codec
 from ablauf.worker.local_activities import LocalActivities
-from ablauf.worker.metrics import ActivityMetrics, WorkflowMetrics, runtime_meter, worker_started
+from ablauf.worker.metrics import (
+    ActivityMetrics,
+    LocalActivityMetrics,
+    WorkflowMetrics,
+    worker_started,
+)
 from ablauf.worker.options import embedded_options
 from ablauf.worker.workflows import WorkflowRunner
 
@@ -136,7 +142,7 @@ class Worker:
         self.task_queue = task_queue
         self._codec = Codec(client.data_converter)
         # None unless the client's runtime exports metrics: then nothing is measured.
-        meter = runtime_meter(client)
+        meter = runtime_meter(client.service_client.config.runtime)
         self._metric_meter = meter
         self._activities = (
             ActivityRunner(
@@ -149,11 +155,6 @@ class Worker:
             if activities
             else None
         )
-        self._activity_metrics = (
-            ActivityMetrics(meter, client.namespace, task_queue)
-            if meter is not None and activities
-            else None
-        )
         self._workflows = (
             WorkflowRunner(
                 api,
@@ -162,7 +163,12 @@ class Worker:
                 failure_exception_types=workflow_failure_exception_types,
                 max_cached_workflows=max_cached_workflows,
                 # Local activities run through this worker's activities.
-                local_activities=LocalActivities(self._activities),
+                local_activities=LocalActivities(
+                    self._activities,
+                    LocalActivityMetrics(meter, client.namespace, task_queue)
+                    if meter is not None
+                    else None,
+                ),
                 metric_meter=meter,
                 metrics=WorkflowMetrics(meter, client.namespace, task_queue)
                 if meter is not None
@@ -172,6 +178,11 @@ class Worker:
             else None
         )
         self._free_slots = self._options.activity_slots
+        self._activity_metrics = (
+            ActivityMetrics(meter, client.namespace, task_queue, self._free_slots)
+            if meter is not None and activities
+            else None
+        )
         self._graceful = graceful_shutdown_timeout
         self._running: set[asyncio.Task[None]] = set()
         self._workflow_tasks: set[asyncio.Future[None]] = set()
@@ -327,6 +338,8 @@ class Worker:
         if self._free_slots <= 0:
             return False
         self._free_slots -= 1
+        if self._activity_metrics is not None:
+            self._activity_metrics.free(self._free_slots)
         loop = asyncio.get_running_loop()
         self._running.add(loop.create_task(self._attempt(ref, loop)))
         return True
@@ -337,11 +350,11 @@ class Worker:
         api = self.api
         runner = self._activities
         assert runner is not None
+        metrics = self._activity_metrics
         try:
             task = api.receive_activity_task(ref)
             if task is None:
                 return
-            metrics = self._activity_metrics
             began = metrics.received_task(task) if metrics is not None else 0
             if self._codec.codec is not None:
                 task = await self._decode(task)
@@ -373,6 +386,8 @@ class Worker:
         finally:
             self._running.discard(asyncio.current_task(loop))
             self._free_slots += 1
+            if metrics is not None:
+                metrics.free(self._free_slots)
             if self._registration is not None and not self._stopping:
                 queued = self.api.take_queued(self._registration, ACTIVITY_TASK)
                 if queued is not None:
