@@ -14,12 +14,13 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import google.protobuf.message
 import temporalio.client
 import temporalio.runtime
 import temporalio.service
+from temporalio.common import MetricMeter
 from temporalio.converter import DataConverter
 from temporalio.service import ConnectConfig, ServiceClient, ServiceResponse
 
@@ -27,8 +28,10 @@ from ablauf.clock import Clock
 from ablauf.engine.engine import Engine
 from ablauf.engine.frontend import Frontend
 from ablauf.errors import InvalidTargetError
-from ablauf.metrics import RequestMetrics, runtime_meter
 from ablauf.store import open_store, parse_url
+
+if TYPE_CHECKING:
+    from ablauf.metrics import RequestMetrics
 
 __all__ = ["Client", "StoreTarget", "parse_target"]
 
@@ -78,6 +81,19 @@ def _engine_for(target: StoreTarget, clock: Clock | None) -> Engine:
     return engine
 
 
+def _metric_meter(runtime: temporalio.runtime.Runtime | None) -> MetricMeter | None:
+    """The metric meter of ``runtime`` (or of temporalio's default runtime, if one
+    was made or set); None if it records nothing."""
+    if runtime is None:
+        # temporalio makes its default runtime (an sdk-core thread pool) on first
+        # use; the embedded engine needs none, so only one already made or set counts.
+        runtime = temporalio.runtime._runtime_ref._default_runtime
+    if runtime is None:
+        return None
+    meter = runtime.metric_meter
+    return None if meter is MetricMeter.noop else meter
+
+
 class EmbeddedServiceClient(ServiceClient):
     """Answers the SDK's service calls with the in-process engine."""
 
@@ -87,9 +103,13 @@ class EmbeddedServiceClient(ServiceClient):
         super().__init__(ConnectConfig(target_host=target, runtime=runtime))
         self.engine = engine
         self.frontend = Frontend(engine)
-        meter = runtime_meter(runtime)
-        # None unless the runtime exports metrics: then calls are not measured.
-        self._metrics = RequestMetrics(meter) if meter is not None else None
+        self.metric_meter = _metric_meter(runtime)
+        """The runtime's meter; None unless it exports metrics (then nothing is measured)."""
+        self._metrics: RequestMetrics | None = None
+        if self.metric_meter is not None:
+            from ablauf.metrics import RequestMetrics
+
+            self._metrics = RequestMetrics(self.metric_meter)
 
     @property
     def worker_service_client(self) -> Any:

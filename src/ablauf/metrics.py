@@ -5,8 +5,8 @@ client and worker), so what watches a temporalio application (dashboards,
 alerts) reads one on the embedded engine too. The runtime's meter belongs to
 sdk-core, which exports them: Prometheus, OpenTelemetry or a metric buffer, as
 its telemetry config says. Without metrics configured that meter is
-temporalio's no-op meter: then nothing here is made, and the hot paths never
-call in. This module holds the client's request metrics;
+temporalio's no-op meter: then this module is not even imported, and the hot
+paths never call in. It holds the client's request metrics;
 ``ablauf.worker.metrics`` the worker's.
 """
 
@@ -17,28 +17,14 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-import temporalio.runtime
 from google.protobuf.message import Message
 from temporalio.common import MetricCounter, MetricHistogramTimedelta, MetricMeter
 from temporalio.service import RPCError
 
-__all__ = ["PREFIX", "RequestMetrics", "counter", "latency", "runtime_meter", "since"]
+__all__ = ["PREFIX", "RequestMetrics", "counter", "latency", "since"]
 
 PREFIX = "temporal_"
 """sdk-core's default prefix of its own metrics (metrics made by user code have none)."""
-
-
-def runtime_meter(runtime: temporalio.runtime.Runtime | None) -> MetricMeter | None:
-    """The metric meter of ``runtime`` (or of temporalio's default runtime, if
-    one was made or set); None if it records nothing."""
-    if runtime is None:
-        # temporalio makes its default runtime (an sdk-core thread pool) on first
-        # use; the embedded engine needs none, so only one already made or set counts.
-        runtime = temporalio.runtime._runtime_ref._default_runtime
-    if runtime is None:
-        return None
-    meter = runtime.metric_meter
-    return None if meter is MetricMeter.noop else meter
 
 
 def counter(meter: MetricMeter, name: str, description: str) -> MetricCounter:

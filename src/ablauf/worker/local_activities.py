@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import temporalio.common
 from temporalio.api.common.v1 import Payload
@@ -39,7 +39,9 @@ from ablauf.history.tasks import (
 )
 from ablauf.replay.machines import LocalActivityRequest, LocalActivityResult, LocalStatus
 from ablauf.worker.activities import ActivityRunner
-from ablauf.worker.metrics import LocalActivityMetrics
+
+if TYPE_CHECKING:
+    from ablauf.worker.metrics import LocalActivityMetrics
 
 __all__ = ["LocalActivities", "RunInfo"]
 

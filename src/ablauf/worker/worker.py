@@ -28,23 +28,18 @@ from ablauf.history.tasks import (
     ActivityOutcome,
     ActivityTask,
 )
-from ablauf.metrics import runtime_meter
 from ablauf.store.base import ACTIVITY_TASK
 from ablauf.temporal import server_worker
 from ablauf.worker.activities import ActivityRunner
 from ablauf.worker.codec import Codec
 from ablauf.worker.local_activities import LocalActivities
-from ablauf.worker.metrics import (
-    ActivityMetrics,
-    LocalActivityMetrics,
-    WorkflowMetrics,
-    worker_started,
-)
 from ablauf.worker.options import embedded_options
 from ablauf.worker.workflows import WorkflowRunner
 
 if TYPE_CHECKING:
     import temporalio.worker
+
+    from ablauf.worker.metrics import ActivityMetrics, LocalActivityMetrics, WorkflowMetrics
 
 __all__ = ["Worker"]
 
@@ -141,9 +136,25 @@ class Worker:
         self.api = api
         self.task_queue = task_queue
         self._codec = Codec(client.data_converter)
-        # None unless the client's runtime exports metrics: then nothing is measured.
-        meter = runtime_meter(client.service_client.config.runtime)
+        # The client's runtime meter; None unless it exports metrics: then
+        # nothing is measured, and the metrics module is not even imported.
+        meter: temporalio.common.MetricMeter | None = getattr(
+            client.service_client, "metric_meter", None
+        )
         self._metric_meter = meter
+        workflow_metrics: WorkflowMetrics | None = None
+        local_metrics: LocalActivityMetrics | None = None
+        self._activity_metrics: ActivityMetrics | None = None
+        if meter is not None:
+            from ablauf.worker import metrics
+
+            namespace = client.namespace
+            workflow_metrics = metrics.WorkflowMetrics(meter, namespace, task_queue)
+            local_metrics = metrics.LocalActivityMetrics(meter, namespace, task_queue)
+            if activities:
+                self._activity_metrics = metrics.ActivityMetrics(
+                    meter, namespace, task_queue, self._options.activity_slots
+                )
         self._activities = (
             ActivityRunner(
                 activities,
@@ -163,26 +174,14 @@ class Worker:
                 failure_exception_types=workflow_failure_exception_types,
                 max_cached_workflows=max_cached_workflows,
                 # Local activities run through this worker's activities.
-                local_activities=LocalActivities(
-                    self._activities,
-                    LocalActivityMetrics(meter, client.namespace, task_queue)
-                    if meter is not None
-                    else None,
-                ),
+                local_activities=LocalActivities(self._activities, local_metrics),
                 metric_meter=meter,
-                metrics=WorkflowMetrics(meter, client.namespace, task_queue)
-                if meter is not None
-                else None,
+                metrics=workflow_metrics,
             )
             if workflows
             else None
         )
         self._free_slots = self._options.activity_slots
-        self._activity_metrics = (
-            ActivityMetrics(meter, client.namespace, task_queue, self._free_slots)
-            if meter is not None and activities
-            else None
-        )
         self._graceful = graceful_shutdown_timeout
         self._running: set[asyncio.Task[None]] = set()
         self._workflow_tasks: set[asyncio.Future[None]] = set()
@@ -242,6 +241,8 @@ class Worker:
         self._started = True
         _raise_gc_threshold()
         if self._metric_meter is not None:
+            from ablauf.worker.metrics import worker_started
+
             worker_started(self._metric_meter, self.client.namespace, self.task_queue)
         api = self.api
         workflows = self._workflows

@@ -8,7 +8,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import temporalio.common
 import temporalio.converter
@@ -33,7 +33,9 @@ from ablauf.replay.machines import LocalActivityResult
 from ablauf.store.base import ExecutionRecord
 from ablauf.worker.codec import Codec
 from ablauf.worker.local_activities import LocalActivities, RunInfo
-from ablauf.worker.metrics import WorkflowMetrics
+
+if TYPE_CHECKING:
+    from ablauf.worker.metrics import WorkflowMetrics
 
 __all__ = ["WorkflowRunner"]
 

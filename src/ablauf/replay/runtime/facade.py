@@ -61,7 +61,6 @@ from ablauf.replay.machines import (
 from ablauf.replay.runtime.activities import Activities
 from ablauf.replay.runtime.children import Children
 from ablauf.replay.runtime.context import RunContext
-from ablauf.replay.runtime.metrics import ReplaySafeMeter
 from ablauf.replay.runtime.signals import Handlers, QueryFailed
 from ablauf.replay.runtime.timers import Timers
 from ablauf.replay.runtime.updates import Updates
@@ -317,6 +316,9 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         if meter is None:
             if self._metric_meter is None:
                 return temporalio.common.MetricMeter.noop
+            # Imported only when the runtime exports metrics.
+            from ablauf.replay.runtime.metrics import ReplaySafeMeter
+
             context = self.context
             meter = self._workflow_meter = ReplaySafeMeter(
                 self._metric_meter.with_additional_attributes(
