@@ -36,10 +36,18 @@ class MeteredWorkflow:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _prometheus_runtime() -> tuple[Runtime, int]:
+    """A runtime serving Prometheus on a free port (tried again if taken meanwhile)."""
+    for _ in range(5):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        config = PrometheusConfig(bind_address=f"127.0.0.1:{port}")
+        try:
+            return Runtime(telemetry=TelemetryConfig(metrics=config)), port
+        except ValueError:  # "Address already in use"
+            continue
+    raise RuntimeError("no free port for the Prometheus endpoint")
 
 
 _SAMPLE = re.compile(r"^(\w+)\{(.*)\} (\S+)$")
@@ -62,10 +70,7 @@ def _scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 async def test_worker_and_custom_metrics_are_exported_under_temporals_names(
     target: str, task_queue: str, suffix: str
 ) -> None:
-    port = _free_port()
-    runtime = Runtime(
-        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}"))
-    )
+    runtime, port = _prometheus_runtime()
     client = await Client.connect(target, runtime=runtime)
     try:
         async with Worker(
@@ -90,12 +95,13 @@ async def test_worker_and_custom_metrics_are_exported_under_temporals_names(
 
     assert samples[("temporal_workflow_completed", of_workflow)] == 1
     assert samples[("temporal_workflow_endtoend_latency_count", of_workflow)] == 1
-    # Three workflow tasks: the start and one after each activity.
-    assert samples[("temporal_workflow_task_execution_latency_count", of_workflow)] == 3
-    assert samples[("temporal_workflow_task_schedule_to_start_latency_count", queue)] == 3
-    assert samples[("temporal_activity_execution_latency_count", of_activity)] == 2
+    # At least three workflow tasks (the start, one after each activity) and
+    # two activity attempts; a slow machine may time one out and run it again.
+    assert samples[("temporal_workflow_task_execution_latency_count", of_workflow)] >= 3
+    assert samples[("temporal_workflow_task_schedule_to_start_latency_count", queue)] >= 3
+    assert samples[("temporal_activity_execution_latency_count", of_activity)] >= 2
     assert samples[("temporal_activity_succeed_endtoend_latency_count", of_activity)] == 2
-    assert samples[("temporal_activity_schedule_to_start_latency_count", queue)] == 2
+    assert samples[("temporal_activity_schedule_to_start_latency_count", queue)] >= 2
     assert samples[("ablauf_test_workflow_runs", of_workflow)] == 1
     # The client's requests: the start, and the long poll for the result.
     start = queue | {("operation", "StartWorkflowExecution")}
