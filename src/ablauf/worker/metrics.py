@@ -46,6 +46,10 @@ _CLOSING = {
 }
 
 
+# The failure_reason of an activity's failure (sdk-core: FailureReason::Activity).
+_ACTIVITY_ERROR = {"failure_reason": "ActivityError"}
+
+
 def worker_started(meter: MetricMeter, namespace: str, task_queue: str) -> None:
     """A worker started polling ``task_queue``."""
     labels = {"namespace": namespace, "task_queue": task_queue}
@@ -192,7 +196,7 @@ class _ActivityType:
         labels = {"activity_type": activity_type, "workflow_type": workflow_type}
         self.execution = metrics.execution.with_additional_attributes(labels)
         self.succeeded = metrics.succeeded.with_additional_attributes(labels)
-        self.failed = metrics.failed.with_additional_attributes(labels)
+        self.failed = metrics.failed.with_additional_attributes({**labels, **_ACTIVITY_ERROR})
         # A first attempt is leased when it is scheduled, to a worker of the
         # process that scheduled it: what Temporal calls eager.
         self.received = metrics.received.with_additional_attributes(labels)
@@ -276,7 +280,9 @@ class _LocalActivityType:
         self.total = metrics.total.with_additional_attributes(labels)
         self.execution = metrics.execution.with_additional_attributes(labels)
         self.succeeded = metrics.succeeded.with_additional_attributes(labels)
-        self.failed = metrics.failed.with_additional_attributes(labels)
+        failed = metrics.failed.with_additional_attributes(labels)
+        self.failed = failed.with_additional_attributes(_ACTIVITY_ERROR)
+        self.timed_out = failed.with_additional_attributes({"failure_reason": "timeout"})
         self.cancelled = metrics.cancelled.with_additional_attributes(labels)
 
 
@@ -329,5 +335,7 @@ class LocalActivityMetrics:
             of.succeeded.record(timedelta(microseconds=scheduled / 1000))
         elif status == LocalStatus.CANCELLED:
             of.cancelled.add(1)
-        elif status == LocalStatus.TIMED_OUT or failure is None or not _is_benign(failure):
+        elif status == LocalStatus.TIMED_OUT:
+            of.timed_out.add(1)
+        elif failure is None or not _is_benign(failure):
             of.failed.add(1)
