@@ -66,8 +66,8 @@ class _WorkflowType:
     def __init__(self, metrics: WorkflowMetrics, workflow_type: str) -> None:
         label = {"workflow_type": workflow_type}
         self.closed = {
-            kind: counter.with_additional_attributes(label)
-            for kind, counter in metrics.closed.items()
+            kind: closed.with_additional_attributes(label)
+            for kind, closed in metrics.closed.items()
         }
         self.endtoend = metrics.endtoend.with_additional_attributes(label)
         self.execution = metrics.execution.with_additional_attributes(label)
@@ -172,12 +172,12 @@ class WorkflowMetrics:
             kind = command.command_type
             if kind not in _CLOSING:
                 continue
+            # A failure the application calls benign is not counted as failed.
             attrs = command.fail_workflow_execution_command_attributes
-            if kind == CommandType.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION and _is_benign(
+            if kind != CommandType.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION or not _is_benign(
                 attrs.failure
             ):
-                break
-            of.closed[kind].add(1)
+                of.closed[kind].add(1)
             # From the run's start to its closing task's end, on the engine's clock.
             started = task.events[-1].event_time.ToDatetime(UTC) - workflow_start
             of.endtoend.record(started + took)
