@@ -17,10 +17,10 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import temporalio.converter
 import temporalio.workflow
@@ -51,6 +51,9 @@ from ablauf.replay.machines import (
     local_marker,
 )
 from ablauf.replay.runtime import QueryFailed, WorkflowRuntime
+
+if TYPE_CHECKING:
+    from ablauf.replay.runtime.intercept import WorkflowInterceptors
 
 __all__ = ["QueryFailed", "WorkflowInstance", "WorkflowTaskOutcome"]
 
@@ -109,6 +112,7 @@ class WorkflowInstance:
         run_id: str,
         data_converter: temporalio.converter.DataConverter,
         failure_exception_types: Sequence[type[BaseException]] = (),
+        interceptors: WorkflowInterceptors | None = None,
     ) -> None:
         """Create the instance; nothing runs until :meth:`activate`.
 
@@ -121,20 +125,37 @@ class WorkflowInstance:
                 already be decoded (no codec is applied here).
             failure_exception_types: Exception types that fail the workflow instead
                 of the workflow task, in addition to the definition's.
+            interceptors: The worker's workflow interceptors, if it has any.
         """
         self._jobs: list[Job] = []
         self._flags = InternalFlags()
         self._machines = CommandMachines(self._jobs, self._flags)
-        self._runtime = WorkflowRuntime(
-            defn,
-            workflow_id=workflow_id,
-            namespace=namespace,
-            data_converter=data_converter,
-            failure_exception_types=failure_exception_types,
-            machines=self._machines,
-            flags=self._flags,
-            run_id=run_id,
-        )
+        if interceptors is None:
+            self._runtime = WorkflowRuntime(
+                defn,
+                workflow_id=workflow_id,
+                namespace=namespace,
+                data_converter=data_converter,
+                failure_exception_types=failure_exception_types,
+                machines=self._machines,
+                flags=self._flags,
+                run_id=run_id,
+            )
+        else:
+            # Imported only here: it imports temporalio's worker package.
+            from ablauf.replay.runtime.intercept import InterceptedRuntime
+
+            self._runtime = InterceptedRuntime(
+                defn,
+                interceptors=interceptors,
+                workflow_id=workflow_id,
+                namespace=namespace,
+                data_converter=data_converter,
+                failure_exception_types=failure_exception_types,
+                machines=self._machines,
+                flags=self._flags,
+                run_id=run_id,
+            )
         self._last_event_id = 0
         self._answered = False  # a new task was answered; its WorkflowTaskCompleted comes next
         # A task answered without commands may have been speculative (only rejected
@@ -232,7 +253,9 @@ class WorkflowInstance:
         """The run's workflow task timeout."""
         return self._runtime.workflow.get_info().task_timeout or _DEFAULT_TASK_TIMEOUT
 
-    def query(self, name: str, args: Sequence[Payload]) -> Payload:
+    def query(
+        self, name: str, args: Sequence[Payload], headers: Mapping[str, Payload] | None = None
+    ) -> Payload:
         """Run a query handler against the state after the last processed task.
 
         Raises:
@@ -240,7 +263,7 @@ class WorkflowInstance:
         """
         if self._closed:
             raise RuntimeError("The workflow instance is closed")
-        return self._runtime.query(name, args)
+        return self._runtime.query(name, args, headers)
 
     def close(self) -> None:
         """Evict: cancel every coroutine of the run without producing commands."""

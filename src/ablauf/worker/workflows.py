@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import temporalio.converter
 import temporalio.workflow
@@ -30,6 +30,9 @@ from ablauf.replay.machines import LocalActivityResult
 from ablauf.store.base import ExecutionRecord
 from ablauf.worker.codec import Codec
 from ablauf.worker.local_activities import LocalActivities, RunInfo
+
+if TYPE_CHECKING:
+    from ablauf.replay.runtime.intercept import WorkflowInterceptors
 
 __all__ = ["WorkflowRunner"]
 
@@ -71,8 +74,10 @@ class WorkflowRunner:
         failure_exception_types: Sequence[type[BaseException]],
         max_cached_workflows: int,
         local_activities: LocalActivities | None = None,
+        interceptors: WorkflowInterceptors | None = None,
     ) -> None:
         self.api = api
+        self.interceptors = interceptors
         self.local_activities = local_activities or LocalActivities(None)
         # Workflow tasks held while their local activities run.
         self.holding: set[asyncio.Task[None]] = set()
@@ -103,6 +108,7 @@ class WorkflowRunner:
             run_id=run_id,
             data_converter=self.data_converter,
             failure_exception_types=self.failure_exception_types,
+            interceptors=self.interceptors,
         )
 
     def names(self) -> list[str]:
@@ -433,7 +439,7 @@ class WorkflowRunner:
                 if outcome.failure is not None:
                     raise QueryFailedError(outcome.failure.message)
             try:
-                result = instance.query(query.query_type, args)
+                result = instance.query(query.query_type, args, query.header.fields)
             except QueryFailed as failed:
                 raise QueryFailedError(str(failed)) from None
         finally:

@@ -8,8 +8,8 @@ itself; it imports none of them, so they can all import it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import temporalio.api.sdk.v1
 import temporalio.common
@@ -29,7 +29,56 @@ if TYPE_CHECKING:
 
     from ablauf.replay.loop import WorkflowEventLoop
 
-__all__ = ["ReadOnly", "RunContext", "add_markers", "encode_search_attributes", "markers"]
+__all__ = [
+    "Intercepted",
+    "ReadOnly",
+    "RunContext",
+    "add_markers",
+    "encode_search_attributes",
+    "markers",
+]
+
+Headers = Mapping[str, Payload]
+
+
+class Intercepted(Protocol):
+    """The worker's interceptors as the runtime's parts call them (see ``intercept.py``).
+
+    Each call enters temporalio's interceptor chain; its innermost link does
+    what the part would have done itself.
+    """
+
+    def execute_workflow(self, args: Sequence[Any], headers: Headers) -> Awaitable[Any]:
+        """``WorkflowInboundInterceptor.execute_workflow``."""
+
+    def handle_signal(self, name: str, args: Sequence[Any], headers: Headers) -> Awaitable[None]:
+        """``WorkflowInboundInterceptor.handle_signal``."""
+
+    def handle_query(self, name: str, args: Sequence[Any], headers: Headers) -> Awaitable[Any]:
+        """``WorkflowInboundInterceptor.handle_query``."""
+
+    def update_input(
+        self, update_id: str, name: str, args: Sequence[Any], headers: Headers
+    ) -> object:
+        """The ``HandleUpdateInput`` that the validator and the handler of an update see."""
+
+    def validate_update(self, update: object) -> None:
+        """``WorkflowInboundInterceptor.handle_update_validator``."""
+
+    def handle_update(self, update: object, args: Sequence[Any]) -> Awaitable[Any]:
+        """``WorkflowInboundInterceptor.handle_update_handler`` with the update's input."""
+
+    def signal_external(
+        self,
+        name: str,
+        args: Sequence[Any],
+        *,
+        workflow_id: str,
+        run_id: str | None,
+        child: bool,
+        event_groups: Sequence[EventGroup] | None,
+    ) -> Awaitable[None]:
+        """``WorkflowOutboundInterceptor.signal_child_workflow`` or ``signal_external_workflow``."""
 
 
 class RunContext:
@@ -80,6 +129,8 @@ class RunContext:
         self.in_query = False
         self.evicting = False
         self.single_batch = False
+        self.intercepted: Intercepted | None = None
+        """The worker's interceptors, once built on the loop; None without any."""
 
     def check_may_schedule(self, action: str, *, during_eviction: bool = False) -> None:
         """Raise if workflow code may not produce work now."""

@@ -212,10 +212,12 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         self.updates.warn_unfinished()
         self.handlers.warn_unfinished_signals()
 
-    def query(self, name: str, args: Sequence[Payload]) -> Payload:
+    def query(
+        self, name: str, args: Sequence[Payload], headers: Mapping[str, Payload] | None = None
+    ) -> Payload:
         """Answer a query against the current state, without changing it."""
         context = self.context
-        coro = self.handlers.query(name, args)
+        coro = self.handlers.query(name, args, headers or {})
         # Query activations are always replaying, as in sdk-core.
         replaying = context.replaying
         context.replaying = True
