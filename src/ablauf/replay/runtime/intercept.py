@@ -124,6 +124,12 @@ class InterceptedRuntime(WorkflowRuntime):
         finally:
             asyncio.events._set_running_loop(previous)
 
+    def evict(self) -> None:
+        super().evict()
+        # The chain refers back to the runtime: dropped, reference counting frees both.
+        self.context.intercepted = None
+        self._outbound = None
+
     @property
     def outbound(self) -> WorkflowOutboundInterceptor:
         """The outermost outbound interceptor."""
