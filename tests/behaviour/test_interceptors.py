@@ -27,6 +27,7 @@ from temporalio.worker import (
     SignalChildWorkflowInput,
     StartActivityInput,
     StartChildWorkflowInput,
+    StartLocalActivityInput,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
     WorkflowOutboundInterceptor,
@@ -88,6 +89,11 @@ class _Outbound(WorkflowOutboundInterceptor):
         _note(f"start_activity:{input.activity}")
         input.headers = _with_header(input.headers, input.activity)
         return super().start_activity(input)
+
+    def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
+        _note(f"start_local_activity:{input.activity}")
+        input.headers = _with_header(input.headers, "local")
+        return super().start_local_activity(input)
 
     async def start_child_workflow(
         self, input: StartChildWorkflowInput
@@ -184,6 +190,7 @@ class Recorded:
             return "continued"
         timeout = timedelta(seconds=10)
         await workflow.execute_activity(probe, "a", start_to_close_timeout=timeout)
+        await workflow.execute_local_activity(probe, "b", start_to_close_timeout=timeout)
         child = await workflow.start_child_workflow(
             Follower.run, id=f"{workflow.info().workflow_id}-child"
         )
@@ -266,6 +273,11 @@ async def test_interceptors_see_inbound_and_outbound_calls_in_order(
         # The activity interceptor's own activity.info() goes through the outbound one.
         "probe:info",
         "probe:execute_activity:probe",
+        "probe:info",
+        "probe:heartbeat",
+        "start_local_activity:probe",
+        "probe:info",
+        "probe:execute_activity:local",
         "probe:info",
         "probe:heartbeat",
         "start_child_workflow:Follower",

@@ -130,32 +130,17 @@ class WorkflowInstance:
         self._jobs: list[Job] = []
         self._flags = InternalFlags()
         self._machines = CommandMachines(self._jobs, self._flags)
-        if interceptors is None:
-            self._runtime = WorkflowRuntime(
-                defn,
-                workflow_id=workflow_id,
-                namespace=namespace,
-                data_converter=data_converter,
-                failure_exception_types=failure_exception_types,
-                machines=self._machines,
-                flags=self._flags,
-                run_id=run_id,
-            )
-        else:
-            # Imported only here: it imports temporalio's worker package.
-            from ablauf.replay.runtime.intercept import InterceptedRuntime
-
-            self._runtime = InterceptedRuntime(
-                defn,
-                interceptors=interceptors,
-                workflow_id=workflow_id,
-                namespace=namespace,
-                data_converter=data_converter,
-                failure_exception_types=failure_exception_types,
-                machines=self._machines,
-                flags=self._flags,
-                run_id=run_id,
-            )
+        self._runtime = WorkflowRuntime(
+            defn,
+            workflow_id=workflow_id,
+            namespace=namespace,
+            data_converter=data_converter,
+            failure_exception_types=failure_exception_types,
+            machines=self._machines,
+            flags=self._flags,
+            run_id=run_id,
+            interceptors=interceptors,
+        )
         self._last_event_id = 0
         self._answered = False  # a new task was answered; its WorkflowTaskCompleted comes next
         # A task answered without commands may have been speculative (only rejected

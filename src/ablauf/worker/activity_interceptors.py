@@ -12,25 +12,66 @@ module (and temporalio's worker package).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import temporalio.activity
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ActivityOutboundInterceptor,
     ExecuteActivityInput,
+    Interceptor,
 )
 
 if TYPE_CHECKING:
-    from ablauf.history.tasks import ActivityTask
-    from ablauf.worker.activities import ActivityRunner, Attempt
+    import asyncio
+    import concurrent.futures
 
-__all__ = ["execute_intercepted"]
+    import temporalio.converter
+
+    from ablauf.history.tasks import ActivityTask
+
+
+class Attempt(Protocol):
+    """What this module needs of the runner's attempt (``activities.Attempt``)."""
+
+    defn: temporalio.activity._Definition
+    payload_converter: temporalio.converter.PayloadConverter
+    loop: asyncio.AbstractEventLoop
+
+    def record_heartbeat(self, details: Sequence[Any]) -> None:
+        """Encode and hand on a heartbeat; runs on the event loop."""
+
+
+class Runner(Protocol):
+    """What this module needs of the ``ActivityRunner``."""
+
+    @property
+    def interceptors(self) -> Sequence[Interceptor]:
+        """The worker's interceptors, outermost first."""
+
+    @property
+    def executor(self) -> concurrent.futures.Executor | None:
+        """The executor of sync activities."""
+
+    def run_sync(
+        self,
+        attempt: Any,
+        info: Callable[[], temporalio.activity.Info],
+        converter: temporalio.converter.PayloadConverter,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        heartbeat: Callable[..., None],
+        executor: concurrent.futures.Executor | None,
+    ) -> Awaitable[Any]:
+        """Run a sync activity's ``fn`` in the executor, with the activity context there."""
+
+
+__all__ = ["Attempt", "Runner", "execute_intercepted"]
 
 
 async def execute_intercepted(
-    runner: ActivityRunner,
+    runner: Runner,
     task: ActivityTask,
     attempt: Attempt,
     args: Sequence[Any],
@@ -54,7 +95,7 @@ async def execute_intercepted(
 class _InboundRoot(ActivityInboundInterceptor):
     """The innermost inbound interceptor: runs the activity."""
 
-    def __init__(self, runner: ActivityRunner, attempt: Attempt) -> None:
+    def __init__(self, runner: Runner, attempt: Attempt) -> None:
         # Like temporalio's innermost link: no next interceptor to call.
         self._runner = runner
         self._attempt = attempt

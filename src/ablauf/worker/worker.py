@@ -291,6 +291,10 @@ class Worker:
         api = self.api
         workflows = self._workflows
         inline = workflows is not None and workflows.codec.codec is None
+        # A task run inside the transition that scheduled it is run again the
+        # usual way if it cannot complete there (it starts local activities, say):
+        # interceptors would see its calls twice, so theirs never run there.
+        fused = inline and workflows is not None and workflows.interceptors is None
         self._registration = api.register(
             self.task_queue,
             workflows=WorkflowWorker(
@@ -298,7 +302,7 @@ class Worker:
                 query=workflows.query,
                 evict_all=workflows.evict_all,
                 run_now=workflows.process_now if inline else None,
-                run_in=workflows.process_in if inline else None,
+                run_in=workflows.process_in if fused else None,
             )
             if workflows is not None
             else None,

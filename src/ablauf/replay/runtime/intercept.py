@@ -1,25 +1,25 @@
 """Worker interceptors around a workflow run, as temporalio's worker chains them.
 
-A worker with interceptors (``temporalio.worker.Interceptor``) runs each
-workflow on an :class:`InterceptedRuntime`. When the run's start is known, it
-builds temporalio's chain on the workflow's loop, as temporalio's workflow
-instance does: each ``workflow_interceptor_class`` wraps the next
+A worker with interceptors (``temporalio.worker.Interceptor``) gives each run
+an :class:`Interception` (the runtime's ``intercepted``). When the run's start
+is known, it builds temporalio's chain on the workflow's loop, as temporalio's
+workflow instance does: each ``workflow_interceptor_class`` wraps the next
 ``WorkflowInboundInterceptor``, and the outermost one's ``init`` passes the
-``WorkflowOutboundInterceptor`` inwards, where each may wrap it. The innermost
-links (:class:`_InboundRoot`, :class:`_OutboundRoot`) do what the runtime's
-parts do without interceptors, with the headers the interceptors made.
+``WorkflowOutboundInterceptor`` inwards, where each may wrap it. The runtime's
+facade and parts hand their calls to it; the innermost links
+(:class:`_InboundRoot`, :class:`_OutboundRoot`) call the parts back, with the
+headers the interceptors made.
 
 Only workers with interceptors import this module (and temporalio's worker
-package): a run without interceptors pays nothing for them.
+package): a run without interceptors pays one ``is None`` test where a call
+could be intercepted.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable, Coroutine, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import temporalio.activity
@@ -45,20 +45,16 @@ from temporalio.worker import (
 )
 
 from ablauf.errors import UnsupportedFeatureError
-from ablauf.replay.runtime.facade import WorkflowRuntime
+from ablauf.replay.runtime.activities import Activities
+from ablauf.replay.runtime.children import Children
+from ablauf.replay.runtime.context import RunContext
+from ablauf.replay.runtime.signals import Handlers
+from ablauf.replay.runtime.workflow import WorkflowRun
 
 if TYPE_CHECKING:
-    from temporalio.workflow import (
-        ActivityCancellationType,
-        ChildWorkflowCancellationType,
-        ChildWorkflowHandle,
-        ContinueAsNewVersioningBehavior,
-        EventGroup,
-        ParentClosePolicy,
-        VersioningIntent,
-    )
+    from temporalio.workflow import EventGroup
 
-__all__ = ["InterceptedRuntime", "WorkflowInterceptors"]
+__all__ = ["Interception", "WorkflowInterceptors"]
 
 # sdk-core's id of a query that does not come with a workflow task.
 _QUERY_ID = "legacy_query"
@@ -87,48 +83,49 @@ class WorkflowInterceptors:
         return cls(tuple(classes), extern_functions)
 
 
-class InterceptedRuntime(WorkflowRuntime):
-    """A workflow runtime whose inbound and outbound calls go through interceptors."""
+class Interception:
+    """A worker's interceptors around one run (``context.Intercepted``)."""
 
     def __init__(
         self,
-        defn: temporalio.workflow._Definition,
-        *,
         interceptors: WorkflowInterceptors,
-        **kwargs: Any,
+        *,
+        context: RunContext,
+        workflow: WorkflowRun,
+        handlers: Handlers,
+        activities: Activities,
+        children: Children,
     ) -> None:
-        super().__init__(defn, **kwargs)
         self._interceptors = interceptors
+        self.context = context
+        self.workflow = workflow
+        self.handlers = handlers
+        self.activities = activities
+        self.children = children
+        self._inbound: WorkflowInboundInterceptor | None = None
         self._outbound: WorkflowOutboundInterceptor | None = None
 
-    def _run_once(self, *, check_conditions: bool) -> None:
-        if self._outbound is None and self.workflow.args is not None and not self.context.evicting:
-            self._build_chain()
-        super()._run_once(check_conditions=check_conditions)
+    def build(self) -> None:
+        if self._outbound is not None:
+            return
+        root = _InboundRoot(self)
+        inbound: WorkflowInboundInterceptor = root
+        for interceptor_class in reversed(self._interceptors.classes):
+            inbound = interceptor_class(inbound)
+        inbound.init(_OutboundRoot(self))
+        assert root.outbound is not None
+        self._inbound = inbound
+        self._outbound = root.outbound
 
-    def _build_chain(self) -> None:
-        # On the loop, so that interceptors may call workflow APIs (info(),
-        # extern_functions()) while they are made; before the workflow object
-        # is, as in temporalio.
-        previous = asyncio.events._get_running_loop()
-        asyncio.events._set_running_loop(self.loop)
-        try:
-            root = _InboundRoot(self)
-            inbound: WorkflowInboundInterceptor = root
-            for interceptor_class in reversed(self._interceptors.classes):
-                inbound = interceptor_class(inbound)
-            inbound.init(_OutboundRoot(self))
-            assert root.outbound is not None
-            self._outbound = outbound = root.outbound
-            self.context.intercepted = _Chain(self, inbound, outbound)
-        finally:
-            asyncio.events._set_running_loop(previous)
+    def drop(self) -> None:
+        self._inbound = self._outbound = None
 
-    def evict(self) -> None:
-        super().evict()
-        # The chain refers back to the runtime: dropped, reference counting frees both.
-        self.context.intercepted = None
-        self._outbound = None
+    @property
+    def inbound(self) -> WorkflowInboundInterceptor:
+        """The outermost inbound interceptor."""
+        if self._inbound is None:
+            raise RuntimeError("The workflow has not started yet")
+        return self._inbound
 
     @property
     def outbound(self) -> WorkflowOutboundInterceptor:
@@ -137,34 +134,20 @@ class InterceptedRuntime(WorkflowRuntime):
             raise RuntimeError("The workflow has not started yet")
         return self._outbound
 
-    # -- temporalio.workflow._Runtime: what goes through the outbound chain ------------------
+    # -- outbound ------------------------------------------------------------------------------
 
-    def workflow_info(self) -> temporalio.workflow.Info:
+    def info(self) -> temporalio.workflow.Info:
         if self._outbound is None:
-            return super().workflow_info()
+            # Asked while the chain is being made.
+            return self.workflow.get_info()
         return self._outbound.info()
 
-    def workflow_extern_functions(self) -> Mapping[str, Callable[..., Any]]:
+    def extern_functions(self) -> Mapping[str, Callable[..., Any]]:
         return self._interceptors.extern_functions
 
-    def workflow_continue_as_new(
-        self,
-        *args: Any,
-        workflow: Callable[..., Any] | str | None,
-        task_queue: str | None,
-        run_timeout: timedelta | None,
-        task_timeout: timedelta | None,
-        backoff_start_interval: timedelta | None,
-        retry_policy: temporalio.common.RetryPolicy | None,
-        memo: Mapping[str, Any] | None,
-        search_attributes: temporalio.common.SearchAttributes
-        | temporalio.common.TypedSearchAttributes
-        | None,
-        versioning_intent: VersioningIntent | None,
-        initial_versioning_behavior: ContinueAsNewVersioningBehavior | None,
-        event_groups: Sequence[EventGroup] | None = None,
-    ) -> NoReturn:
+    def continue_as_new(self, args: Sequence[Any], **options: Any) -> NoReturn:
         self.context.check_may_schedule("continue as new")
+        workflow = options.pop("workflow")
         name: str | None = None
         arg_types: list[type] | None = None
         if isinstance(workflow, str):
@@ -176,129 +159,46 @@ class InterceptedRuntime(WorkflowRuntime):
         elif workflow is not None:
             raise TypeError("Workflow must be None, a string, or callable")
         self.outbound.continue_as_new(
-            ContinueAsNewInput(
-                workflow=name,
-                args=args,
-                task_queue=task_queue,
-                run_timeout=run_timeout,
-                task_timeout=task_timeout,
-                backoff_start_interval=backoff_start_interval,
-                retry_policy=retry_policy,
-                memo=memo,
-                search_attributes=search_attributes,
-                headers={},
-                arg_types=arg_types,
-                versioning_intent=versioning_intent,
-                initial_versioning_behavior=initial_versioning_behavior,
-                event_groups=event_groups,
-            )
+            ContinueAsNewInput(workflow=name, args=args, headers={}, arg_types=arg_types, **options)
         )
 
-    def workflow_start_activity(
-        self,
-        activity: Any,
-        *args: Any,
-        task_queue: str | None,
-        result_type: type | None,
-        schedule_to_close_timeout: timedelta | None,
-        schedule_to_start_timeout: timedelta | None,
-        start_to_close_timeout: timedelta | None,
-        heartbeat_timeout: timedelta | None,
-        retry_policy: temporalio.common.RetryPolicy | None,
-        cancellation_type: ActivityCancellationType,
-        activity_id: str | None,
-        versioning_intent: VersioningIntent | None,
-        summary: str | None = None,
-        event_groups: Sequence[EventGroup] | None = None,
-        priority: temporalio.common.Priority = temporalio.common.Priority.default,
+    def start_activity(
+        self, activity: Any, args: Sequence[Any], **options: Any
     ) -> temporalio.workflow.ActivityHandle[Any]:
         self.context.check_may_schedule("start activity")
-        name, arg_types, ret_type = _activity(activity, result_type)
+        name, arg_types, ret_type = _activity(activity, options.pop("result_type"))
         return self.outbound.start_activity(
             StartActivityInput(
                 activity=name,
                 args=args,
-                activity_id=activity_id,
-                task_queue=task_queue,
-                schedule_to_close_timeout=schedule_to_close_timeout,
-                schedule_to_start_timeout=schedule_to_start_timeout,
-                start_to_close_timeout=start_to_close_timeout,
-                heartbeat_timeout=heartbeat_timeout,
-                retry_policy=retry_policy,
-                cancellation_type=cancellation_type,
                 headers={},
                 disable_eager_execution=False,
                 arg_types=arg_types,
                 ret_type=ret_type,
-                versioning_intent=versioning_intent,
-                summary=summary,
-                event_groups=event_groups,
-                priority=priority,
+                **options,
             )
         )
 
-    def workflow_start_local_activity(
-        self,
-        activity: Any,
-        *args: Any,
-        result_type: type | None,
-        schedule_to_close_timeout: timedelta | None,
-        schedule_to_start_timeout: timedelta | None,
-        start_to_close_timeout: timedelta | None,
-        retry_policy: temporalio.common.RetryPolicy | None,
-        local_retry_threshold: timedelta | None,
-        cancellation_type: ActivityCancellationType,
-        activity_id: str | None,
-        summary: str | None,
-        event_groups: Sequence[EventGroup] | None = None,
+    def start_local_activity(
+        self, activity: Any, args: Sequence[Any], **options: Any
     ) -> temporalio.workflow.ActivityHandle[Any]:
         self.context.check_may_schedule("start local activity")
-        name, arg_types, ret_type = _activity(activity, result_type)
+        name, arg_types, ret_type = _activity(activity, options.pop("result_type"))
         return self.outbound.start_local_activity(
             StartLocalActivityInput(
                 activity=name,
                 args=args,
-                activity_id=activity_id,
-                schedule_to_close_timeout=schedule_to_close_timeout,
-                schedule_to_start_timeout=schedule_to_start_timeout,
-                start_to_close_timeout=start_to_close_timeout,
-                retry_policy=retry_policy,
-                local_retry_threshold=local_retry_threshold,
-                cancellation_type=cancellation_type,
-                summary=summary,
-                event_groups=event_groups,
                 headers={},
                 arg_types=arg_types,
                 ret_type=ret_type,
+                **options,
             )
         )
 
-    def workflow_start_child_workflow(
-        self,
-        workflow: Any,
-        *args: Any,
-        id: str,
-        task_queue: str | None,
-        result_type: type | None,
-        cancellation_type: ChildWorkflowCancellationType,
-        parent_close_policy: ParentClosePolicy,
-        execution_timeout: timedelta | None,
-        run_timeout: timedelta | None,
-        task_timeout: timedelta | None,
-        id_reuse_policy: temporalio.common.WorkflowIDReusePolicy,
-        retry_policy: temporalio.common.RetryPolicy | None,
-        cron_schedule: str,
-        memo: Mapping[str, Any] | None,
-        search_attributes: temporalio.common.SearchAttributes
-        | temporalio.common.TypedSearchAttributes
-        | None,
-        versioning_intent: VersioningIntent | None,
-        static_summary: str | None = None,
-        static_details: str | None = None,
-        event_groups: Sequence[EventGroup] | None = None,
-        priority: temporalio.common.Priority = temporalio.common.Priority.default,
-        versioning_override: temporalio.common.VersioningOverride | None = None,
-    ) -> Coroutine[Any, Any, ChildWorkflowHandle[Any, Any]]:
+    def start_child_workflow(
+        self, workflow: Any, args: Sequence[Any], **options: Any
+    ) -> Coroutine[Any, Any, temporalio.workflow.ChildWorkflowHandle[Any, Any]]:
+        result_type = options.pop("result_type")
         if isinstance(workflow, str):
             name, arg_types, ret_type = workflow, None, result_type
         elif callable(workflow):
@@ -312,29 +212,82 @@ class InterceptedRuntime(WorkflowRuntime):
             StartChildWorkflowInput(
                 workflow=name,
                 args=args,
-                id=id,
-                task_queue=task_queue,
-                cancellation_type=cancellation_type,
-                parent_close_policy=parent_close_policy,
-                execution_timeout=execution_timeout,
-                run_timeout=run_timeout,
-                task_timeout=task_timeout,
-                id_reuse_policy=id_reuse_policy,
-                retry_policy=retry_policy,
-                cron_schedule=cron_schedule,
-                memo=memo,
-                search_attributes=search_attributes,
                 headers={},
                 arg_types=arg_types,
                 ret_type=ret_type,
-                versioning_intent=versioning_intent,
-                versioning_override=versioning_override,
-                static_summary=static_summary,
-                static_details=static_details,
-                event_groups=event_groups,
-                priority=priority,
+                **options,
             )
         )
+
+    def signal_external(
+        self,
+        name: str,
+        args: Sequence[Any],
+        *,
+        workflow_id: str,
+        run_id: str | None,
+        child: bool,
+        event_groups: Sequence[EventGroup] | None,
+    ) -> Coroutine[Any, Any, None]:
+        if child:
+            return self.outbound.signal_child_workflow(
+                SignalChildWorkflowInput(
+                    signal=name,
+                    args=args,
+                    child_workflow_id=workflow_id,
+                    headers={},
+                    event_groups=event_groups,
+                )
+            )
+        return self.outbound.signal_external_workflow(
+            SignalExternalWorkflowInput(
+                signal=name,
+                args=args,
+                namespace=self.context.namespace,
+                workflow_id=workflow_id,
+                workflow_run_id=run_id,
+                headers={},
+                event_groups=event_groups,
+            )
+        )
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    def execute_workflow(
+        self, args: Sequence[Any], headers: Mapping[str, Payload]
+    ) -> Coroutine[Any, Any, Any]:
+        defn = self.context.defn
+        return self.inbound.execute_workflow(
+            ExecuteWorkflowInput(type=defn.cls, run_fn=defn.run_fn, args=args, headers=headers)
+        )
+
+    def handle_signal(
+        self, name: str, args: Sequence[Any], headers: Mapping[str, Payload]
+    ) -> Coroutine[Any, Any, None]:
+        signal = HandleSignalInput(signal=name, args=args, headers=headers)
+        return self.inbound.handle_signal(signal)
+
+    def handle_query(
+        self, name: str, args: Sequence[Any], headers: Mapping[str, Payload]
+    ) -> Coroutine[Any, Any, Any]:
+        return self.inbound.handle_query(
+            HandleQueryInput(id=_QUERY_ID, query=name, args=args, headers=headers)
+        )
+
+    def update_input(
+        self, update_id: str, name: str, args: Sequence[Any], headers: Mapping[str, Payload]
+    ) -> HandleUpdateInput:
+        return HandleUpdateInput(id=update_id, update=name, args=args, headers=headers)
+
+    def validate_update(self, update: object) -> None:
+        assert isinstance(update, HandleUpdateInput)
+        self.inbound.handle_update_validator(update)
+
+    def handle_update(self, update: object, args: Sequence[Any]) -> Coroutine[Any, Any, Any]:
+        assert isinstance(update, HandleUpdateInput)
+        # The handler gets arguments decoded anew: a validator may have changed its own.
+        update.args = args
+        return self.inbound.handle_update_handler(update)
 
 
 def _activity(activity: Any, result_type: type | None) -> tuple[str, list[type] | None, Any]:
@@ -349,105 +302,22 @@ def _activity(activity: Any, result_type: type | None) -> tuple[str, list[type] 
     raise TypeError("Activity must be a string or callable")
 
 
-class _Chain:
-    """The runtime's parts call the chain through this (``context.Intercepted``)."""
-
-    def __init__(
-        self,
-        runtime: InterceptedRuntime,
-        inbound: WorkflowInboundInterceptor,
-        outbound: WorkflowOutboundInterceptor,
-    ) -> None:
-        self._runtime = runtime
-        self._inbound = inbound
-        self._outbound = outbound
-
-    def execute_workflow(
-        self, args: Sequence[Any], headers: Mapping[str, Payload]
-    ) -> Coroutine[Any, Any, Any]:
-        defn = self._runtime.context.defn
-        return self._inbound.execute_workflow(
-            ExecuteWorkflowInput(type=defn.cls, run_fn=defn.run_fn, args=args, headers=headers)
-        )
-
-    def handle_signal(
-        self, name: str, args: Sequence[Any], headers: Mapping[str, Payload]
-    ) -> Coroutine[Any, Any, None]:
-        return self._inbound.handle_signal(
-            HandleSignalInput(signal=name, args=args, headers=headers)
-        )
-
-    def handle_query(
-        self, name: str, args: Sequence[Any], headers: Mapping[str, Payload]
-    ) -> Coroutine[Any, Any, Any]:
-        return self._inbound.handle_query(
-            HandleQueryInput(id=_QUERY_ID, query=name, args=args, headers=headers)
-        )
-
-    def update_input(
-        self, update_id: str, name: str, args: Sequence[Any], headers: Mapping[str, Payload]
-    ) -> HandleUpdateInput:
-        return HandleUpdateInput(id=update_id, update=name, args=args, headers=headers)
-
-    def validate_update(self, update: object) -> None:
-        assert isinstance(update, HandleUpdateInput)
-        self._inbound.handle_update_validator(update)
-
-    def handle_update(self, update: object, args: Sequence[Any]) -> Coroutine[Any, Any, Any]:
-        assert isinstance(update, HandleUpdateInput)
-        # The handler gets arguments decoded anew: a validator may have changed its own.
-        update.args = args
-        return self._inbound.handle_update_handler(update)
-
-    def signal_external(
-        self,
-        name: str,
-        args: Sequence[Any],
-        *,
-        workflow_id: str,
-        run_id: str | None,
-        child: bool,
-        event_groups: Sequence[EventGroup] | None,
-    ) -> Coroutine[Any, Any, None]:
-        if child:
-            return self._outbound.signal_child_workflow(
-                SignalChildWorkflowInput(
-                    signal=name,
-                    args=args,
-                    child_workflow_id=workflow_id,
-                    headers={},
-                    event_groups=event_groups,
-                )
-            )
-        return self._outbound.signal_external_workflow(
-            SignalExternalWorkflowInput(
-                signal=name,
-                args=args,
-                namespace=self._runtime.context.namespace,
-                workflow_id=workflow_id,
-                workflow_run_id=run_id,
-                headers={},
-                event_groups=event_groups,
-            )
-        )
-
-
 class _InboundRoot(WorkflowInboundInterceptor):
     """The innermost inbound interceptor: runs the workflow and its handlers."""
 
-    def __init__(self, runtime: InterceptedRuntime) -> None:
+    def __init__(self, run: Interception) -> None:
         # Like temporalio's innermost link: no next interceptor to call.
-        self._runtime = runtime
+        self._run = run
         self.outbound: WorkflowOutboundInterceptor | None = None
 
     def init(self, outbound: WorkflowOutboundInterceptor) -> None:
         self.outbound = outbound
 
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
-        return await input.run_fn(self._runtime.context.object, *input.args)
+        return await input.run_fn(self._run.context.object, *input.args)
 
     async def handle_signal(self, input: HandleSignalInput) -> None:
-        handlers = self._runtime.handlers
+        handlers = self._run.handlers
         handler = handlers.signal_handler(input.signal) or handlers.signal_handler(None)
         assert handler is not None
         if inspect.iscoroutinefunction(handler):
@@ -456,7 +326,7 @@ class _InboundRoot(WorkflowInboundInterceptor):
             handler(*input.args)
 
     async def handle_query(self, input: HandleQueryInput) -> Any:
-        handlers = self._runtime.handlers
+        handlers = self._run.handlers
         handler = handlers.query_handler(input.query) or handlers.query_handler(None)
         assert handler is not None
         if inspect.iscoroutinefunction(handler):
@@ -464,12 +334,12 @@ class _InboundRoot(WorkflowInboundInterceptor):
         return handler(*input.args)
 
     def handle_update_validator(self, input: HandleUpdateInput) -> None:
-        validator = self._runtime.handlers.update_validator(input.update)
+        validator = self._run.handlers.update_validator(input.update)
         if validator is not None:
             validator(*input.args)
 
     async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
-        handlers = self._runtime.handlers
+        handlers = self._run.handlers
         handler = handlers.update_handler(input.update) or handlers.update_handler(None)
         assert handler is not None
         if inspect.iscoroutinefunction(handler):
@@ -480,15 +350,15 @@ class _InboundRoot(WorkflowInboundInterceptor):
 class _OutboundRoot(WorkflowOutboundInterceptor):
     """The innermost outbound interceptor: makes the commands, with their headers."""
 
-    def __init__(self, runtime: InterceptedRuntime) -> None:
+    def __init__(self, run: Interception) -> None:
         # Like temporalio's innermost link: no next interceptor to call.
-        self._runtime = runtime
+        self._run = run
 
     def info(self) -> temporalio.workflow.Info:
-        return self._runtime.workflow.get_info()
+        return self._run.workflow.get_info()
 
     def continue_as_new(self, input: ContinueAsNewInput) -> NoReturn:
-        self._runtime.workflow.request_continue_as_new(
+        self._run.workflow.request_continue_as_new(
             input.args,
             workflow=input.workflow,
             task_queue=input.task_queue,
@@ -505,7 +375,7 @@ class _OutboundRoot(WorkflowOutboundInterceptor):
         )
 
     async def signal_child_workflow(self, input: SignalChildWorkflowInput) -> None:
-        await self._runtime.children.signal_external(
+        await self._run.children.signal_external(
             input.signal,
             input.args,
             workflow_id=input.child_workflow_id,
@@ -516,7 +386,7 @@ class _OutboundRoot(WorkflowOutboundInterceptor):
         )
 
     async def signal_external_workflow(self, input: SignalExternalWorkflowInput) -> None:
-        await self._runtime.children.signal_external(
+        await self._run.children.signal_external(
             input.signal,
             input.args,
             workflow_id=input.workflow_id,
@@ -527,7 +397,7 @@ class _OutboundRoot(WorkflowOutboundInterceptor):
         )
 
     def start_activity(self, input: StartActivityInput) -> temporalio.workflow.ActivityHandle[Any]:
-        return self._runtime.activities.start(
+        return self._run.activities.start(
             input.activity,
             input.args,
             task_queue=input.task_queue,
@@ -551,7 +421,7 @@ class _OutboundRoot(WorkflowOutboundInterceptor):
     ) -> temporalio.workflow.ActivityHandle[Any]:
         if input.event_groups:
             raise UnsupportedFeatureError("Event groups on local activities are not supported yet")
-        return self._runtime.activities.start_local(
+        return self._run.activities.start_local(
             input.activity,
             input.args,
             result_type=input.ret_type,
@@ -569,7 +439,7 @@ class _OutboundRoot(WorkflowOutboundInterceptor):
     async def start_child_workflow(
         self, input: StartChildWorkflowInput
     ) -> temporalio.workflow.ChildWorkflowHandle[Any, Any]:
-        return await self._runtime.children.start_child(
+        return await self._run.children.start_child(
             input.workflow,
             input.args,
             id=input.id,
