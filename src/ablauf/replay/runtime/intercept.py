@@ -118,7 +118,10 @@ class Interception:
         self._outbound = root.outbound
 
     def drop(self) -> None:
+        # Both refer back to this object, as the context does: reference counting
+        # frees an evicted run.
         self._inbound = self._outbound = None
+        self.context.intercepted = None
 
     @property
     def inbound(self) -> WorkflowInboundInterceptor:
