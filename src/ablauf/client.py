@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self
@@ -153,6 +153,7 @@ class Client(temporalio.client.Client):
         namespace: str = "default",
         data_converter: DataConverter = DataConverter.default,
         interceptors: Sequence[temporalio.client.Interceptor] = (),
+        plugins: Sequence[temporalio.client.Plugin] = (),
         clock: Clock | None = None,
         runtime: temporalio.runtime.Runtime | None = None,
         **kwargs: Any,
@@ -166,7 +167,13 @@ class Client(temporalio.client.Client):
                 one closes it), or ``host:port``.
             namespace: Namespace for all calls.
             data_converter: Converter for every payload, as in temporalio.
-            interceptors: Client interceptors, as in temporalio.
+            interceptors: Client interceptors, as in temporalio; those that are
+                worker interceptors too (``temporalio.worker.Interceptor``) also
+                intercept the workers of this client.
+            plugins: Client plugins, as in temporalio: each configures the client
+                and wraps connecting its service client (the embedded engine's,
+                for a store); those that are worker plugins too also configure
+                and run the workers of this client.
             clock: For tests: the engine's clock.
             runtime: temporalio's runtime, as in temporalio: with metrics in its
                 telemetry config, workers of this client export Temporal's worker
@@ -186,13 +193,37 @@ class Client(temporalio.client.Client):
                 data_converter=data_converter,
                 interceptors=interceptors,
                 runtime=runtime,
+                plugins=plugins,
                 **kwargs,
             )
         if kwargs:
             raise TypeError(f"options not used by an ablauf store: {', '.join(sorted(kwargs))}")
-        service = EmbeddedServiceClient(target_host, _engine_for(target, clock), runtime)
+
+        async def connect_service(config: ConnectConfig) -> ServiceClient:
+            # A plugin may have changed the target.
+            chosen = parse_target(config.target_host)
+            if isinstance(chosen, str):
+                return await ServiceClient.connect(config)
+            return EmbeddedServiceClient(
+                config.target_host, _engine_for(chosen, clock), config.runtime
+            )
+
+        def wrap(
+            plugin: temporalio.client.Plugin,
+            inner: Callable[[ConnectConfig], Awaitable[ServiceClient]],
+        ) -> Callable[[ConnectConfig], Awaitable[ServiceClient]]:
+            return lambda config: plugin.connect_service_client(config, inner)
+
+        connect: Callable[[ConnectConfig], Awaitable[ServiceClient]] = connect_service
+        for plugin in reversed(plugins):
+            connect = wrap(plugin, connect)
+        service = await connect(ConnectConfig(target_host=target_host, runtime=runtime))
         return cls(
-            service, namespace=namespace, data_converter=data_converter, interceptors=interceptors
+            service,
+            namespace=namespace,
+            data_converter=data_converter,
+            interceptors=interceptors,
+            plugins=plugins,
         )
 
     @property

@@ -19,6 +19,8 @@ import temporalio.converter
 import temporalio.workflow
 
 if TYPE_CHECKING:
+    from temporalio.api.common.v1 import Payload
+
     from ablauf.replay.loop import WorkflowEventLoop
     from ablauf.replay.machines import ActivityMachine, LocalActivityMachine, LocalBackoff
 
@@ -224,6 +226,7 @@ class ContinueAsNewRequest:
     )
     initial_versioning_behavior: int | None
     markers: list[Any]
+    headers: Mapping[str, Payload] | None = None
 
 
 class ContinueAsNew(temporalio.workflow.ContinueAsNewError):

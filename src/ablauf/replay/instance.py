@@ -17,10 +17,10 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import temporalio.common
 import temporalio.converter
@@ -52,6 +52,9 @@ from ablauf.replay.machines import (
     local_marker,
 )
 from ablauf.replay.runtime import QueryFailed, WorkflowRuntime
+
+if TYPE_CHECKING:
+    from ablauf.replay.runtime.intercept import WorkflowInterceptors
 
 __all__ = ["QueryFailed", "WorkflowInstance", "WorkflowTaskOutcome"]
 
@@ -111,6 +114,7 @@ class WorkflowInstance:
         data_converter: temporalio.converter.DataConverter,
         failure_exception_types: Sequence[type[BaseException]] = (),
         metric_meter: temporalio.common.MetricMeter | None = None,
+        interceptors: WorkflowInterceptors | None = None,
     ) -> None:
         """Create the instance; nothing runs until :meth:`activate`.
 
@@ -125,6 +129,7 @@ class WorkflowInstance:
                 of the workflow task, in addition to the definition's.
             metric_meter: What ``workflow.metric_meter()`` records into (with the
                 workflow's labels, nothing while replaying); None: a no-op meter.
+            interceptors: The worker's workflow interceptors, if it has any.
         """
         self._jobs: list[Job] = []
         self._flags = InternalFlags()
@@ -139,6 +144,7 @@ class WorkflowInstance:
             flags=self._flags,
             run_id=run_id,
             metric_meter=metric_meter,
+            interceptors=interceptors,
         )
         self._last_event_id = 0
         self._answered = False  # a new task was answered; its WorkflowTaskCompleted comes next
@@ -242,7 +248,9 @@ class WorkflowInstance:
         """The run's workflow task timeout."""
         return self._runtime.workflow.get_info().task_timeout or _DEFAULT_TASK_TIMEOUT
 
-    def query(self, name: str, args: Sequence[Payload]) -> Payload:
+    def query(
+        self, name: str, args: Sequence[Payload], headers: Mapping[str, Payload] | None = None
+    ) -> Payload:
         """Run a query handler against the state after the last processed task.
 
         Raises:
@@ -250,7 +258,7 @@ class WorkflowInstance:
         """
         if self._closed:
             raise RuntimeError("The workflow instance is closed")
-        return self._runtime.query(name, args)
+        return self._runtime.query(name, args, headers)
 
     def close(self) -> None:
         """Evict: cancel every coroutine of the run without producing commands."""

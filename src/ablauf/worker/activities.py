@@ -48,7 +48,7 @@ from ablauf.history.tasks import (
 from ablauf.payloads import from_payloads, to_payloads
 from ablauf.serialization import ignores_context, with_context
 
-__all__ = ["ActivityRunner", "cancellation_details_for", "worker_shutdown_failure"]
+__all__ = ["ActivityRunner", "Attempt", "cancellation_details_for", "worker_shutdown_failure"]
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ _LAZY_EVENT_LOCK = threading.Lock()
 
 
 @dataclass(eq=False, slots=True)
-class _Attempt:
+class Attempt:
     """The runner's state for one running attempt."""
 
     defn: temporalio.activity._Definition
@@ -273,6 +273,7 @@ class ActivityRunner:
         client: What ``activity.client()`` returns in async activities.
         metric_meter: What ``activity.metric_meter()`` records into, with the
             activity's labels added (temporalio's runtime meter).
+        interceptors: ``temporalio.worker.Interceptor`` objects, outermost first.
 
     Raises:
         TypeError: An activity lacks ``@activity.defn``, is a class, or there is more
@@ -289,14 +290,17 @@ class ActivityRunner:
         executor: concurrent.futures.Executor | None = None,
         client: Any = None,
         metric_meter: temporalio.common.MetricMeter = temporalio.common.MetricMeter.noop,
+        interceptors: Sequence[Any] = (),
     ) -> None:
         self._data_converter = data_converter
         self._metric_meter = metric_meter
         self._executor = executor
         self._client = client
+        # temporalio.worker.Interceptor objects; see activity_interceptors.py.
+        self.interceptors = tuple(interceptors)
         self._activities: dict[str, temporalio.activity._Definition] = {}
         self._dynamic: temporalio.activity._Definition | None = None
-        self._running: dict[bytes, _Attempt] = {}
+        self._running: dict[bytes, Attempt] = {}
         # Past the graceful shutdown timeout: sdk-core cancels the tasks it still
         # hands out at once, and temporalio's worker gets that cancel before the
         # activity's first step, so its code never runs.
@@ -340,6 +344,11 @@ class ActivityRunner:
             raise TypeError("More than one dynamic activity")
         else:
             self._dynamic = defn
+
+    @property
+    def executor(self) -> concurrent.futures.Executor | None:
+        """The executor of sync activities."""
+        return self._executor
 
     def knows(self, activity_type: str) -> bool:
         """Whether an attempt of ``activity_type`` can run here (a dynamic one runs any)."""
@@ -400,7 +409,7 @@ class ActivityRunner:
 
     def _prepare(
         self, task: ActivityTask, heartbeat: HeartbeatCallback
-    ) -> tuple[_Attempt, temporalio.converter.DataConverter] | ActivityOutcome:
+    ) -> tuple[Attempt, temporalio.converter.DataConverter] | ActivityOutcome:
         if self._cancel_on_start:
             return ActivityFailed(worker_shutdown_failure())
         defn = self._activities.get(task.activity_type, self._dynamic)
@@ -426,7 +435,7 @@ class ActivityRunner:
             logger.warning("Completing activity as failed: %s", err)
             return _failed(err, data_converter)
         # Positional: naming the fields costs twice as much.
-        attempt = _Attempt(
+        attempt = Attempt(
             defn,  # defn
             heartbeat,  # heartbeat
             data_converter.payload_converter,  # payload_converter
@@ -437,7 +446,7 @@ class ActivityRunner:
         )
         return attempt, data_converter
 
-    def _forget(self, token: bytes, attempt: _Attempt) -> None:
+    def _forget(self, token: bytes, attempt: Attempt) -> None:
         if self._running.get(token) is attempt:
             del self._running[token]
 
@@ -499,7 +508,7 @@ class ActivityRunner:
     async def _run(
         self,
         task: ActivityTask,
-        attempt: _Attempt,
+        attempt: Attempt,
         data_converter: temporalio.converter.DataConverter,
     ) -> ActivityOutcome | ActivityCompletesAsync:
         defn = attempt.defn
@@ -545,7 +554,7 @@ class ActivityRunner:
     async def _invoke(
         self,
         task: ActivityTask,
-        attempt: _Attempt,
+        attempt: Attempt,
         converter: temporalio.converter.PayloadConverter,
         details: list[Any],
         info: Callable[[], temporalio.activity.Info],
@@ -574,20 +583,42 @@ class ActivityRunner:
         # Asked of the logger itself: the adapter's debug() is four calls deep.
         if log.logger.isEnabledFor(logging.DEBUG):
             log.debug("Starting activity")
+        if self.interceptors:
+            # Imported only here: it imports temporalio's worker package.
+            from ablauf.worker.activity_interceptors import execute_intercepted
+
+            return await execute_intercepted(self, task, attempt, args, info)
         if defn.is_async:
             return await defn.fn(*args)
+        return await self.run_sync(
+            attempt, info, converter, defn.fn, args, attempt.heartbeat_from_thread, self._executor
+        )
+
+    def run_sync(
+        self,
+        attempt: Attempt,
+        info: Callable[[], temporalio.activity.Info],
+        converter: temporalio.converter.PayloadConverter,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        heartbeat: Callable[..., None],
+        executor: concurrent.futures.Executor | None,
+    ) -> asyncio.Future[Any]:
+        """Run a sync activity's ``fn`` in the executor, with the activity context there."""
         # contextvars do not follow into executor threads by themselves.
         run_in_context = contextvars.copy_context().run
-        return await attempt.loop.run_in_executor(
-            self._executor, run_in_context, self._call_sync, attempt, info, converter, args
+        return attempt.loop.run_in_executor(
+            executor, run_in_context, self._call_sync, attempt, info, converter, fn, args, heartbeat
         )
 
     def _call_sync(
         self,
-        attempt: _Attempt,
+        attempt: Attempt,
         info: Callable[[], temporalio.activity.Info],
         converter: temporalio.converter.PayloadConverter,
+        fn: Callable[..., Any],
         args: Sequence[Any],
+        heartbeat: Callable[..., None],
     ) -> Any:
         canceller = attempt.thread_canceller
         # asyncio events cannot be awaited from a thread, so threads see only the
@@ -595,7 +626,7 @@ class ActivityRunner:
         temporalio.activity._Context.set(
             temporalio.activity._Context(
                 info=info,
-                heartbeat=attempt.heartbeat_from_thread,
+                heartbeat=heartbeat,
                 cancelled_event=temporalio.common._CompositeEvent(
                     thread_event=attempt.cancelled_event.thread_event, async_event=None
                 ),
@@ -610,14 +641,14 @@ class ActivityRunner:
             )
         )
         if canceller is None:
-            return attempt.defn.fn(*args)
+            return fn(*args)
         with canceller.active_thread():
-            return attempt.defn.fn(*args)
+            return fn(*args)
 
     def _outcome_for(
         self,
         err: BaseException,
-        attempt: _Attempt,
+        attempt: Attempt,
         data_converter: temporalio.converter.DataConverter,
     ) -> ActivityOutcome | ActivityCompletesAsync:
         log = temporalio.activity.logger

@@ -218,6 +218,7 @@ class LocalActivities:
             or request.schedule_to_close_timeout,
             heartbeat_timeout=None,
             retry_policy=request.retry_policy,
+            headers=request.headers,
             is_local=True,
         )
         loop = asyncio.get_running_loop()

@@ -50,15 +50,11 @@ WITHOUT_MEANING = frozenset(
         "shared_state_manager",
         # Local activities run in the workflow's worker, as many as its workflows start.
         "max_concurrent_local_activities",
-        # Plugins are refused.
-        "plugin_shutdown_timeout",
     }
 )
 """Accepted and without effect on the embedded engine."""
 
 _REFUSED = {
-    "interceptors": "worker interceptors are not supported by ablauf's embedded worker yet",
-    "plugins": "worker plugins are not supported by ablauf's embedded worker yet",
     "nexus_service_handlers": "Nexus is not supported by ablauf's embedded worker",
     "nexus_task_executor": "Nexus is not supported by ablauf's embedded worker",
     "max_concurrent_nexus_tasks": "Nexus is not supported by ablauf's embedded worker",
@@ -138,5 +134,9 @@ _WITH_MEANING = frozenset(
         "max_heartbeat_throttle_interval",
         "on_fatal_error",
         "no_remote_activities",
+        "plugin_shutdown_timeout",
+        # Taken by the worker before the options are read (see plugins.py).
+        "interceptors",
+        "plugins",
     }
 )

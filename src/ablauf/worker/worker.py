@@ -34,11 +34,13 @@ from ablauf.worker.activities import ActivityRunner
 from ablauf.worker.codec import Codec
 from ablauf.worker.local_activities import LocalActivities
 from ablauf.worker.options import embedded_options
+from ablauf.worker.plugins import configure, run_with_plugins, worker_interceptors, worker_plugins
 from ablauf.worker.workflows import WorkflowRunner
 
 if TYPE_CHECKING:
     import temporalio.worker
 
+    from ablauf.replay.runtime.intercept import WorkflowInterceptors
     from ablauf.worker.metrics import ActivityMetrics, LocalActivityMetrics, WorkflowMetrics
 
 __all__ = ["Worker"]
@@ -106,7 +108,8 @@ class Worker:
                 intervals, ``on_fatal_error`` and ``no_remote_activities``;
                 those that tune polling a server or temporalio's workflow runner
                 change nothing (see :data:`ablauf.worker.options.WITHOUT_MEANING`);
-                interceptors, plugins and Nexus are refused.
+                ``interceptors`` and ``plugins`` work as in temporalio (with
+                the client's worker interceptors and plugins first); Nexus is refused.
         """
         api = WorkerApi.of(client)
         self._server: temporalio.worker.Worker | None = None
@@ -127,6 +130,41 @@ class Worker:
                 },
             )
             return
+        self._plugins = worker_plugins(client, options.pop("plugins", None) or ())
+        if self._plugins:
+            config = configure(
+                self._plugins,
+                client,
+                {
+                    "task_queue": task_queue,
+                    "activities": activities,
+                    "workflows": workflows,
+                    "activity_executor": activity_executor,
+                    "max_cached_workflows": max_cached_workflows,
+                    "max_concurrent_activities": max_concurrent_activities,
+                    "workflow_failure_exception_types": workflow_failure_exception_types,
+                    "graceful_shutdown_timeout": graceful_shutdown_timeout,
+                    **options,
+                },
+            )
+            # The client stays the one given, as in temporalio.
+            config.pop("client", None)
+            config.pop("plugins", None)
+            task_queue = config.pop("task_queue")
+            activities = config.pop("activities", None) or ()
+            workflows = config.pop("workflows", None) or ()
+            activity_executor = config.pop("activity_executor", None)
+            max_cached_workflows = config.pop("max_cached_workflows", 1000)
+            max_concurrent_activities = config.pop("max_concurrent_activities", None)
+            workflow_failure_exception_types = (
+                config.pop("workflow_failure_exception_types", None) or ()
+            )
+            graceful_shutdown_timeout = config.pop("graceful_shutdown_timeout", None) or timedelta()
+            options = config
+        interceptors = worker_interceptors(client, options.pop("interceptors", None) or ())
+        self._plugin_shutdown_timeout: timedelta | None = options.get(
+            "plugin_shutdown_timeout", timedelta(seconds=60)
+        )
         self._options = embedded_options(max_concurrent_activities, options)
         if not activities and not workflows:
             raise ValueError("At least one activity, Nexus service, or workflow must be specified")
@@ -162,6 +200,7 @@ class Worker:
                 executor=activity_executor,
                 client=client,
                 metric_meter=meter or temporalio.common.MetricMeter.noop,
+                interceptors=interceptors,
             )
             if activities
             else None
@@ -177,6 +216,7 @@ class Worker:
                 local_activities=LocalActivities(self._activities, local_metrics),
                 metric_meter=meter,
                 metrics=workflow_metrics,
+                interceptors=_workflow_interceptors(interceptors),
             )
             if workflows
             else None
@@ -189,6 +229,8 @@ class Worker:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._started = False
+        self._running_event = asyncio.Event()
+        self._plugin_run: asyncio.Task[None] | None = None
 
     # lifecycle
 
@@ -196,7 +238,21 @@ class Worker:
         if self._server is not None:
             await self._server.__aenter__()
             return self
-        self._start()
+        if not self._plugins:
+            self._start()
+            return self
+        if self._plugin_run is not None:
+            raise RuntimeError("Already started")
+        # As temporalio: the block runs while run() runs inside the plugins.
+        run = self._plugin_run = asyncio.get_running_loop().create_task(self.run())
+        running = asyncio.ensure_future(self._running_event.wait())
+        try:
+            await asyncio.wait({run, running}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            running.cancel()
+        if not self._started:
+            await run
+            raise RuntimeError("A plugin's run_worker returned without running the worker")
         return self
 
     async def __aexit__(
@@ -209,6 +265,15 @@ class Worker:
             await self._server.__aexit__(exc_type, exc, tb)
             return
         await self.shutdown()
+        run = self._plugin_run
+        if run is not None:
+            # Plugins may run code after the worker stopped: waited for, as temporalio does.
+            timeout = self._plugin_shutdown_timeout
+            await asyncio.wait([run], timeout=timeout.total_seconds() if timeout else None)
+            if not run.done():
+                run.cancel()
+            elif not run.cancelled() and run.exception() is not None:
+                logger.error("running the worker's plugins failed", exc_info=run.exception())
 
     async def run(self) -> None:
         """Polls until :meth:`shutdown` is called.
@@ -219,6 +284,12 @@ class Worker:
         if self._server is not None:
             await self._server.run()
             return
+        if self._plugins:
+            await run_with_plugins(self._plugins, self, Worker._run)
+        else:
+            await self._run()
+
+    async def _run(self) -> None:
         self._start()
         await self._stopped.wait()
         failure = self.api.failure
@@ -239,6 +310,7 @@ class Worker:
         if self._started:
             raise RuntimeError("Already started")
         self._started = True
+        self._running_event.set()
         _raise_gc_threshold()
         if self._metric_meter is not None:
             from ablauf.worker.metrics import worker_started
@@ -247,6 +319,10 @@ class Worker:
         api = self.api
         workflows = self._workflows
         inline = workflows is not None and workflows.codec.codec is None
+        # A task run inside the transition that scheduled it is run again the
+        # usual way if it cannot complete there (it starts local activities, say):
+        # interceptors would see its calls twice, so theirs never run there.
+        fused = inline and workflows is not None and workflows.interceptors is None
         self._registration = api.register(
             self.task_queue,
             workflows=WorkflowWorker(
@@ -254,7 +330,7 @@ class Worker:
                 query=workflows.query,
                 evict_all=workflows.evict_all,
                 run_now=workflows.process_now if inline else None,
-                run_in=workflows.process_in if inline else None,
+                run_in=workflows.process_in if fused else None,
             )
             if workflows is not None
             else None,
@@ -405,6 +481,15 @@ class Worker:
         if isinstance(outcome, ActivityFailed):
             return ActivityFailed(await self._codec.encode_message(outcome.failure))
         return outcome
+
+
+def _workflow_interceptors(interceptors: Sequence[Any]) -> WorkflowInterceptors | None:
+    if not interceptors:
+        return None
+    # Imported only here: it imports temporalio's worker package.
+    from ablauf.replay.runtime.intercept import WorkflowInterceptors
+
+    return WorkflowInterceptors.of(interceptors)
 
 
 def _version() -> str:

@@ -35,6 +35,7 @@ from ablauf.worker.codec import Codec
 from ablauf.worker.local_activities import LocalActivities, RunInfo
 
 if TYPE_CHECKING:
+    from ablauf.replay.runtime.intercept import WorkflowInterceptors
     from ablauf.worker.metrics import WorkflowMetrics
 
 __all__ = ["WorkflowRunner"]
@@ -79,11 +80,13 @@ class WorkflowRunner:
         local_activities: LocalActivities | None = None,
         metric_meter: temporalio.common.MetricMeter | None = None,
         metrics: WorkflowMetrics | None = None,
+        interceptors: WorkflowInterceptors | None = None,
     ) -> None:
         self.api = api
         # Both None unless the client's runtime exports metrics.
         self.metric_meter = metric_meter
         self.metrics = metrics
+        self.interceptors = interceptors
         self.local_activities = local_activities or LocalActivities(None)
         # Workflow tasks held while their local activities run.
         self.holding: set[asyncio.Task[None]] = set()
@@ -115,6 +118,7 @@ class WorkflowRunner:
             data_converter=self.data_converter,
             failure_exception_types=self.failure_exception_types,
             metric_meter=self.metric_meter,
+            interceptors=self.interceptors,
         )
 
     def names(self) -> list[str]:
@@ -465,7 +469,7 @@ class WorkflowRunner:
                 if outcome.failure is not None:
                     raise QueryFailedError(outcome.failure.message)
             try:
-                result = instance.query(query.query_type, args)
+                result = instance.query(query.query_type, args, query.header.fields)
             except QueryFailed as failed:
                 raise QueryFailedError(str(failed)) from None
         finally:

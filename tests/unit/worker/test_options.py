@@ -40,11 +40,11 @@ def test_an_unknown_option_is_refused() -> None:
         embedded_options(None, {"max_concurent_activities": 3})
 
 
-def test_what_cannot_be_honoured_yet_is_refused_by_name() -> None:
-    with pytest.raises(TypeError, match="interceptors"):
-        embedded_options(None, {"interceptors": [object()]})
+def test_what_cannot_be_honoured_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match="nexus_service_handlers"):
+        embedded_options(None, {"nexus_service_handlers": [object()]})
     # Empty, it asks for nothing.
-    assert embedded_options(None, {"interceptors": []}).activity_slots == 1000
+    assert embedded_options(None, {"nexus_service_handlers": []}).activity_slots == 1000
 
 
 def test_slots_come_from_the_argument_or_the_tuner() -> None:

@@ -11,7 +11,7 @@ sequence of numbers, as in temporalio.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -20,6 +20,7 @@ import temporalio.common
 import temporalio.converter
 import temporalio.workflow
 from temporalio.api.command.v1 import ScheduleActivityTaskCommandAttributes
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import TaskQueueKind
 
 from ablauf.payloads import payloads_field, to_payloads
@@ -106,6 +107,7 @@ class Activities:
         summary: str | None,
         event_groups: Sequence[EventGroup] | None,
         priority: temporalio.common.Priority,
+        headers: Mapping[str, Payload] | None = None,
     ) -> ActivityHandle:
         """``workflow.start_activity``: the command and the handle that resolves with it."""
         run = self._context
@@ -177,6 +179,10 @@ class Activities:
             attrs.input.payloads.extend(payloads)
         if summary_payload is not None:
             command.user_metadata.summary.CopyFrom(summary_payload)
+        if headers:
+            fields = attrs.header.fields
+            for header, payload in headers.items():
+                fields[header].CopyFrom(payload)
         add_markers(command, command_markers)
         self._pending[seq] = handle
         return handle
@@ -195,6 +201,7 @@ class Activities:
         cancellation_type: ActivityCancellationType,
         activity_id: str | None,
         summary: str | None,
+        headers: Mapping[str, Payload] | None = None,
     ) -> ActivityHandle:
         """``workflow.start_local_activity``: a request for the worker and its handle."""
         run = self._context
@@ -226,7 +233,7 @@ class Activities:
             activity_type=name,
             # Converted before the machine exists, so a conversion error leaves none.
             input=to_payloads(converter, args) if args else [],
-            headers={},
+            headers=dict(headers) if headers else {},
             schedule_to_close_timeout=schedule_to_close_timeout,
             schedule_to_start_timeout=schedule_to_start_timeout,
             start_to_close_timeout=start_to_close_timeout,

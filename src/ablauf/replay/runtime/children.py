@@ -17,6 +17,7 @@ import temporalio.common
 import temporalio.converter
 import temporalio.exceptions
 import temporalio.workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import TaskQueueKind
 from temporalio.api.failure.v1 import Failure
 
@@ -137,6 +138,7 @@ class Children:
         event_groups: Sequence[EventGroup] | None,
         priority: temporalio.common.Priority,
         versioning_override: temporalio.common.VersioningOverride | None,
+        headers: Mapping[str, Payload] | None = None,
     ) -> ChildWorkflowHandle:
         """``workflow.start_child_workflow``: the command, then wait until the child started."""
         run = self._context
@@ -186,6 +188,10 @@ class Children:
             retry_policy.apply_to_proto(attrs.retry_policy)
         attrs.cron_schedule = cron_schedule
         attrs.header.SetInParent()
+        if headers:
+            fields = attrs.header.fields
+            for key, payload in headers.items():
+                fields[key].CopyFrom(payload)
         for key, payload in memo_payloads.items():
             attrs.memo.fields[key].CopyFrom(payload)
         if search_attributes:
@@ -271,9 +277,25 @@ class Children:
         run_id: str | None,
         child: bool,
         event_groups: Sequence[EventGroup] | None,
+        headers: Mapping[str, Payload] | None = None,
     ) -> None:
-        """Signal a child (``child``) or another workflow and wait for the delivery."""
+        """Signal a child (``child``) or another workflow and wait for the delivery.
+
+        With interceptors, the call goes through them first; the innermost
+        one calls back with the ``headers`` they made.
+        """
         run = self._context
+        intercepted = run.intercepted
+        if intercepted is not None and headers is None:
+            await intercepted.signal_external(
+                name,
+                args,
+                workflow_id=workflow_id,
+                run_id=run_id,
+                child=child,
+                event_groups=event_groups,
+            )
+            return
         context = temporalio.converter.WorkflowSerializationContext(
             namespace=run.namespace, workflow_id=workflow_id
         )
@@ -293,6 +315,10 @@ class Children:
             attrs.input.payloads.extend(payloads)
         attrs.child_workflow_only = child
         attrs.header.SetInParent()
+        if headers:
+            fields = attrs.header.fields
+            for key, payload in headers.items():
+                fields[key].CopyFrom(payload)
         add_markers(command, command_markers)
         fut: asyncio.Future[None] = run.loop.create_future()
         self._signals[seq] = (fut, workflow_id)

@@ -8,8 +8,8 @@ itself; it imports none of them, so they can all import it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import temporalio.api.sdk.v1
 import temporalio.common
@@ -29,7 +29,91 @@ if TYPE_CHECKING:
 
     from ablauf.replay.loop import WorkflowEventLoop
 
-__all__ = ["ReadOnly", "RunContext", "add_markers", "encode_search_attributes", "markers"]
+__all__ = [
+    "Intercepted",
+    "ReadOnly",
+    "RunContext",
+    "add_markers",
+    "encode_search_attributes",
+    "markers",
+]
+
+Headers = Mapping[str, Payload]
+
+
+class Intercepted(Protocol):
+    """A worker's interceptors around one run (``intercept.py``'s ``Interception``).
+
+    The runtime's parts call it where temporalio's instance calls its
+    interceptor chain; the chain's innermost links call the parts back, with
+    the headers the interceptors made.
+    """
+
+    def build(self) -> None:
+        """Build the chain (on the loop, once the start is known, before the workflow object)."""
+
+    def drop(self) -> None:
+        """Forget the chain (at eviction): it refers back to the run."""
+
+    # -- outbound: what the facade hands over ---------------------------------------------------
+
+    def info(self) -> temporalio.workflow.Info:
+        """``WorkflowOutboundInterceptor.info``."""
+
+    def extern_functions(self) -> Mapping[str, Callable[..., Any]]:
+        """What ``workflow_interceptor_class`` put into the extern functions."""
+
+    def start_activity(
+        self, activity: Any, args: Sequence[Any], **options: Any
+    ) -> temporalio.workflow.ActivityHandle[Any]:
+        """``WorkflowOutboundInterceptor.start_activity`` (options named as the facade's)."""
+
+    def start_local_activity(
+        self, activity: Any, args: Sequence[Any], **options: Any
+    ) -> temporalio.workflow.ActivityHandle[Any]:
+        """``WorkflowOutboundInterceptor.start_local_activity``."""
+
+    def start_child_workflow(
+        self, workflow: Any, args: Sequence[Any], **options: Any
+    ) -> Coroutine[Any, Any, Any]:
+        """``WorkflowOutboundInterceptor.start_child_workflow``."""
+
+    def continue_as_new(self, args: Sequence[Any], **options: Any) -> NoReturn:
+        """``WorkflowOutboundInterceptor.continue_as_new``."""
+
+    def signal_external(
+        self,
+        name: str,
+        args: Sequence[Any],
+        *,
+        workflow_id: str,
+        run_id: str | None,
+        child: bool,
+        event_groups: Sequence[EventGroup] | None,
+    ) -> Awaitable[None]:
+        """``WorkflowOutboundInterceptor.signal_child_workflow`` or ``signal_external_workflow``."""
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    def execute_workflow(self, args: Sequence[Any], headers: Headers) -> Awaitable[Any]:
+        """``WorkflowInboundInterceptor.execute_workflow``."""
+
+    def handle_signal(self, name: str, args: Sequence[Any], headers: Headers) -> Awaitable[None]:
+        """``WorkflowInboundInterceptor.handle_signal``."""
+
+    def handle_query(self, name: str, args: Sequence[Any], headers: Headers) -> Awaitable[Any]:
+        """``WorkflowInboundInterceptor.handle_query``."""
+
+    def update_input(
+        self, update_id: str, name: str, args: Sequence[Any], headers: Headers
+    ) -> object:
+        """The ``HandleUpdateInput`` that the validator and the handler of an update see."""
+
+    def validate_update(self, update: object) -> None:
+        """``WorkflowInboundInterceptor.handle_update_validator``."""
+
+    def handle_update(self, update: object, args: Sequence[Any]) -> Awaitable[Any]:
+        """``WorkflowInboundInterceptor.handle_update_handler`` with the update's input."""
 
 
 class RunContext:
@@ -80,6 +164,8 @@ class RunContext:
         self.in_query = False
         self.evicting = False
         self.single_batch = False
+        self.intercepted: Intercepted | None = None
+        """The worker's interceptors around this run; None without any."""
 
     def check_may_schedule(self, action: str, *, during_eviction: bool = False) -> None:
         """Raise if workflow code may not produce work now."""

@@ -60,7 +60,7 @@ from ablauf.replay.machines import (
 )
 from ablauf.replay.runtime.activities import Activities
 from ablauf.replay.runtime.children import Children
-from ablauf.replay.runtime.context import RunContext
+from ablauf.replay.runtime.context import Intercepted, RunContext
 from ablauf.replay.runtime.signals import Handlers, QueryFailed
 from ablauf.replay.runtime.timers import Timers
 from ablauf.replay.runtime.updates import Updates
@@ -80,6 +80,8 @@ if TYPE_CHECKING:
         VersioningIntent,
     )
 
+    from ablauf.replay.runtime.intercept import WorkflowInterceptors
+
 __all__ = ["WorkflowRuntime"]
 
 
@@ -98,6 +100,7 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         machines: CommandMachines,
         flags: InternalFlags,
         metric_meter: temporalio.common.MetricMeter | None = None,
+        interceptors: WorkflowInterceptors | None = None,
     ) -> None:
         super().__init__()
         self._metric_meter = metric_meter
@@ -118,6 +121,19 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         self.workflow = WorkflowRun(context, machines)
         self.handlers = Handlers(context, self.workflow.top_level)
         self.updates = Updates(context, machines, self.handlers)
+        self.intercepted: Intercepted | None = None
+        if interceptors is not None:
+            # Imported only here: it imports temporalio's worker package.
+            from ablauf.replay.runtime.intercept import Interception
+
+            self.intercepted = context.intercepted = Interception(
+                interceptors,
+                context=context,
+                workflow=self.workflow,
+                handlers=self.handlers,
+                activities=self.activities,
+                children=self.children,
+            )
         temporalio.workflow._Runtime.set_on_loop(self.loop, self)
 
     # -- activations ---------------------------------------------------------------------------
@@ -172,6 +188,8 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         try:
             # The workflow object is built on the loop so __init__ may use workflow APIs.
             if context.object is None and self.workflow.args is not None and not context.evicting:
+                if self.intercepted is not None:
+                    self.intercepted.build()
                 context.object = self.workflow.instantiate()
             while loop.has_ready():
                 loop.run_ready()
@@ -215,10 +233,12 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         self.updates.warn_unfinished()
         self.handlers.warn_unfinished_signals()
 
-    def query(self, name: str, args: Sequence[Payload]) -> Payload:
+    def query(
+        self, name: str, args: Sequence[Payload], headers: Mapping[str, Payload] | None = None
+    ) -> Payload:
         """Answer a query against the current state, without changing it."""
         context = self.context
-        coro = self.handlers.query(name, args)
+        coro = self.handlers.query(name, args, headers or {})
         # Query activations are always replaying, as in sdk-core.
         replaying = context.replaying
         context.replaying = True
@@ -264,10 +284,14 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         loop.close_scheduler()
         self.workflow.primary_task = None
         self.handlers.clear()
+        if self.intercepted is not None:
+            self.intercepted.drop()
 
     # -- temporalio.workflow._Runtime: information -------------------------------------------
 
     def workflow_info(self) -> temporalio.workflow.Info:
+        if self.intercepted is not None:
+            return self.intercepted.info()
         return self.workflow.get_info()
 
     def workflow_instance(self) -> Any:
@@ -309,6 +333,8 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         return self.context.cancel_reason
 
     def workflow_extern_functions(self) -> Mapping[str, Callable[..., Any]]:
+        if self.intercepted is not None:
+            return self.intercepted.extern_functions()
         return {}
 
     def workflow_metric_meter(self) -> temporalio.common.MetricMeter:
@@ -409,6 +435,21 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         initial_versioning_behavior: ContinueAsNewVersioningBehavior | None,
         event_groups: Sequence[EventGroup] | None = None,
     ) -> NoReturn:
+        if self.intercepted is not None:
+            self.intercepted.continue_as_new(
+                args,
+                workflow=workflow,
+                task_queue=task_queue,
+                run_timeout=run_timeout,
+                task_timeout=task_timeout,
+                backoff_start_interval=backoff_start_interval,
+                retry_policy=retry_policy,
+                memo=memo,
+                search_attributes=search_attributes,
+                versioning_intent=versioning_intent,
+                initial_versioning_behavior=initial_versioning_behavior,
+                event_groups=event_groups,
+            )
         self.workflow.request_continue_as_new(
             args,
             workflow=workflow,
@@ -504,6 +545,24 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         event_groups: Sequence[EventGroup] | None = None,
         priority: temporalio.common.Priority = temporalio.common.Priority.default,
     ) -> temporalio.workflow.ActivityHandle[Any]:
+        if self.intercepted is not None:
+            return self.intercepted.start_activity(
+                activity,
+                args,
+                task_queue=task_queue,
+                result_type=result_type,
+                schedule_to_close_timeout=schedule_to_close_timeout,
+                schedule_to_start_timeout=schedule_to_start_timeout,
+                start_to_close_timeout=start_to_close_timeout,
+                heartbeat_timeout=heartbeat_timeout,
+                retry_policy=retry_policy,
+                cancellation_type=cancellation_type,
+                activity_id=activity_id,
+                versioning_intent=versioning_intent,
+                summary=summary,
+                event_groups=event_groups,
+                priority=priority,
+            )
         return self.activities.start(
             activity,
             args,
@@ -539,6 +598,21 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
     ) -> temporalio.workflow.ActivityHandle[Any]:
         if event_groups:
             raise UnsupportedFeatureError("Event groups on local activities are not supported yet")
+        if self.intercepted is not None:
+            return self.intercepted.start_local_activity(
+                activity,
+                args,
+                result_type=result_type,
+                schedule_to_close_timeout=schedule_to_close_timeout,
+                schedule_to_start_timeout=schedule_to_start_timeout,
+                start_to_close_timeout=start_to_close_timeout,
+                retry_policy=retry_policy,
+                local_retry_threshold=local_retry_threshold,
+                cancellation_type=cancellation_type,
+                activity_id=activity_id,
+                summary=summary,
+                event_groups=event_groups,
+            )
         return self.activities.start_local(
             activity,
             args,
@@ -581,6 +655,30 @@ class WorkflowRuntime(temporalio.workflow._Runtime):
         priority: temporalio.common.Priority = temporalio.common.Priority.default,
         versioning_override: temporalio.common.VersioningOverride | None = None,
     ) -> Coroutine[Any, Any, ChildWorkflowHandle[Any, Any]]:
+        if self.intercepted is not None:
+            return self.intercepted.start_child_workflow(
+                workflow,
+                args,
+                id=id,
+                task_queue=task_queue,
+                result_type=result_type,
+                cancellation_type=cancellation_type,
+                parent_close_policy=parent_close_policy,
+                execution_timeout=execution_timeout,
+                run_timeout=run_timeout,
+                task_timeout=task_timeout,
+                id_reuse_policy=id_reuse_policy,
+                retry_policy=retry_policy,
+                cron_schedule=cron_schedule,
+                memo=memo,
+                search_attributes=search_attributes,
+                versioning_intent=versioning_intent,
+                static_summary=static_summary,
+                static_details=static_details,
+                event_groups=event_groups,
+                priority=priority,
+                versioning_override=versioning_override,
+            )
         return self.children.start_child(
             workflow,
             args,

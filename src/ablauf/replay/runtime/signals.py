@@ -14,7 +14,7 @@ import json
 import logging
 import traceback
 import warnings
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, cast
 
 import temporalio.api.sdk.v1
@@ -204,6 +204,10 @@ class Handlers:
 
         async def run_signal() -> None:
             with _inbound_event_group(job.event_id).scope():
+                intercepted = context.intercepted
+                if intercepted is not None:
+                    await intercepted.handle_signal(job.name, args, job.headers)
+                    return
                 handler = self.signal_handler(job.name) or self.signal_handler(None)
                 assert handler is not None
                 if inspect.iscoroutinefunction(handler):
@@ -235,7 +239,9 @@ class Handlers:
 
     # -- queries -------------------------------------------------------------------------------
 
-    def query(self, name: str, args: Sequence[Payload]) -> Coroutine[Any, Any, Payload]:
+    def query(
+        self, name: str, args: Sequence[Payload], headers: Mapping[str, Payload]
+    ) -> Coroutine[Any, Any, Payload]:
         """The coroutine that answers a query; raises at once if there is no handler."""
         context = self._context
         if context.object is None:
@@ -252,12 +258,16 @@ class Handlers:
                 handler_args = self.handler_args(
                     name, args, defn.name, defn.arg_types, defn.dynamic_vararg
                 )
-                handler = self.query_handler(name) or self.query_handler(None)
-                assert handler is not None
-                if inspect.iscoroutinefunction(handler):
-                    result = await handler(*handler_args)
+                intercepted = context.intercepted
+                if intercepted is not None:
+                    result = await intercepted.handle_query(name, handler_args, headers)
                 else:
-                    result = handler(*handler_args)
+                    handler = self.query_handler(name) or self.query_handler(None)
+                    assert handler is not None
+                    if inspect.iscoroutinefunction(handler):
+                        result = await handler(*handler_args)
+                    else:
+                        result = handler(*handler_args)
                 payloads = to_payloads(context.payload_converter, [result])
                 if len(payloads) != 1:
                     raise ValueError(f"Expected 1 result payload, got {len(payloads)}")

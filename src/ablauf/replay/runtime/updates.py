@@ -64,11 +64,20 @@ class Updates:
                 args = handlers.handler_args(
                     job.name, payloads, defn.name, defn.arg_types, defn.dynamic_vararg
                 )
+                intercepted = context.intercepted
+                update_input: object = None
+                if intercepted is not None:
+                    update_input = intercepted.update_input(
+                        job.update_id, job.name, args, request_input.header.fields
+                    )
                 if job.run_validator and defn.validator is not None:
                     with ReadOnly(context, in_query=True):
-                        validator = handlers.update_validator(job.name)
-                        if validator is not None:
-                            validator(*args)
+                        if intercepted is not None:
+                            intercepted.validate_update(update_input)
+                        else:
+                            validator = handlers.update_validator(job.name)
+                            if validator is not None:
+                                validator(*args)
                         # Fresh arguments: the validator may have changed them.
                         args = handlers.handler_args(
                             job.name, payloads, defn.name, defn.arg_types, defn.dynamic_vararg
@@ -77,12 +86,15 @@ class Updates:
                 context.check_may_schedule("add command")
                 machines.update_accepted(job)
                 with _inbound_update_event_group(job.update_id).scope():
-                    handler = handlers.update_handler(job.name) or handlers.update_handler(None)
-                    assert handler is not None
-                    if inspect.iscoroutinefunction(handler):
-                        result = await handler(*args)
+                    if intercepted is not None:
+                        result = await intercepted.handle_update(update_input, args)
                     else:
-                        result = handler(*args)
+                        handler = handlers.update_handler(job.name) or handlers.update_handler(None)
+                        assert handler is not None
+                        if inspect.iscoroutinefunction(handler):
+                            result = await handler(*args)
+                        else:
+                            result = handler(*args)
                 result_payloads = to_payloads(context.payload_converter, [result])
                 if len(result_payloads) != 1:
                     raise ValueError(f"Expected 1 result payload, got {len(result_payloads)}")

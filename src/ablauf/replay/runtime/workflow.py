@@ -130,7 +130,11 @@ class WorkflowRun:
 
         async def run_workflow() -> None:
             try:
-                result = await run_fn(context.object, *(self.args or ()))
+                intercepted = context.intercepted
+                if intercepted is None:
+                    result = await run_fn(context.object, *(self.args or ()))
+                else:
+                    result = await intercepted.execute_workflow(self.args or (), self.headers())
                 payloads = to_payloads(context.payload_converter, [result])
                 if len(payloads) != 1:
                     raise ValueError(f"Expected 1 result payload, got {len(payloads)}")
@@ -220,6 +224,7 @@ class WorkflowRun:
         versioning_intent: VersioningIntent | None,
         initial_versioning_behavior: VersioningBehavior | None,
         event_groups: Sequence[EventGroup] | None,
+        headers: Mapping[str, Payload] | None = None,
     ) -> NoReturn:
         """``workflow.continue_as_new``: raise what the top-level coroutine turns into one."""
         self._context.check_may_schedule("continue as new")
@@ -249,6 +254,7 @@ class WorkflowRun:
                     int(initial_versioning_behavior) if initial_versioning_behavior else None
                 ),
                 markers=markers(event_groups),
+                headers=headers,
             )
         )
 
@@ -298,6 +304,10 @@ class WorkflowRun:
             attrs.initial_versioning_behavior = cast(
                 ContinueAsNewVersioningBehavior.ValueType, request.initial_versioning_behavior
             )
+        if request.headers:
+            fields = attrs.header.fields
+            for key, payload in request.headers.items():
+                fields[key].CopyFrom(payload)
         command.event_group_markers.extend(request.markers)
 
     # -- information ---------------------------------------------------------------------------
@@ -309,6 +319,11 @@ class WorkflowRun:
                 raise RuntimeError("The workflow has not started yet")
             self.info = self._make_info()
         return self.info
+
+    def headers(self) -> dict[str, Payload]:
+        """The headers the run was started with."""
+        started = self._started
+        return dict(started.header.fields) if started is not None else {}
 
     def has_last_completion_result(self) -> bool:
         """Whether the run has the result of the last cron or schedule run."""
