@@ -133,10 +133,22 @@ def _rejects(condition: int, status: int) -> bool:
     )
 
 
-def _run_of(engine: Engine, namespace: str, execution: WorkflowExecution) -> str:
+def _run_of(
+    engine: Engine, namespace: str, execution: WorkflowExecution, first_execution_run_id: str = ""
+) -> str:
     """The run a request names; without a run id, the run current as the request
-    is applied (after a continue-as-new committed in the same group: the new run)."""
-    return engine.execution(namespace, execution.workflow_id, execution.run_id).run_id
+    is applied (after a continue-as-new committed in the same group: the new run).
+
+    A request naming the first run of its chain reaches no run of another chain
+    (a later start of the same workflow id): as Temporal, it is not found.
+    """
+    run_id = engine.execution(namespace, execution.workflow_id, execution.run_id).run_id
+    if (
+        first_execution_run_id
+        and engine.state_of(run_id).started.first_execution_run_id != first_execution_run_id
+    ):
+        raise NotFoundError("workflow execution not found")
+    return run_id
 
 
 # Temporal's default and largest history page (its frontend counts batches of
@@ -191,7 +203,9 @@ class Frontend:
         engine = self.engine
 
         def change() -> None:
-            run_id = _run_of(engine, req.namespace, req.workflow_execution)
+            run_id = _run_of(
+                engine, req.namespace, req.workflow_execution, req.first_execution_run_id
+            )
             executions.request_cancel(engine, run_id, req.reason, req.identity)
 
         await engine.submit(change)
@@ -206,7 +220,9 @@ class Frontend:
         reason = req.reason or "terminated by user via frontend"
 
         def change() -> None:
-            run_id = _run_of(engine, req.namespace, req.workflow_execution)
+            run_id = _run_of(
+                engine, req.namespace, req.workflow_execution, req.first_execution_run_id
+            )
             executions.terminate(engine, run_id, reason, details, req.identity)
 
         await engine.submit(change)
@@ -248,7 +264,7 @@ class Frontend:
         check_request(req.request.input.args)
 
         def change() -> str:
-            run_id = _run_of(engine, req.namespace, execution)
+            run_id = _run_of(engine, req.namespace, execution, req.first_execution_run_id)
             updates.request(engine, run_id, req.request)
             return run_id
 
