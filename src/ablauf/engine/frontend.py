@@ -107,20 +107,6 @@ def _to_rpc_error(err: EngineError) -> RPCError:
     return rpc_error(RPCStatusCode.INTERNAL, str(err))
 
 
-def _check_start(
-    req: StartWorkflowExecutionRequest | SignalWithStartWorkflowExecutionRequest,
-) -> None:
-    if not req.workflow_id:
-        raise InvalidArgumentError("WorkflowId is not set on request.")
-    if len(req.workflow_id) > 1000:
-        raise InvalidArgumentError("WorkflowId length exceeds limit.")
-    if not req.workflow_type.name:
-        raise InvalidArgumentError("WorkflowType is not set on request.")
-    if not req.task_queue.name:
-        raise InvalidArgumentError("TaskQueue is not set on request.")
-    check_request(req.input)
-
-
 def _rejects(condition: int, status: int) -> bool:
     """Whether Temporal refuses a query with this reject condition on a run in this status."""
     if status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
@@ -185,14 +171,14 @@ class Frontend:
     async def rpc_start_workflow_execution(
         self, req: StartWorkflowExecutionRequest, timeout: float | None
     ) -> StartWorkflowExecutionResponse:
-        _check_start(req)
+        executions.check_start(req)
         run_id, started = await self.engine.submit(lambda: executions.start(self.engine, req))
         return StartWorkflowExecutionResponse(run_id=run_id, started=started)
 
     async def rpc_signal_with_start_workflow_execution(
         self, req: SignalWithStartWorkflowExecutionRequest, timeout: float | None
     ) -> SignalWithStartWorkflowExecutionResponse:
-        _check_start(req)
+        executions.check_start(req)
         check_request(req.signal_input)
         run_id, started = await self.engine.submit(lambda: executions.start(self.engine, req))
         return SignalWithStartWorkflowExecutionResponse(run_id=run_id, started=started)
