@@ -22,7 +22,11 @@ from temporalio.api.enums.v1 import (
     TaskQueueKind,
     WorkflowExecutionStatus,
 )
-from temporalio.api.errordetails.v1 import WorkflowExecutionAlreadyStartedFailure
+from temporalio.api.errordetails.v1 import (
+    MultiOperationExecutionFailure,
+    WorkflowExecutionAlreadyStartedFailure,
+)
+from temporalio.api.failure.v1 import MultiOperationExecutionAborted
 from temporalio.api.history.v1 import History
 from temporalio.api.query.v1 import QueryRejected
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -37,6 +41,8 @@ from temporalio.api.workflow.v1 import (
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkflowExecutionRequest,
     DescribeWorkflowExecutionResponse,
+    ExecuteMultiOperationRequest,
+    ExecuteMultiOperationResponse,
     GetWorkflowExecutionHistoryRequest,
     GetWorkflowExecutionHistoryResponse,
     PollWorkflowExecutionUpdateRequest,
@@ -58,14 +64,16 @@ from temporalio.api.workflowservice.v1 import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from ablauf.engine import executions, search_attributes, updates
+from ablauf.engine import executions, search_attributes, update_with_start, updates
 from ablauf.engine.activity_rpcs import ActivityRpcs
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import (
+    ABORTED,
     AlreadyStartedError,
     DeadlineExceededError,
     EngineError,
     InvalidArgumentError,
+    MultiOperationError,
     NotFoundError,
     QueryFailedError,
     ResourceExhaustedError,
@@ -89,22 +97,38 @@ def rpc_error(status: RPCStatusCode, message: str, *details: Message) -> RPCErro
     return RPCError(message, status, grpc.SerializeToString())
 
 
-def _to_rpc_error(err: EngineError) -> RPCError:
+def _status_of(err: EngineError) -> tuple[RPCStatusCode, list[Message]]:
+    """The status code and details Temporal's frontend answers an error with."""
     if isinstance(err, AlreadyStartedError):
-        return rpc_error(
-            RPCStatusCode.ALREADY_EXISTS,
-            str(err),
-            WorkflowExecutionAlreadyStartedFailure(run_id=err.run_id),
-        )
+        return RPCStatusCode.ALREADY_EXISTS, [
+            WorkflowExecutionAlreadyStartedFailure(run_id=err.run_id)
+        ]
+    if err is ABORTED:
+        return RPCStatusCode.ABORTED, [MultiOperationExecutionAborted()]
+    if isinstance(err, MultiOperationError):
+        statuses = MultiOperationExecutionFailure()
+        for one in err.errors:
+            status = statuses.statuses.add()
+            if one is not None:
+                code, details = _status_of(one)
+                status.code, status.message = int(code), str(one)
+                for detail in details:
+                    status.details.add().Pack(detail)
+        return _status_of(err.cause)[0], [statuses]
     if isinstance(err, NotFoundError):
-        return rpc_error(RPCStatusCode.NOT_FOUND, str(err))
+        return RPCStatusCode.NOT_FOUND, []
     if isinstance(err, DeadlineExceededError):
-        return rpc_error(RPCStatusCode.DEADLINE_EXCEEDED, str(err))
+        return RPCStatusCode.DEADLINE_EXCEEDED, []
     if isinstance(err, ResourceExhaustedError):
-        return rpc_error(RPCStatusCode.RESOURCE_EXHAUSTED, str(err))
+        return RPCStatusCode.RESOURCE_EXHAUSTED, []
     if isinstance(err, QueryFailedError | InvalidArgumentError):
-        return rpc_error(RPCStatusCode.INVALID_ARGUMENT, str(err))
-    return rpc_error(RPCStatusCode.INTERNAL, str(err))
+        return RPCStatusCode.INVALID_ARGUMENT, []
+    return RPCStatusCode.INTERNAL, []
+
+
+def _to_rpc_error(err: EngineError) -> RPCError:
+    code, details = _status_of(err)
+    return rpc_error(code, str(err), *details)
 
 
 def _rejects(condition: int, status: int) -> bool:
@@ -271,6 +295,32 @@ class Frontend:
         if outcome is not None:
             resp.outcome.CopyFrom(outcome)
         return resp
+
+    async def rpc_execute_multi_operation(
+        self, req: ExecuteMultiOperationRequest, timeout: float | None
+    ) -> ExecuteMultiOperationResponse:
+        engine = self.engine
+        start, update = update_with_start.check(req)
+        update_id = update.request.meta.update_id
+        retried = False
+        while True:
+            run_id, started = await engine.submit(
+                lambda: update_with_start.apply(engine, start, update)
+            )
+            try:
+                stage, outcome = await updates.wait(
+                    engine, run_id, update_id, update.wait_policy.lifecycle_stage, timeout
+                )
+            except NotFoundError as err:
+                # As Temporal's server: an update a run did not accept before it
+                # closed is tried once more from the top (where a new run may start).
+                if started or retried:
+                    raise MultiOperationError(None if started else ABORTED, err) from None
+                retried = True
+                continue
+            return update_with_start.response(
+                start.workflow_id, run_id, started, update_id, stage, outcome
+            )
 
     async def rpc_poll_workflow_execution_update(
         self, req: PollWorkflowExecutionUpdateRequest, timeout: float | None

@@ -42,6 +42,7 @@ from ablauf.store.base import (
 __all__ = [
     "apply_message",
     "check",
+    "completed_outcome",
     "deliverable",
     "reject_unanswered",
     "request",
@@ -74,6 +75,16 @@ def check(req: Request) -> None:
         raise InvalidArgumentError("Update id is not set on request.")
     if not req.input.name:
         raise InvalidArgumentError("Update name is not set on request.")
+
+
+def completed_outcome(engine: EngineContext, run_id: str, update_id: str) -> Outcome | None:
+    """The outcome of an update of the run that completed, or None."""
+    rec = engine.store.get_update(run_id, update_id)
+    if rec is None or rec.state != UPDATE_COMPLETED:
+        return None
+    outcome = Outcome()
+    outcome.ParseFromString(rec.outcome or b"")
+    return outcome
 
 
 def request(engine: EngineContext, run_id: str, req: Request) -> None:
