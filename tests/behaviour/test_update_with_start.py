@@ -70,8 +70,8 @@ async def test_update_with_start_starts_or_uses_the_running_workflow(
     client: Client, task_queue: str, suffix: str
 ) -> None:
     workflow_id = f"cart-{suffix}"
-    async with Worker(client, task_queue=task_queue, workflows=[Cart]):
-        first = start_op(workflow_id, task_queue)
+    async with Worker(client, task_queue=task_queue, workflows=[Cart]) as worker:
+        first = start_op(workflow_id, worker.task_queue)
         assert await client.execute_update_with_start_workflow(
             Cart.add, "apple", start_workflow_operation=first
         ) == ["apple"]
