@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.update.v1 import UpdateRef
@@ -210,6 +210,37 @@ class Holder:
 
     @workflow.query
     def seen(self) -> list[str]:
+        return self.notes
+
+
+# Per test: set once the local activity runs, and to let it finish.
+_gates: dict[str, asyncio.Event] = {}
+
+
+@activity.defn
+async def hold_the_task(key: str) -> None:
+    _gates[f"{key}/started"].set()
+    await _gates[f"{key}/release"].wait()
+
+
+@workflow.defn
+class Relay:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    @workflow.run
+    async def run(self, key: str) -> list[str]:
+        if key:
+            await workflow.execute_local_activity(
+                hold_the_task, key, start_to_close_timeout=timedelta(seconds=10)
+            )
+            workflow.continue_as_new("")
+        await workflow.wait_condition(lambda: bool(self.notes))
+        return self.notes
+
+    @workflow.update
+    def note(self, text: str) -> list[str]:
+        self.notes.append(text)
         return self.notes
 
 
@@ -616,3 +647,27 @@ async def test_a_query_after_completion_sees_what_an_update_changed(
         assert await handle.result() == ["last"]
         # No cache: the query replays the whole history, the update included.
         assert await handle.query(Holder.seen) == ["last"]
+
+
+async def test_an_update_the_run_never_saw_goes_to_its_continuation(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    started = _gates[f"{suffix}/started"] = asyncio.Event()
+    release = _gates[f"{suffix}/release"] = asyncio.Event()
+    async with Worker(client, task_queue=task_queue, workflows=[Relay], activities=[hold_the_task]):
+        handle = await client.start_workflow(
+            Relay.run, suffix, id=f"relay-{suffix}", task_queue=task_queue
+        )
+        await asyncio.wait_for(started.wait(), 10)
+        # Admitted while the workflow task that continues as new runs.
+        update = asyncio.create_task(
+            handle.execute_update(Relay.note, "moved", id=f"moved-{suffix}")
+        )
+        await until_admitted(client, handle.id, f"moved-{suffix}")
+        release.set()
+        assert await asyncio.wait_for(update, 15) == ["moved"]
+        assert await handle.result() == ["moved"]
+        first = client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+        kinds = [e.event_type for e in (await first.fetch_history()).events]
+        assert kinds[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED not in kinds

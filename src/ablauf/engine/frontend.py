@@ -280,7 +280,7 @@ class Frontend:
 
         run_id = await engine.submit(change)
         update_id = req.request.meta.update_id
-        stage, outcome = await updates.wait(
+        run_id, stage, outcome = await updates.wait(
             engine, run_id, update_id, req.wait_policy.lifecycle_stage, timeout
         )
         resp = UpdateWorkflowExecutionResponse(
@@ -308,7 +308,7 @@ class Frontend:
                 lambda: update_with_start.apply(engine, start, update)
             )
             try:
-                stage, outcome = await updates.wait(
+                run_id, stage, outcome = await updates.wait(
                     engine, run_id, update_id, update.wait_policy.lifecycle_stage, timeout
                 )
             except NotFoundError as err:
@@ -328,7 +328,7 @@ class Frontend:
         engine = self.engine
         execution = req.update_ref.workflow_execution
         exe = engine.execution(req.namespace, execution.workflow_id, execution.run_id)
-        stage, outcome = await updates.wait(
+        _, stage, outcome = await updates.wait(
             engine,
             exe.run_id,
             req.update_ref.update_id,

@@ -6,7 +6,8 @@ speculative one: its WorkflowTaskScheduled event is written only if the task
 leaves a trace. A rejected update leaves none. An update still unanswered
 when its run closes fails as Temporal's server fails it: an accepted one with
 the server's ``AcceptedUpdateCompletedWorkflow`` failure as its outcome, one
-not yet accepted with NOT_FOUND.
+not yet accepted goes to the run that continues it (continue-as-new, retry,
+cron) or else fails with NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ablauf.engine.errors import (
     NotFoundError,
     ResourceExhaustedError,
 )
+from ablauf.engine.state import RunState
 from ablauf.store.base import (
     UPDATE_ACCEPTED,
     UPDATE_COMPLETED,
@@ -85,6 +87,15 @@ def completed_outcome(engine: EngineContext, run_id: str, update_id: str) -> Out
     outcome = Outcome()
     outcome.ParseFromString(rec.outcome or b"")
     return outcome
+
+
+def _successor(state: RunState) -> str:
+    """The run that continues a closed run, if any."""
+    event = state.close_event
+    if event is None:
+        return ""
+    kind = event.WhichOneof("attributes")
+    return str(getattr(getattr(event, kind), "new_execution_run_id", "")) if kind else ""
 
 
 def request(engine: EngineContext, run_id: str, req: Request) -> None:
@@ -211,8 +222,10 @@ async def wait(
     stage: int,
     timeout: float | None,
     long_poll: float = LONG_POLL,
-) -> tuple[int, Outcome | None]:
-    """Waits until the update reaches ``stage`` (or is rejected); returns (stage, outcome).
+) -> tuple[str, int, Outcome | None]:
+    """Waits until the update reaches ``stage`` (or is rejected); returns
+    (the run it is in, stage, outcome): a run that continues as new before
+    accepting the update hands it to its successor.
 
     As Temporal's history service: after ``long_poll`` seconds it returns the
     stage reached so far (the client asks again), but past the caller's own
@@ -230,22 +243,34 @@ async def wait(
         if rec.state in (UPDATE_COMPLETED, UPDATE_REJECTED):
             outcome = Outcome()
             outcome.ParseFromString(rec.outcome or b"")
-            return Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED, outcome
-        if not engine.state_of(run_id).running:
+            return run_id, Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED, outcome
+        state = engine.state_of(run_id)
+        if not state.running:
             if rec.state == UPDATE_ACCEPTED:
-                return Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED, Outcome(
-                    failure=_RUN_CLOSED_FIRST
+                return (
+                    run_id,
+                    Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED,
+                    Outcome(failure=_RUN_CLOSED_FIRST),
                 )
-            raise NotFoundError("workflow update was aborted by closing workflow")
+            successor = _successor(state)
+            if not successor:
+                raise NotFoundError("workflow update was aborted by closing workflow")
+            # As Temporal's server: an update the closing run never accepted
+            # goes to the run that continues it (continue-as-new, retry, cron).
+            req = Request()
+            req.ParseFromString(rec.request)
+            request(engine, successor, req)
+            run_id = successor
+            continue
         if (
             rec.state == UPDATE_ACCEPTED
             and stage <= Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
         ):
-            return Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED, None
+            return run_id, Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED, None
         if stage <= Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED:
             # Admitted is as far as an update row goes before a worker sees it;
             # a poll with no wait policy asks only for that.
-            return Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED, None
+            return run_id, Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED, None
         now = loop.time()
         if hard is not None and now >= hard:
             raise DeadlineExceededError("Timeout expired")
@@ -255,7 +280,7 @@ async def wait(
                 if rec.state == UPDATE_ACCEPTED
                 else Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
             )
-            return stage_now, None
+            return run_id, stage_now, None
         left = min(soft, hard if hard is not None else soft) - now
         with engine.clock.unlocked():
             await engine.wait_run_change(run_id, min(left, 1.0))
