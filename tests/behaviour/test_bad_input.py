@@ -9,9 +9,9 @@ import pytest
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from ablauf import Client, Worker
 
@@ -80,6 +80,43 @@ async def test_payload_over_the_size_limit(client: Client, task_queue: str, suff
         )
     with pytest.raises(RPCError, match="not found"):
         await client.get_workflow_handle(f"shout-3-{suffix}").describe()
+
+
+@pytest.mark.parametrize(
+    ("reuse", "conflict", "message"),
+    [
+        (
+            WorkflowIDReusePolicy.TERMINATE_IF_RUNNING,
+            WorkflowIDConflictPolicy.FAIL,
+            "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING"
+            " cannot be used together with a WorkflowIDConflictPolicy",
+        ),
+        (
+            WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+            "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE cannot"
+            " be used together with WorkflowIdConflictPolicy"
+            " WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING",
+        ),
+    ],
+)
+async def test_id_policies_that_contradict_each_other(
+    client: Client,
+    task_queue: str,
+    suffix: str,
+    reuse: WorkflowIDReusePolicy,
+    conflict: WorkflowIDConflictPolicy,
+    message: str,
+) -> None:
+    with pytest.raises(RPCError) as info:
+        await client.start_workflow(
+            Other.run,
+            id=f"other-{suffix}",
+            task_queue=task_queue,
+            id_reuse_policy=reuse,
+            id_conflict_policy=conflict,
+        )
+    assert (info.value.status, info.value.message) == (RPCStatusCode.INVALID_ARGUMENT, message)
 
 
 @activity.defn

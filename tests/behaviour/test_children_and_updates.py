@@ -8,8 +8,11 @@ import time
 from datetime import timedelta
 
 import pytest
-from temporalio import workflow
+from temporalio import activity, workflow
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.update.v1 import UpdateRef
+from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
 from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
@@ -24,6 +27,7 @@ from temporalio.exceptions import (
     ChildWorkflowError,
     WorkflowAlreadyStartedError,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
 from ablauf import Client, Worker
 
@@ -179,7 +183,87 @@ class Counter:
         return "finishing"
 
 
-WORKFLOWS = [Parent, Child, Messenger, Counter]
+@workflow.defn
+class Holder:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: self.done)
+        return self.notes
+
+    @workflow.update
+    def note(self, text: str) -> list[str]:
+        self.notes.append(text)
+        self.done = text == "last"
+        return self.notes
+
+    @workflow.update(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
+    async def hold(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.query
+    def seen(self) -> list[str]:
+        return self.notes
+
+
+# Per test: set once the local activity runs, and to let it finish.
+_gates: dict[str, asyncio.Event] = {}
+
+
+@activity.defn
+async def hold_the_task(key: str) -> None:
+    _gates[f"{key}/started"].set()
+    await _gates[f"{key}/release"].wait()
+
+
+@workflow.defn
+class Relay:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    @workflow.run
+    async def run(self, key: str) -> list[str]:
+        if key:
+            await workflow.execute_local_activity(
+                hold_the_task, key, start_to_close_timeout=timedelta(seconds=10)
+            )
+            workflow.continue_as_new("")
+        await workflow.wait_condition(lambda: bool(self.notes))
+        return self.notes
+
+    @workflow.update
+    def note(self, text: str) -> list[str]:
+        self.notes.append(text)
+        return self.notes
+
+
+WORKFLOWS = [Parent, Child, Messenger, Counter, Holder]
+
+
+async def until_admitted(client: Client, workflow_id: str, update_id: str) -> None:
+    """Waits until the update is admitted (a poll with no wait policy finds it)."""
+    req = PollWorkflowExecutionUpdateRequest(
+        namespace=client.namespace,
+        update_ref=UpdateRef(
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id), update_id=update_id
+        ),
+    )
+    for _ in range(200):
+        try:
+            await client.workflow_service.poll_workflow_execution_update(req)
+            return
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"update {update_id} never admitted")
 
 
 # -- child workflows -------------------------------------------------------------------------------
@@ -481,3 +565,109 @@ async def test_updates_and_children_through_a_codec(
         assert completed.outcome.success.payloads[0].metadata["encoding"] == b"binary/reversed"
     finally:
         await client.close()
+
+
+async def test_an_update_fails_when_its_workflow_closes_first(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    # Admitted, and no worker has seen it: aborted with the run.
+    waiting = await client.start_workflow(
+        Holder.run, id=f"holder-0-{suffix}", task_queue=task_queue
+    )
+    admitted = asyncio.create_task(waiting.execute_update(Holder.hold, id=f"early-{suffix}"))
+    await until_admitted(client, waiting.id, f"early-{suffix}")
+    await waiting.terminate()
+    with pytest.raises(RPCError) as aborted:
+        await admitted
+    assert (aborted.value.status, aborted.value.message) == (
+        RPCStatusCode.NOT_FOUND,
+        "workflow update was aborted by closing workflow",
+    )
+    # Accepted: the update fails with the server's own failure, whether the
+    # run completes or is terminated.
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        for n in (1, 2):
+            handle = await client.start_workflow(
+                Holder.run, id=f"holder-{n}-{suffix}", task_queue=task_queue
+            )
+            update = await handle.start_update(
+                Holder.hold, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+            )
+            if n == 1:
+                await handle.signal(Holder.finish)
+                assert await handle.result() == []
+            else:
+                await handle.terminate()
+            with pytest.raises(WorkflowUpdateFailedError) as failed:
+                await update.result()
+            cause = failed.value.cause
+            assert isinstance(cause, ApplicationError)
+            assert (cause.type, cause.message, cause.non_retryable) == (
+                "AcceptedUpdateCompletedWorkflow",
+                "Workflow Update failed because the Workflow completed before the Update"
+                " completed.",
+                True,
+            )
+
+
+async def test_a_handle_of_an_older_chain_reaches_no_newer_one(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
+        first = await client.start_workflow(
+            Holder.run, id=f"holder-{suffix}", task_queue=task_queue
+        )
+        await first.signal(Holder.finish)
+        await first.result()
+        second = await client.start_workflow(
+            Holder.run, id=f"holder-{suffix}", task_queue=task_queue
+        )
+        # The handle names the first run of its chain; the running run is of another.
+        for call in (lambda: first.execute_update(Holder.note, "x"), first.cancel, first.terminate):
+            with pytest.raises(RPCError) as info:
+                await call()
+            assert (info.value.status, info.value.message) == (
+                RPCStatusCode.NOT_FOUND,
+                "workflow execution not found",
+            )
+        assert (await second.describe()).status == WorkflowExecutionStatus.RUNNING
+        await second.terminate()
+
+
+async def test_a_query_after_completion_sees_what_an_update_changed(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    handle = await client.start_workflow(Holder.run, id=f"holder-{suffix}", task_queue=task_queue)
+    # Admitted before any worker runs: the first workflow task carries it and
+    # the run completes in that task.
+    early = asyncio.create_task(handle.execute_update(Holder.note, "last", id=f"last-{suffix}"))
+    await until_admitted(client, handle.id, f"last-{suffix}")
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS, max_cached_workflows=0):
+        assert await early == ["last"]
+        assert await handle.result() == ["last"]
+        # No cache: the query replays the whole history, the update included.
+        assert await handle.query(Holder.seen) == ["last"]
+
+
+async def test_an_update_the_run_never_saw_goes_to_its_continuation(
+    client: Client, task_queue: str, suffix: str
+) -> None:
+    started = _gates[f"{suffix}/started"] = asyncio.Event()
+    release = _gates[f"{suffix}/release"] = asyncio.Event()
+    async with Worker(client, task_queue=task_queue, workflows=[Relay], activities=[hold_the_task]):
+        handle = await client.start_workflow(
+            Relay.run, suffix, id=f"relay-{suffix}", task_queue=task_queue
+        )
+        await asyncio.wait_for(started.wait(), 10)
+        # Admitted while the workflow task that continues as new runs.
+        update = asyncio.create_task(
+            handle.execute_update(Relay.note, "moved", id=f"moved-{suffix}")
+        )
+        await until_admitted(client, handle.id, f"moved-{suffix}")
+        release.set()
+        assert await asyncio.wait_for(update, 15) == ["moved"]
+        assert await handle.result() == ["moved"]
+        first = client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+        kinds = [e.event_type for e in (await first.fetch_history()).events]
+        assert kinds[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED not in kinds

@@ -8,6 +8,7 @@ __all__ = [
     "DeadlineExceededError",
     "EngineError",
     "InvalidArgumentError",
+    "MultiOperationError",
     "NotFoundError",
     "QueryFailedError",
     "ResourceExhaustedError",
@@ -63,3 +64,25 @@ class AlreadyStartedError(EngineError):
         )
         self.workflow_id = workflow_id
         self.run_id = run_id
+
+
+class MultiOperationError(EngineError):
+    """An update-with-start could not be executed.
+
+    ``errors`` holds, per operation (start, then update), its own error, or
+    :data:`ABORTED` for one given up because of the other, or None for one
+    that succeeded.
+    """
+
+    def __init__(self, start: EngineError | None, update: EngineError | None) -> None:
+        super().__init__("Update-with-Start could not be executed.")
+        self.errors = (start, update)
+
+    @property
+    def cause(self) -> EngineError:
+        """The error that is not an abort (Temporal's status code for the call)."""
+        return next(e for e in self.errors if e is not None and e is not ABORTED)
+
+
+ABORTED = EngineError("Operation was aborted.")
+"""An operation of a multi-operation given up because another one failed."""

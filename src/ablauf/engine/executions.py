@@ -32,9 +32,10 @@ from ablauf.engine import search_attributes
 from ablauf.engine.context import EngineContext, Transition
 from ablauf.engine.cron import check_cron, start_cron
 from ablauf.engine.errors import AlreadyStartedError, InvalidArgumentError, NotFoundError
+from ablauf.engine.limits import check_request
 from ablauf.history.events import seconds_of
 
-__all__ = ["request_cancel", "signal", "start", "terminate"]
+__all__ = ["check_start", "request_cancel", "signal", "start", "terminate"]
 
 R = WorkflowIdReusePolicy
 C = WorkflowIdConflictPolicy
@@ -49,6 +50,37 @@ _FAILED_STATES = frozenset(
         S.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
     }
 )
+
+
+def check_start(
+    req: StartWorkflowExecutionRequest | SignalWithStartWorkflowExecutionRequest,
+) -> None:
+    """Refuses a start request Temporal's frontend refuses, with its messages."""
+    if not req.workflow_id:
+        raise InvalidArgumentError("WorkflowId is not set on request.")
+    if len(req.workflow_id) > 1000:
+        raise InvalidArgumentError("WorkflowId length exceeds limit.")
+    if not req.workflow_type.name:
+        raise InvalidArgumentError("WorkflowType is not set on request.")
+    if not req.task_queue.name:
+        raise InvalidArgumentError("missing task queue name")
+    conflict = req.workflow_id_conflict_policy
+    reuse = req.workflow_id_reuse_policy
+    if reuse == R.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING and conflict:
+        raise InvalidArgumentError(
+            "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING"
+            " cannot be used together with a WorkflowIDConflictPolicy"
+        )
+    if (
+        reuse == R.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+        and conflict == C.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
+    ):
+        raise InvalidArgumentError(
+            "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE cannot"
+            " be used together with WorkflowIdConflictPolicy"
+            " WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING"
+        )
+    check_request(req.input)
 
 
 def _started_attributes(

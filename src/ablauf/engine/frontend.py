@@ -22,7 +22,11 @@ from temporalio.api.enums.v1 import (
     TaskQueueKind,
     WorkflowExecutionStatus,
 )
-from temporalio.api.errordetails.v1 import WorkflowExecutionAlreadyStartedFailure
+from temporalio.api.errordetails.v1 import (
+    MultiOperationExecutionFailure,
+    WorkflowExecutionAlreadyStartedFailure,
+)
+from temporalio.api.failure.v1 import MultiOperationExecutionAborted
 from temporalio.api.history.v1 import History
 from temporalio.api.query.v1 import QueryRejected
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -37,6 +41,8 @@ from temporalio.api.workflow.v1 import (
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkflowExecutionRequest,
     DescribeWorkflowExecutionResponse,
+    ExecuteMultiOperationRequest,
+    ExecuteMultiOperationResponse,
     GetWorkflowExecutionHistoryRequest,
     GetWorkflowExecutionHistoryResponse,
     PollWorkflowExecutionUpdateRequest,
@@ -58,14 +64,16 @@ from temporalio.api.workflowservice.v1 import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from ablauf.engine import executions, search_attributes, updates
+from ablauf.engine import executions, search_attributes, update_with_start, updates
 from ablauf.engine.activity_rpcs import ActivityRpcs
 from ablauf.engine.engine import Engine
 from ablauf.engine.errors import (
+    ABORTED,
     AlreadyStartedError,
     DeadlineExceededError,
     EngineError,
     InvalidArgumentError,
+    MultiOperationError,
     NotFoundError,
     QueryFailedError,
     ResourceExhaustedError,
@@ -89,36 +97,38 @@ def rpc_error(status: RPCStatusCode, message: str, *details: Message) -> RPCErro
     return RPCError(message, status, grpc.SerializeToString())
 
 
-def _to_rpc_error(err: EngineError) -> RPCError:
+def _status_of(err: EngineError) -> tuple[RPCStatusCode, list[Message]]:
+    """The status code and details Temporal's frontend answers an error with."""
     if isinstance(err, AlreadyStartedError):
-        return rpc_error(
-            RPCStatusCode.ALREADY_EXISTS,
-            str(err),
-            WorkflowExecutionAlreadyStartedFailure(run_id=err.run_id),
-        )
+        return RPCStatusCode.ALREADY_EXISTS, [
+            WorkflowExecutionAlreadyStartedFailure(run_id=err.run_id)
+        ]
+    if err is ABORTED:
+        return RPCStatusCode.ABORTED, [MultiOperationExecutionAborted()]
+    if isinstance(err, MultiOperationError):
+        statuses = MultiOperationExecutionFailure()
+        for one in err.errors:
+            status = statuses.statuses.add()
+            if one is not None:
+                code, details = _status_of(one)
+                status.code, status.message = int(code), str(one)
+                for detail in details:
+                    status.details.add().Pack(detail)
+        return _status_of(err.cause)[0], [statuses]
     if isinstance(err, NotFoundError):
-        return rpc_error(RPCStatusCode.NOT_FOUND, str(err))
+        return RPCStatusCode.NOT_FOUND, []
     if isinstance(err, DeadlineExceededError):
-        return rpc_error(RPCStatusCode.DEADLINE_EXCEEDED, str(err))
+        return RPCStatusCode.DEADLINE_EXCEEDED, []
     if isinstance(err, ResourceExhaustedError):
-        return rpc_error(RPCStatusCode.RESOURCE_EXHAUSTED, str(err))
+        return RPCStatusCode.RESOURCE_EXHAUSTED, []
     if isinstance(err, QueryFailedError | InvalidArgumentError):
-        return rpc_error(RPCStatusCode.INVALID_ARGUMENT, str(err))
-    return rpc_error(RPCStatusCode.INTERNAL, str(err))
+        return RPCStatusCode.INVALID_ARGUMENT, []
+    return RPCStatusCode.INTERNAL, []
 
 
-def _check_start(
-    req: StartWorkflowExecutionRequest | SignalWithStartWorkflowExecutionRequest,
-) -> None:
-    if not req.workflow_id:
-        raise InvalidArgumentError("WorkflowId is not set on request.")
-    if len(req.workflow_id) > 1000:
-        raise InvalidArgumentError("WorkflowId length exceeds limit.")
-    if not req.workflow_type.name:
-        raise InvalidArgumentError("WorkflowType is not set on request.")
-    if not req.task_queue.name:
-        raise InvalidArgumentError("TaskQueue is not set on request.")
-    check_request(req.input)
+def _to_rpc_error(err: EngineError) -> RPCError:
+    code, details = _status_of(err)
+    return rpc_error(code, str(err), *details)
 
 
 def _rejects(condition: int, status: int) -> bool:
@@ -133,10 +143,22 @@ def _rejects(condition: int, status: int) -> bool:
     )
 
 
-def _run_of(engine: Engine, namespace: str, execution: WorkflowExecution) -> str:
+def _run_of(
+    engine: Engine, namespace: str, execution: WorkflowExecution, first_execution_run_id: str = ""
+) -> str:
     """The run a request names; without a run id, the run current as the request
-    is applied (after a continue-as-new committed in the same group: the new run)."""
-    return engine.execution(namespace, execution.workflow_id, execution.run_id).run_id
+    is applied (after a continue-as-new committed in the same group: the new run).
+
+    A request naming the first run of its chain reaches no run of another chain
+    (a later start of the same workflow id): as Temporal, it is not found.
+    """
+    run_id = engine.execution(namespace, execution.workflow_id, execution.run_id).run_id
+    if (
+        first_execution_run_id
+        and engine.state_of(run_id).started.first_execution_run_id != first_execution_run_id
+    ):
+        raise NotFoundError("workflow execution not found")
+    return run_id
 
 
 # Temporal's default and largest history page (its frontend counts batches of
@@ -173,14 +195,14 @@ class Frontend:
     async def rpc_start_workflow_execution(
         self, req: StartWorkflowExecutionRequest, timeout: float | None
     ) -> StartWorkflowExecutionResponse:
-        _check_start(req)
+        executions.check_start(req)
         run_id, started = await self.engine.submit(lambda: executions.start(self.engine, req))
         return StartWorkflowExecutionResponse(run_id=run_id, started=started)
 
     async def rpc_signal_with_start_workflow_execution(
         self, req: SignalWithStartWorkflowExecutionRequest, timeout: float | None
     ) -> SignalWithStartWorkflowExecutionResponse:
-        _check_start(req)
+        executions.check_start(req)
         check_request(req.signal_input)
         run_id, started = await self.engine.submit(lambda: executions.start(self.engine, req))
         return SignalWithStartWorkflowExecutionResponse(run_id=run_id, started=started)
@@ -191,7 +213,9 @@ class Frontend:
         engine = self.engine
 
         def change() -> None:
-            run_id = _run_of(engine, req.namespace, req.workflow_execution)
+            run_id = _run_of(
+                engine, req.namespace, req.workflow_execution, req.first_execution_run_id
+            )
             executions.request_cancel(engine, run_id, req.reason, req.identity)
 
         await engine.submit(change)
@@ -206,7 +230,9 @@ class Frontend:
         reason = req.reason or "terminated by user via frontend"
 
         def change() -> None:
-            run_id = _run_of(engine, req.namespace, req.workflow_execution)
+            run_id = _run_of(
+                engine, req.namespace, req.workflow_execution, req.first_execution_run_id
+            )
             executions.terminate(engine, run_id, reason, details, req.identity)
 
         await engine.submit(change)
@@ -248,13 +274,13 @@ class Frontend:
         check_request(req.request.input.args)
 
         def change() -> str:
-            run_id = _run_of(engine, req.namespace, execution)
+            run_id = _run_of(engine, req.namespace, execution, req.first_execution_run_id)
             updates.request(engine, run_id, req.request)
             return run_id
 
         run_id = await engine.submit(change)
         update_id = req.request.meta.update_id
-        stage, outcome = await updates.wait(
+        run_id, stage, outcome = await updates.wait(
             engine, run_id, update_id, req.wait_policy.lifecycle_stage, timeout
         )
         resp = UpdateWorkflowExecutionResponse(
@@ -270,13 +296,39 @@ class Frontend:
             resp.outcome.CopyFrom(outcome)
         return resp
 
+    async def rpc_execute_multi_operation(
+        self, req: ExecuteMultiOperationRequest, timeout: float | None
+    ) -> ExecuteMultiOperationResponse:
+        engine = self.engine
+        start, update = update_with_start.check(req)
+        update_id = update.request.meta.update_id
+        retried = False
+        while True:
+            run_id, started = await engine.submit(
+                lambda: update_with_start.apply(engine, start, update)
+            )
+            try:
+                run_id, stage, outcome = await updates.wait(
+                    engine, run_id, update_id, update.wait_policy.lifecycle_stage, timeout
+                )
+            except NotFoundError as err:
+                # As Temporal's server: an update a run did not accept before it
+                # closed is tried once more from the top (where a new run may start).
+                if started or retried:
+                    raise MultiOperationError(None if started else ABORTED, err) from None
+                retried = True
+                continue
+            return update_with_start.response(
+                start.workflow_id, run_id, started, update_id, stage, outcome
+            )
+
     async def rpc_poll_workflow_execution_update(
         self, req: PollWorkflowExecutionUpdateRequest, timeout: float | None
     ) -> PollWorkflowExecutionUpdateResponse:
         engine = self.engine
         execution = req.update_ref.workflow_execution
         exe = engine.execution(req.namespace, execution.workflow_id, execution.run_id)
-        stage, outcome = await updates.wait(
+        _, stage, outcome = await updates.wait(
             engine,
             exe.run_id,
             req.update_ref.update_id,

@@ -3,7 +3,11 @@ the workers' acceptances, rejections and responses.
 
 As in Temporal, an update that finds no workflow task pending gets a
 speculative one: its WorkflowTaskScheduled event is written only if the task
-leaves a trace. A rejected update leaves none.
+leaves a trace. A rejected update leaves none. An update still unanswered
+when its run closes fails as Temporal's server fails it: an accepted one with
+the server's ``AcceptedUpdateCompletedWorkflow`` failure as its outcome, one
+not yet accepted goes to the run that continues it (continue-as-new, retry,
+cron) or else fails with NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import temporalio.api.enums.v1.event_type_pb2 as E
 from google.protobuf.any_pb2 import Any as AnyProto
 from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 from temporalio.api.history.v1 import (
     WorkflowExecutionUpdateAcceptedEventAttributes,
     WorkflowExecutionUpdateCompletedEventAttributes,
@@ -27,6 +32,7 @@ from ablauf.engine.errors import (
     NotFoundError,
     ResourceExhaustedError,
 )
+from ablauf.engine.state import RunState
 from ablauf.store.base import (
     UPDATE_ACCEPTED,
     UPDATE_COMPLETED,
@@ -35,7 +41,15 @@ from ablauf.store.base import (
     UpdateRecord,
 )
 
-__all__ = ["apply_message", "deliverable", "reject_unanswered", "request", "wait"]
+__all__ = [
+    "apply_message",
+    "check",
+    "completed_outcome",
+    "deliverable",
+    "reject_unanswered",
+    "request",
+    "wait",
+]
 
 Stage = UpdateWorkflowExecutionLifecycleStage
 
@@ -46,17 +60,53 @@ MAX_PER_RUN = 2000
 # answers with the stage reached so far.
 LONG_POLL = 20.0
 
+# Temporal's server fails an accepted update whose run closes before it
+# completes with this failure (its source: "Server").
+_RUN_CLOSED_FIRST = Failure(
+    message="Workflow Update failed because the Workflow completed before the Update completed.",
+    source="Server",
+    application_failure_info=ApplicationFailureInfo(
+        type="AcceptedUpdateCompletedWorkflow", non_retryable=True
+    ),
+)
+
+
+def check(req: Request) -> None:
+    """Refuses an update request Temporal's frontend refuses, with its messages."""
+    if not req.meta.update_id:
+        raise InvalidArgumentError("Update id is not set on request.")
+    if not req.input.name:
+        raise InvalidArgumentError("Update name is not set on request.")
+
+
+def completed_outcome(engine: EngineContext, run_id: str, update_id: str) -> Outcome | None:
+    """The outcome of an update of the run that completed, or None."""
+    rec = engine.store.get_update(run_id, update_id)
+    if rec is None or rec.state != UPDATE_COMPLETED:
+        return None
+    outcome = Outcome()
+    outcome.ParseFromString(rec.outcome or b"")
+    return outcome
+
+
+def _successor(state: RunState) -> str:
+    """The run that continues a closed run, if any."""
+    event = state.close_event
+    if event is None:
+        return ""
+    kind = event.WhichOneof("attributes")
+    return str(getattr(getattr(event, kind), "new_execution_run_id", "")) if kind else ""
+
 
 def request(engine: EngineContext, run_id: str, req: Request) -> None:
     """Registers an update for the run (again: no-op) and makes sure a task will carry it."""
+    check(req)
 
     def change(tx: Transition) -> None:
         state = tx.state
         if not state.running:
             raise NotFoundError("workflow execution already completed")
         update_id = req.meta.update_id
-        if not update_id:
-            raise InvalidArgumentError("Update id is not set on request.")
         store = engine.store
         if store.get_update(run_id, update_id) is not None:
             return
@@ -172,8 +222,10 @@ async def wait(
     stage: int,
     timeout: float | None,
     long_poll: float = LONG_POLL,
-) -> tuple[int, Outcome | None]:
-    """Waits until the update reaches ``stage`` (or is rejected); returns (stage, outcome).
+) -> tuple[str, int, Outcome | None]:
+    """Waits until the update reaches ``stage`` (or is rejected); returns
+    (the run it is in, stage, outcome): a run that continues as new before
+    accepting the update hands it to its successor.
 
     As Temporal's history service: after ``long_poll`` seconds it returns the
     stage reached so far (the client asks again), but past the caller's own
@@ -187,18 +239,38 @@ async def wait(
     while True:
         rec = engine.store.get_update(run_id, update_id)
         if rec is None:
-            raise NotFoundError(f"update {update_id!r} not found")
+            raise NotFoundError(f'update "{update_id}" not found')
         if rec.state in (UPDATE_COMPLETED, UPDATE_REJECTED):
             outcome = Outcome()
             outcome.ParseFromString(rec.outcome or b"")
-            return Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED, outcome
+            return run_id, Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED, outcome
+        state = engine.state_of(run_id)
+        if not state.running:
+            if rec.state == UPDATE_ACCEPTED:
+                return (
+                    run_id,
+                    Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED,
+                    Outcome(failure=_RUN_CLOSED_FIRST),
+                )
+            successor = _successor(state)
+            if not successor:
+                raise NotFoundError("workflow update was aborted by closing workflow")
+            # As Temporal's server: an update the closing run never accepted
+            # goes to the run that continues it (continue-as-new, retry, cron).
+            req = Request()
+            req.ParseFromString(rec.request)
+            request(engine, successor, req)
+            run_id = successor
+            continue
         if (
             rec.state == UPDATE_ACCEPTED
             and stage <= Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
         ):
-            return Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED, None
-        if not engine.state_of(run_id).running:
-            raise NotFoundError("workflow execution already completed")
+            return run_id, Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED, None
+        if stage <= Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED:
+            # Admitted is as far as an update row goes before a worker sees it;
+            # a poll with no wait policy asks only for that.
+            return run_id, Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED, None
         now = loop.time()
         if hard is not None and now >= hard:
             raise DeadlineExceededError("Timeout expired")
@@ -208,7 +280,7 @@ async def wait(
                 if rec.state == UPDATE_ACCEPTED
                 else Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
             )
-            return stage_now, None
+            return run_id, stage_now, None
         left = min(soft, hard if hard is not None else soft) - now
         with engine.clock.unlocked():
             await engine.wait_run_change(run_id, min(left, 1.0))

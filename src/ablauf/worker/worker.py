@@ -113,6 +113,9 @@ class Worker:
         """
         api = WorkerApi.of(client)
         self._server: temporalio.worker.Worker | None = None
+        # As temporalio's worker has them, on either target.
+        self.client = client
+        self.task_queue = task_queue
         if api is None:
             # A Temporal server target: the official worker runs the same code.
             self._server = server_worker(
@@ -170,9 +173,7 @@ class Worker:
             raise ValueError("At least one activity, Nexus service, or workflow must be specified")
         if not task_queue:
             raise ValueError("task_queue is required")
-        self.client = client
         self.api = api
-        self.task_queue = task_queue
         self._codec = Codec(client.data_converter)
         # The client's runtime meter; None unless it exports metrics: then
         # nothing is measured, and the metrics module is not even imported.
