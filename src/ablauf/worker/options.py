@@ -39,8 +39,8 @@ WITHOUT_MEANING = frozenset(
         "use_worker_versioning",
         "deployment_config",
         "max_workflow_task_external_storage_concurrency",
-        # How temporalio runs workflow code: the embedded worker runs it on its own loop.
-        "workflow_runner",
+        # How temporalio runs workflow code: the embedded worker runs it on its own
+        # loop (workflow_runner only says whether and how it is sandboxed).
         "unsandboxed_workflow_runner",
         "workflow_task_executor",
         "debug_mode",
@@ -138,5 +138,6 @@ _WITH_MEANING = frozenset(
         "max_heartbeat_throttle_interval",
         "on_fatal_error",
         "no_remote_activities",
+        "workflow_runner",
     }
 )

@@ -33,6 +33,7 @@ from ablauf.worker.activities import ActivityRunner
 from ablauf.worker.codec import Codec
 from ablauf.worker.local_activities import LocalActivities
 from ablauf.worker.options import embedded_options
+from ablauf.worker.sandbox import sandbox_for
 from ablauf.worker.workflows import WorkflowRunner
 
 if TYPE_CHECKING:
@@ -100,9 +101,12 @@ class Worker:
             options: Other ``temporalio.worker.Worker`` options, passed as given
                 to temporalio's worker on a server target. The embedded worker
                 honours ``tuner`` (its activity slots), the heartbeat throttle
-                intervals, ``on_fatal_error`` and ``no_remote_activities``;
-                those that tune polling a server or temporalio's workflow runner
-                change nothing (see :data:`ablauf.worker.options.WITHOUT_MEANING`);
+                intervals, ``on_fatal_error``, ``no_remote_activities`` and
+                ``workflow_runner`` (workflow code is sandboxed as temporalio's
+                ``SandboxedWorkflowRunner`` does unless it is
+                ``UnsandboxedWorkflowRunner()``, see :mod:`ablauf.worker.sandbox`);
+                those that tune polling a server or how temporalio runs workflow
+                code change nothing (see :data:`ablauf.worker.options.WITHOUT_MEANING`);
                 interceptors, plugins and Nexus are refused.
         """
         api = WorkerApi.of(client)
@@ -133,6 +137,13 @@ class Worker:
         self.api = api
         self.task_queue = task_queue
         self._codec = Codec(client.data_converter)
+        if workflows:
+            sandbox = sandbox_for(options.get("workflow_runner"))
+            if sandbox is not None:
+                workflows = sandbox.workflows(workflows)
+                workflow_failure_exception_types = sandbox.failure_types(
+                    workflow_failure_exception_types
+                )
         self._activities = (
             ActivityRunner(
                 activities,
