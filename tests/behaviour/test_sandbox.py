@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import random
 
+import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.history.v1 import HistoryEvent
@@ -22,6 +23,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from ablauf import Client, Worker
+from tests.behaviour.clock_at_import import ImportedAt
 
 # The module's full name: `from tests.behaviour import wall_clock` would find the
 # sandbox's own copy of the package and import the module into it anew.
@@ -163,3 +165,11 @@ async def test_sandbox_restrictions_given_are_honoured(
             Nondeterministic.run, "random.random", id=f"random-{suffix}", task_queue=task_queue
         )
         await _assert_refused(handle, CALLS["random.random"])
+
+
+async def test_a_module_refused_at_import_fails_the_worker_at_once(
+    client: Client, task_queue: str
+) -> None:
+    with pytest.raises(RuntimeError, match="Failed validating workflow ImportedAt") as raised:
+        Worker(client, task_queue=task_queue, workflows=[ImportedAt])
+    assert "datetime.datetime.now.__call__" in str(raised.value.__cause__)
