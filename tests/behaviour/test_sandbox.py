@@ -23,7 +23,6 @@ from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from ablauf import Client, Worker
-from tests.behaviour.clock_at_import import ImportedAt
 
 # The module's full name: `from tests.behaviour import wall_clock` would find the
 # sandbox's own copy of the package and import the module into it anew.
@@ -170,6 +169,9 @@ async def test_sandbox_restrictions_given_are_honoured(
 async def test_a_module_refused_at_import_fails_the_worker_at_once(
     client: Client, task_queue: str
 ) -> None:
+    # Imported here: a module importing it is refused by the sandbox too.
+    from tests.behaviour.clock_at_import import ImportedAt
+
     with pytest.raises(RuntimeError, match="Failed validating workflow ImportedAt") as raised:
         Worker(client, task_queue=task_queue, workflows=[ImportedAt])
     assert "datetime.datetime.now.__call__" in str(raised.value.__cause__)

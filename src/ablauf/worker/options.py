@@ -43,7 +43,6 @@ WITHOUT_MEANING = frozenset(
         # loop (workflow_runner only says whether and how it is sandboxed).
         "unsandboxed_workflow_runner",
         "workflow_task_executor",
-        "debug_mode",
         "disable_safe_workflow_eviction",
         "patch_activation_callback",
         # For activities run in other processes, which the embedded worker does not start.
@@ -139,5 +138,6 @@ _WITH_MEANING = frozenset(
         "on_fatal_error",
         "no_remote_activities",
         "workflow_runner",
+        "debug_mode",
     }
 )

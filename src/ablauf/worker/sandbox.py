@@ -29,6 +29,7 @@ stays False.
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.machinery import BuiltinImporter, ExtensionFileLoader
 from types import ModuleType
@@ -37,16 +38,22 @@ from typing import TYPE_CHECKING, Any
 import temporalio.workflow
 
 if TYPE_CHECKING:
-    from temporalio.worker.workflow_sandbox import SandboxMatcher, SandboxRestrictions
+    from temporalio.worker.workflow_sandbox import (
+        SandboxedWorkflowRunner,
+        SandboxMatcher,
+        SandboxRestrictions,
+    )
     from temporalio.worker.workflow_sandbox._importer import Importer
     from temporalio.worker.workflow_sandbox._restrictions import RestrictionContext
 
 __all__ = ["Sandbox", "sandbox_for"]
 
 
-def sandbox_for(runner: object) -> Sandbox | None:
+def sandbox_for(runner: object, *, debug: bool = False) -> Sandbox | None:
     """The sandbox workflow code runs in under temporalio's ``workflow_runner``
-    option; None for ``UnsandboxedWorkflowRunner()``.
+    option; None for ``UnsandboxedWorkflowRunner()``. In ``debug`` mode (the
+    worker's ``debug_mode`` or ``TEMPORAL_DEBUG``), ``breakpoint()`` is allowed,
+    as in temporalio.
 
     Raises:
         TypeError: A runner ablauf cannot honour: its own ``WorkflowRunner``
@@ -57,7 +64,7 @@ def sandbox_for(runner: object) -> Sandbox | None:
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
     if runner is None:
-        return Sandbox.of(SandboxRestrictions.default)
+        runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default)
     if type(runner) is UnsandboxedWorkflowRunner:
         return None
     if type(runner) is SandboxedWorkflowRunner:
@@ -66,7 +73,10 @@ def sandbox_for(runner: object) -> Sandbox | None:
                 "workflow_runner: SandboxedWorkflowRunner(runner_class=...) is not supported "
                 "by ablauf's embedded worker, which runs workflow code on its own runtime"
             )
-        return Sandbox.of(runner.restrictions)
+        restrictions = runner.restrictions
+        if debug:
+            restrictions = _for_debugger(runner)
+        return Sandbox.of(restrictions)
     if isinstance(runner, WorkflowRunner):
         raise TypeError(
             f"workflow_runner: {type(runner).__name__} is not supported by ablauf's embedded "
@@ -76,6 +86,26 @@ def sandbox_for(runner: object) -> Sandbox | None:
     raise TypeError(
         f"workflow_runner must be a temporalio WorkflowRunner, not {type(runner).__name__}"
     )
+
+
+def _for_debugger(runner: SandboxedWorkflowRunner) -> SandboxRestrictions:
+    """The runner's restrictions as temporalio relaxes them in debug mode."""
+    from temporalio.worker._debugger import _relax_sandbox_for_debugger
+
+    original = runner.restrictions
+    known = _DEBUG_RESTRICTIONS.get(id(original))
+    if known is None:
+        relaxed = _relax_sandbox_for_debugger(runner)
+        assert isinstance(relaxed, type(runner))
+        # A debugger's own modules (debugpy) must not be imported anew.
+        known = original, relaxed.restrictions.with_passthrough_modules("_pydevd_bundle")
+        _DEBUG_RESTRICTIONS[id(original)] = known
+    return known[1]
+
+
+# The same relaxed restrictions for the same restrictions, so their sandbox is
+# made once; each entry keeps its original alive, so an id is never reused.
+_DEBUG_RESTRICTIONS: dict[int, tuple[SandboxRestrictions, SandboxRestrictions]] = {}
 
 
 class Sandbox:
@@ -137,8 +167,12 @@ class Sandbox:
     def failure_types(self, types: Sequence[type[BaseException]]) -> list[type[BaseException]]:
         """``types`` and their sandboxed copies, which sandboxed workflow code raises."""
         found = list(types)
+        host = sys.modules
         for typ in types:
             copy: Any = self.modules.get(typ.__module__)
+            # Only modules the sandbox executed hold copies.
+            if copy is None or copy is host.get(typ.__module__) or self.modules.is_proxy(copy):
+                continue
             for part in typ.__qualname__.split("."):
                 copy = getattr(copy, part, None)
             if isinstance(copy, type) and copy is not typ and issubclass(copy, BaseException):
@@ -154,7 +188,7 @@ class Sandbox:
             # top-level code guarded by `if __name__ == "__main__"` does not run.
             name = "__temporal_main__"
         importer = Importer(self.restrictions, self.context, workflow_module_name=name)
-        if not self.checked:
+        if not self.modules:
             self.modules.update(importer.new_modules)
         importer.new_modules = self.modules
         importer.modules_checked_for_restrictions = self.checked
@@ -212,6 +246,10 @@ class _Modules(dict[str, ModuleType]):
             ):
                 namespace["__builtins__"] = self.namespace
         super().__setitem__(name, module)
+
+    def is_proxy(self, module: object) -> bool:
+        """Whether ``module`` is a restricted proxy of a module passed through."""
+        return isinstance(module, self.proxy)
 
 
 _SANDBOXES: dict[int, Sandbox] = {}

@@ -7,6 +7,7 @@ import concurrent.futures
 import dataclasses
 import gc
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -138,7 +139,10 @@ class Worker:
         self.task_queue = task_queue
         self._codec = Codec(client.data_converter)
         if workflows:
-            sandbox = sandbox_for(options.get("workflow_runner"))
+            # As temporalio: debug mode (which also turns off its deadlock
+            # detection) lets breakpoint() through the sandbox.
+            debug = bool(options.get("debug_mode") or os.environ.get("TEMPORAL_DEBUG"))
+            sandbox = sandbox_for(options.get("workflow_runner"), debug=debug)
             if sandbox is not None:
                 workflows = sandbox.workflows(workflows)
                 workflow_failure_exception_types = sandbox.failure_types(
