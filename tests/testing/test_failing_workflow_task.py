@@ -16,11 +16,13 @@ from datetime import timedelta
 import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
+from temporalio.worker import UnsandboxedWorkflowRunner
 
 from ablauf import Worker
 from ablauf.testing import WorkflowEnvironment
 
-# Workflow tasks run in this process, unsandboxed: a module global counts them.
+# Workflow tasks run in this process, unsandboxed (so workflow code shares this
+# module with the test): a module global counts them.
 _attempts: dict[str, int] = {}
 
 
@@ -78,7 +80,12 @@ async def test_a_workflow_task_that_failed_once_is_retried_and_time_skips_again(
     async with await WorkflowEnvironment.start_time_skipping() as env:
         queue = f"fails-once-{uuid.uuid4().hex[:6]}"
         workflow_id = f"fails-once-{uuid.uuid4().hex[:6]}"
-        async with Worker(env.client, task_queue=queue, workflows=[FailsOnceThenSleeps]):
+        async with Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[FailsOnceThenSleeps],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        ):
             before = await env.get_current_time()
             started = time.monotonic()
             result = await asyncio.wait_for(

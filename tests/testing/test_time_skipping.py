@@ -15,7 +15,8 @@ from temporalio.client import WorkflowExecutionStatus
 from ablauf import Worker
 from ablauf.testing import WorkflowEnvironment
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+# No Path.resolve(): workflow sandboxes import this module again and refuse it.
+sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 
 import s5_3_1_delay
 import s5_3_2_timeout

@@ -39,11 +39,10 @@ WITHOUT_MEANING = frozenset(
         "use_worker_versioning",
         "deployment_config",
         "max_workflow_task_external_storage_concurrency",
-        # How temporalio runs workflow code: the embedded worker runs it on its own loop.
-        "workflow_runner",
+        # How temporalio runs workflow code: the embedded worker runs it on its own
+        # loop (workflow_runner only says whether and how it is sandboxed).
         "unsandboxed_workflow_runner",
         "workflow_task_executor",
-        "debug_mode",
         "disable_safe_workflow_eviction",
         "patch_activation_callback",
         # For activities run in other processes, which the embedded worker does not start.
@@ -138,5 +137,7 @@ _WITH_MEANING = frozenset(
         # Taken by the worker before the options are read (see plugins.py).
         "interceptors",
         "plugins",
+        "workflow_runner",
+        "debug_mode",
     }
 )

@@ -7,6 +7,7 @@ import concurrent.futures
 import dataclasses
 import gc
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -35,6 +36,7 @@ from ablauf.worker.codec import Codec
 from ablauf.worker.local_activities import LocalActivities
 from ablauf.worker.options import embedded_options
 from ablauf.worker.plugins import configure, run_with_plugins, worker_interceptors, worker_plugins
+from ablauf.worker.sandbox import sandbox_for
 from ablauf.worker.workflows import WorkflowRunner
 
 if TYPE_CHECKING:
@@ -105,9 +107,12 @@ class Worker:
             options: Other ``temporalio.worker.Worker`` options, passed as given
                 to temporalio's worker on a server target. The embedded worker
                 honours ``tuner`` (its activity slots), the heartbeat throttle
-                intervals, ``on_fatal_error`` and ``no_remote_activities``;
-                those that tune polling a server or temporalio's workflow runner
-                change nothing (see :data:`ablauf.worker.options.WITHOUT_MEANING`);
+                intervals, ``on_fatal_error``, ``no_remote_activities`` and
+                ``workflow_runner`` (workflow code is sandboxed as temporalio's
+                ``SandboxedWorkflowRunner`` does unless it is
+                ``UnsandboxedWorkflowRunner()``, see :mod:`ablauf.worker.sandbox`);
+                those that tune polling a server or how temporalio runs workflow
+                code change nothing (see :data:`ablauf.worker.options.WITHOUT_MEANING`);
                 ``interceptors`` and ``plugins`` work as in temporalio (with
                 the client's worker interceptors and plugins first); Nexus is refused.
         """
@@ -193,6 +198,16 @@ class Worker:
             if activities:
                 self._activity_metrics = metrics.ActivityMetrics(
                     meter, namespace, task_queue, self._options.activity_slots
+                )
+        if workflows:
+            # As temporalio: debug mode (which also turns off its deadlock
+            # detection) lets breakpoint() through the sandbox.
+            debug = bool(options.get("debug_mode") or os.environ.get("TEMPORAL_DEBUG"))
+            sandbox = sandbox_for(options.get("workflow_runner"), debug=debug)
+            if sandbox is not None:
+                workflows = sandbox.workflows(workflows)
+                workflow_failure_exception_types = sandbox.failure_types(
+                    workflow_failure_exception_types
                 )
         self._activities = (
             ActivityRunner(
