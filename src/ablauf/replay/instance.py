@@ -115,6 +115,7 @@ class WorkflowInstance:
         failure_exception_types: Sequence[type[BaseException]] = (),
         metric_meter: temporalio.common.MetricMeter | None = None,
         interceptors: WorkflowInterceptors | None = None,
+        workflow_type: str | None = None,
     ) -> None:
         """Create the instance; nothing runs until :meth:`activate`.
 
@@ -130,7 +131,13 @@ class WorkflowInstance:
             metric_meter: What ``workflow.metric_meter()`` records into (with the
                 workflow's labels, nothing while replaying); None: a no-op meter.
             interceptors: The worker's workflow interceptors, if it has any.
+            workflow_type: The run's workflow type (a dynamic workflow's is the
+                type it was started as); the definition's name if not given.
         """
+        self.workflow_type = workflow_type or defn.name or ""
+        self.steps = 0
+        """How many times workflow code has run: a watchdog's sign of progress
+        while a long history replays."""
         self._jobs: list[Job] = []
         self._flags = InternalFlags()
         self._machines = CommandMachines(self._jobs, self._flags)
@@ -527,6 +534,7 @@ class WorkflowInstance:
             # A resolved local activity moves workflow time to when it completed.
             if machines.time_ns > loop.time_ns:
                 loop.time_ns = machines.time_ns
+            self.steps += 1
             error = self._runtime.activate(batch, replaying=replaying, single_batch=single_batch)
             machines.time_ns = loop.time_ns
             if error is not None:

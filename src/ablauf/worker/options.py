@@ -9,6 +9,8 @@ yet is refused, at once, naming the option.
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,7 +44,6 @@ WITHOUT_MEANING = frozenset(
         # How temporalio runs workflow code: the embedded worker runs it on its own
         # loop (workflow_runner only says whether and how it is sandboxed).
         "unsandboxed_workflow_runner",
-        "workflow_task_executor",
         "disable_safe_workflow_eviction",
         "patch_activation_callback",
         # For activities run in other processes, which the embedded worker does not start.
@@ -74,6 +75,10 @@ class EmbeddedOptions:
     on_fatal_error: Callable[[BaseException], Awaitable[None]] | None
     remote_activities: bool
     """Whether it runs activity tasks (False: its activities are for local use only)."""
+    debug_mode: bool
+    """No deadlock detection for workflow code (also set by ``TEMPORAL_DEBUG``)."""
+    workflow_task_executor: concurrent.futures.Executor | None
+    """Runs all workflow code on its threads, as temporalio's worker does."""
 
 
 def _seconds(options: Mapping[str, Any], name: str, default: float) -> float:
@@ -123,6 +128,9 @@ def embedded_options(
         heartbeat_max=_seconds(options, "max_heartbeat_throttle_interval", 60.0),
         on_fatal_error=options.get("on_fatal_error"),
         remote_activities=not options.get("no_remote_activities", False),
+        # As temporalio's worker: the environment variable turns it on too.
+        debug_mode=bool(options.get("debug_mode")) or bool(os.environ.get("TEMPORAL_DEBUG")),
+        workflow_task_executor=options.get("workflow_task_executor"),
     )
 
 
@@ -139,5 +147,6 @@ _WITH_MEANING = frozenset(
         "plugins",
         "workflow_runner",
         "debug_mode",
+        "workflow_task_executor",
     }
 )

@@ -107,8 +107,10 @@ class Worker:
             options: Other ``temporalio.worker.Worker`` options, passed as given
                 to temporalio's worker on a server target. The embedded worker
                 honours ``tuner`` (its activity slots), the heartbeat throttle
-                intervals, ``on_fatal_error``, ``no_remote_activities`` and
-                ``workflow_runner`` (workflow code is sandboxed as temporalio's
+                intervals, ``on_fatal_error``, ``no_remote_activities``,
+                ``debug_mode`` (no deadlock detection), ``workflow_task_executor``
+                (all workflow code on its threads) and ``workflow_runner``
+                (workflow code is sandboxed as temporalio's
                 ``SandboxedWorkflowRunner`` does unless it is
                 ``UnsandboxedWorkflowRunner()``, see :mod:`ablauf.worker.sandbox`);
                 those that tune polling a server or how temporalio runs workflow
@@ -233,6 +235,8 @@ class Worker:
                 metric_meter=meter,
                 metrics=workflow_metrics,
                 interceptors=_workflow_interceptors(interceptors),
+                debug_mode=self._options.debug_mode,
+                executor=self._options.workflow_task_executor,
             )
             if workflows
             else None
@@ -334,11 +338,13 @@ class Worker:
             worker_started(self._metric_meter, self.client.namespace, self.task_queue)
         api = self.api
         workflows = self._workflows
-        inline = workflows is not None and workflows.codec.codec is None
+        inline = workflows is not None and workflows.codec.codec is None and workflows.inline
         # A task run inside the transition that scheduled it is run again the
         # usual way if it cannot complete there (it starts local activities, say):
         # interceptors would see its calls twice, so theirs never run there.
         fused = inline and workflows is not None and workflows.interceptors is None
+        if workflows is not None:
+            workflows.start()
         self._registration = api.register(
             self.task_queue,
             workflows=WorkflowWorker(
@@ -393,6 +399,8 @@ class Worker:
             # Outcomes are recorded before the leases are released.
             await self.api.unregister(reg)
         finally:
+            if self._workflows is not None:
+                self._workflows.stop()
             self._stopped.set()
             logger.info("ablauf worker stopped: task queue %r", self.task_queue)
 
@@ -402,7 +410,7 @@ class Worker:
         runner = self._workflows
         assert runner is not None
         task: asyncio.Future[None]
-        if runner.codec.codec is None:
+        if runner.codec.codec is None and runner.inline:
             # Joins the next group commit with whatever else arrives meanwhile.
             task = self.api.in_next_commit(lambda: runner.process_now(ref))
         else:

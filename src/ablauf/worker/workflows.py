@@ -4,11 +4,12 @@ miss, and answers to queries."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import temporalio.common
 import temporalio.converter
@@ -32,6 +33,15 @@ from ablauf.replay.instance import QueryFailed, WorkflowInstance, WorkflowTaskOu
 from ablauf.replay.machines import LocalActivityResult
 from ablauf.store.base import ExecutionRecord
 from ablauf.worker.codec import Codec
+from ablauf.worker.deadlock import (
+    DEADLOCK_TIMEOUT,
+    WATCHDOG,
+    Deadlocked,
+    LoopGuard,
+    WorkflowThreads,
+    deadlock_failure,
+    run_threaded,
+)
 from ablauf.worker.local_activities import LocalActivities, RunInfo
 
 if TYPE_CHECKING:
@@ -41,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["WorkflowRunner"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _UNHANDLED = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE
 _NONDETERMINISM = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR
@@ -81,7 +93,11 @@ class WorkflowRunner:
         metric_meter: temporalio.common.MetricMeter | None = None,
         metrics: WorkflowMetrics | None = None,
         interceptors: WorkflowInterceptors | None = None,
+        debug_mode: bool = False,
+        executor: concurrent.futures.Executor | None = None,
     ) -> None:
+        """``debug_mode`` runs workflow code without deadlock detection;
+        ``executor`` runs all of it on that executor's threads."""
         self.api = api
         # Both None unless the client's runtime exports metrics.
         self.metric_meter = metric_meter
@@ -96,6 +112,108 @@ class WorkflowRunner:
         self.max_cached = max(0, max_cached_workflows)
         self.definitions, self.dynamic = _definitions(workflows)
         self.cache: OrderedDict[str, WorkflowInstance] = OrderedDict()
+        # Workflow code runs on the event loop's thread, watched for deadlocks, or
+        # (given an executor, or for a type that held the loop) on worker threads.
+        self.guard: LoopGuard | None = None if debug_mode else LoopGuard()
+        self.executor = None if debug_mode else executor
+        self._pool: WorkflowThreads | None = None
+        # Runs whose code deadlocked on a thread and still runs there: their next
+        # task waits for it, as temporalio's eviction waits for such a thread.
+        self.busy: dict[str, Deadlocked] = {}
+        # Runs whose code deadlocked inside the transition that scheduled the task:
+        # the failure their task records when it is made again the usual way.
+        self.deadlocked: dict[str, Failure] = {}
+
+    @property
+    def inline(self) -> bool:
+        """Whether it runs workflow code on the event loop's thread (the engine
+        may then run its tasks inside a group commit or transition)."""
+        return self.executor is None
+
+    def start(self) -> None:
+        """Starts watching the workflow code it runs for deadlocks."""
+        if self.guard is not None:
+            WATCHDOG.watch(self.guard)
+
+    def stop(self) -> None:
+        """Stops watching; worker threads end once done with what they run."""
+        if self.guard is not None:
+            WATCHDOG.forget(self.guard)
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    def _threaded(self, workflow_type: str) -> bool:
+        guard = self.guard
+        if guard is None:
+            return False
+        return self.executor is not None or workflow_type in guard.slow_types
+
+    def _executor(self) -> concurrent.futures.Executor:
+        if self.executor is not None:
+            return self.executor
+        if self._pool is None:
+            self._pool = WorkflowThreads()
+        return self._pool
+
+    def _run_code(self, instance: WorkflowInstance, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, code of ``instance``, on this thread (watched)."""
+        guard = self.guard
+        if guard is None:
+            return fn(*args)
+        return guard.run(instance, fn, *args)
+
+    async def _code(
+        self, workflow_type: str, instance: WorkflowInstance, fn: Callable[..., T], *args: Any
+    ) -> T:
+        """``fn(*args)``, code of ``instance``, on a worker thread if its type
+        runs there, else on this thread (watched)."""
+        if self._threaded(workflow_type):
+            return await run_threaded(self._executor(), instance, fn, *args)
+        return self._run_code(instance, fn, *args)
+
+    def _close(self, instance: WorkflowInstance) -> None:
+        """Evicts ``instance`` (which runs its coroutines' cancellation)."""
+        guard = self.guard
+        if guard is None:
+            instance.close()
+            return
+        guard.begin(instance)
+        try:
+            instance.close()
+            guard.end()
+        except BaseException as err:
+            try:
+                guard.failed(err)
+            except Deadlocked:
+                logger.error(
+                    "evicting a workflow of type %s: its code did not yield within the "
+                    "deadlock timeout",
+                    instance.workflow_type,
+                )
+
+    def _after_deadlock(self, run_id: str, instance: WorkflowInstance, dead: Deadlocked) -> None:
+        """Evicts ``instance`` once its deadlocked code has stopped running."""
+        running = dead.running
+        if running is None:
+            self._close(instance)
+            return
+        self.busy[run_id] = dead
+
+        def ended(_: asyncio.Future[Any]) -> None:
+            if self.busy.get(run_id) is dead:
+                del self.busy[run_id]
+            self._close(instance)
+
+        running.add_done_callback(ended)
+
+    async def _still_busy(self, run_id: str) -> Deadlocked | None:
+        """Waits (for a deadlock timeout at most) until deadlocked code of the
+        run has let go of its thread; what still holds it, if any."""
+        dead = self.busy.get(run_id)
+        if dead is None or dead.running is None:
+            return None
+        done, _ = await asyncio.wait({dead.running}, timeout=DEADLOCK_TIMEOUT)
+        return None if done else dead
 
     def _definition(self, workflow_type: str) -> temporalio.workflow._Definition | None:
         return self.definitions.get(workflow_type, self.dynamic)
@@ -119,6 +237,7 @@ class WorkflowRunner:
             failure_exception_types=self.failure_exception_types,
             metric_meter=self.metric_meter,
             interceptors=self.interceptors,
+            workflow_type=exe_type,
         )
 
     def names(self) -> list[str]:
@@ -128,7 +247,7 @@ class WorkflowRunner:
     def evict(self, run_id: str) -> None:
         instance = self.cache.pop(run_id, None)
         if instance is not None:
-            instance.close()
+            self._close(instance)
 
     def evict_all(self) -> None:
         """Drops every cached instance (the store did not keep what some saw)."""
@@ -147,7 +266,23 @@ class WorkflowRunner:
         except Exception as err:
             self._crashed(ref, task, instance, err)
             return
-        outcome = self._activate(ref, task, instance, events, messages)
+        await self._finish(ref, task, instance, events, messages, began)
+
+    async def _finish(
+        self,
+        ref: TaskRef,
+        task: WorkflowTask,
+        instance: WorkflowInstance,
+        events: Sequence[HistoryEvent],
+        messages: Sequence[Message],
+        began: int,
+    ) -> None:
+        """Runs a received task's code (on a worker thread if its type runs
+        there) and completes it in a later commit."""
+        if self._threaded(task.workflow_type):
+            outcome = await self._activate_threaded(ref, task, instance, events, messages)
+        else:
+            outcome = self._activate(ref, task, instance, events, messages)
         if outcome is not None and _runs_locals(outcome):
             outcome = await self._run_locals(ref, task, instance, outcome)
         if outcome is None:
@@ -173,16 +308,16 @@ class WorkflowRunner:
         if begun is None:
             return
         task, instance, began = begun
+        if self._threaded(task.workflow_type):
+            # Its code runs on a worker thread; the task completes in a later commit.
+            self._hold_on(self._finish(ref, task, instance, task.events, task.messages, began))
+            return
         outcome = self._activate(ref, task, instance, task.events, task.messages)
         if outcome is None:
             return
         if _runs_locals(outcome):
             # The task completes once its local activities are resolved, in a later commit.
-            held = asyncio.get_running_loop().create_task(
-                self._hold(ref, task, instance, outcome, began)
-            )
-            self.holding.add(held)
-            held.add_done_callback(self.holding.discard)
+            self._hold_on(self._hold(ref, task, instance, outcome, began))
             return
         self._keep(ref.run_id, instance)
         try:
@@ -193,6 +328,11 @@ class WorkflowRunner:
             self._completed(ref, task, instance, err, None, (), 0)
             return
         self._completed(ref, task, instance, None, kept, outcome.commands, began)
+
+    def _hold_on(self, work: Coroutine[Any, Any, None]) -> None:
+        held = asyncio.get_running_loop().create_task(work)
+        self.holding.add(held)
+        held.add_done_callback(self.holding.discard)
 
     def process_in(self, tx: Transition, ref: TaskRef) -> Callable[[], None] | None:
         """Runs one workflow task of a cached instance inside the transition that
@@ -207,6 +347,10 @@ class WorkflowRunner:
         instance = self.cache.get(run_id)
         if instance is None:
             return None
+        guard = self.guard
+        if guard is not None and guard.slow_types and instance.workflow_type in guard.slow_types:
+            # Its code runs on worker threads: the usual way.
+            return None
         api = self.api
         task = api.receive_workflow_task(ref, instance.last_event_id, tx)
         if task is None:
@@ -215,7 +359,15 @@ class WorkflowRunner:
         metrics = self.metrics
         began = time.perf_counter_ns() if metrics is not None else 0
         try:
-            outcome = instance.activate(task.events, task.messages)
+            if guard is None:
+                outcome = instance.activate(task.events, task.messages)
+            else:
+                guard.begin(instance)
+                try:
+                    outcome = instance.activate(task.events, task.messages)
+                    guard.end()
+                except BaseException as raised:
+                    guard.failed(raised)
             if outcome.failure is not None:
                 raise _TaskFailed
             if _runs_locals(outcome):
@@ -226,8 +378,11 @@ class WorkflowRunner:
             ):
                 # Refused: made again the usual way, which records why.
                 raise _TaskFailed
-        except BaseException:
-            instance.close()
+        except BaseException as err:
+            if isinstance(err, Deadlocked):
+                # Made again the usual way, the task records this without running again.
+                self.deadlocked[run_id] = deadlock_failure(self.data_converter, err.stack)
+            self._close(instance)
             raise
         if metrics is not None:
             metrics.received(task, True)
@@ -235,7 +390,7 @@ class WorkflowRunner:
         if tx.state.running:
             self._keep(run_id, instance)
         else:
-            instance.close()
+            self._close(instance)
         # The instance has seen events the store will not keep.
         return lambda: self.evict(run_id)
 
@@ -298,7 +453,7 @@ class WorkflowRunner:
                 if not done:
                     for seq in running:
                         local.cancel(run.run_id, seq)
-                    instance.close()
+                    self._close(instance)
                     seconds = instance.task_timeout.total_seconds()
                     message = (
                         "Local activities running longer than 80% of the workflow task "
@@ -313,12 +468,19 @@ class WorkflowRunner:
                     if future in done:
                         del running[seq]
                         results.append(future.result())
-                outcome = instance.resolve_local_activities(results)
+                outcome = await self._code(
+                    task.workflow_type, instance, instance.resolve_local_activities, results
+                )
                 if outcome.failure is not None:
-                    instance.close()
+                    self._close(instance)
                     cause = _NONDETERMINISM if outcome.nondeterminism else _UNHANDLED
                     self._fail(ref, task, outcome.failure, cause)
                     return None
+        except Deadlocked as dead:
+            for seq in running:
+                local.cancel(run.run_id, seq)
+            self._deadlocked(ref, task, instance, dead)
+            return None
         except Exception as err:
             for future in running.values():
                 future.cancel()
@@ -332,8 +494,15 @@ class WorkflowRunner:
         task = self.api.receive_workflow_task(ref, known)
         if task is None:
             if instance is not None:
-                instance.close()
+                self._close(instance)
             return None
+        if self.deadlocked:
+            failure = self.deadlocked.pop(ref.run_id, None)
+            if failure is not None:
+                if instance is not None:
+                    self._close(instance)
+                self._fail(ref, task, failure, _UNHANDLED)
+                return None
         metrics = self.metrics
         began = metrics.received(task, instance is not None) if metrics is not None else 0
         if instance is None:
@@ -357,17 +526,75 @@ class WorkflowRunner:
         events: Sequence[HistoryEvent],
         messages: Sequence[Message],
     ) -> WorkflowTaskOutcome | None:
+        guard = self.guard
         try:
-            outcome = instance.activate(events, messages)
+            if guard is None:
+                outcome = instance.activate(events, messages)
+            else:
+                guard.begin(instance)
+                try:
+                    outcome = instance.activate(events, messages)
+                    guard.end()
+                except BaseException as raised:
+                    guard.failed(raised)
+        except Deadlocked as dead:
+            self._deadlocked(ref, task, instance, dead)
+            return None
         except Exception as err:
             self._crashed(ref, task, instance, err)
             return None
+        return self._checked(ref, task, instance, outcome)
+
+    async def _activate_threaded(
+        self,
+        ref: TaskRef,
+        task: WorkflowTask,
+        instance: WorkflowInstance,
+        events: Sequence[HistoryEvent],
+        messages: Sequence[Message],
+    ) -> WorkflowTaskOutcome | None:
+        still = await self._still_busy(ref.run_id)
+        if still is not None:
+            # Not another thread for the run's code while it blocks one for good.
+            self._close(instance)
+            self._fail(
+                ref,
+                task,
+                deadlock_failure(self.data_converter, still.stack),
+                _UNHANDLED,
+            )
+            return None
+        try:
+            outcome = await run_threaded(
+                self._executor(), instance, instance.activate, events, messages
+            )
+        except Deadlocked as dead:
+            self._deadlocked(ref, task, instance, dead)
+            return None
+        except Exception as err:
+            self._crashed(ref, task, instance, err)
+            return None
+        return self._checked(ref, task, instance, outcome)
+
+    def _checked(
+        self,
+        ref: TaskRef,
+        task: WorkflowTask,
+        instance: WorkflowInstance,
+        outcome: WorkflowTaskOutcome,
+    ) -> WorkflowTaskOutcome | None:
         if outcome.failure is not None:
-            instance.close()
+            self._close(instance)
             cause = _NONDETERMINISM if outcome.nondeterminism else _UNHANDLED
             self._fail(ref, task, outcome.failure, cause)
             return None
         return outcome
+
+    def _deadlocked(
+        self, ref: TaskRef, task: WorkflowTask, instance: WorkflowInstance, dead: Deadlocked
+    ) -> None:
+        self._after_deadlock(ref.run_id, instance, dead)
+        self._fail(ref, task, deadlock_failure(self.data_converter, dead.stack), _UNHANDLED)
 
     def _crashed(
         self,
@@ -378,7 +605,7 @@ class WorkflowRunner:
     ) -> None:
         logger.exception("workflow task of %s failed inside ablauf", task.workflow_id)
         if instance is not None:
-            instance.close()
+            self._close(instance)
         self._fail(
             ref,
             task,
@@ -392,7 +619,7 @@ class WorkflowRunner:
         self.cache[run_id] = instance
         while len(self.cache) > self.max_cached:
             _, old = self.cache.popitem(last=False)
-            old.close()
+            self._close(old)
 
     def _completed(
         self,
@@ -412,11 +639,11 @@ class WorkflowRunner:
             metrics.completed(task, commands, began, instance.start_time, len(self.cache))
         if err is None and kept and self.api.is_running(ref.run_id):
             if not self.max_cached:
-                instance.close()
+                self._close(instance)
             return
         if self.cache.get(ref.run_id) is instance:
             del self.cache[ref.run_id]
-        instance.close()
+        self._close(instance)
         if err is None or isinstance(err, EngineError):
             # Refused commands the engine recorded itself; a run that is gone
             # or was terminated at its history limit has nothing left to record.
@@ -454,27 +681,55 @@ class WorkflowRunner:
         """Answers a query from the cached instance, or from a replay of the history."""
         args = list(query.query_args.payloads)
         args = await self.codec.decode(args)
-        instance = self.cache.get(exe.run_id)
+        run_id = exe.run_id
+        workflow_type = exe.workflow_type
+        threaded = self._threaded(workflow_type)
+        instance = self.cache.get(run_id)
         fresh = instance is None
+        gone = False  # evicted once its deadlocked code ends
+        if threaded and instance is not None:
+            # Its code runs on a thread meanwhile: no task of the run may use it.
+            del self.cache[run_id]
         try:
             if instance is None:
                 try:
                     instance = self._new_instance(
-                        exe.workflow_type, exe.namespace, exe.workflow_id, exe.run_id
+                        workflow_type, exe.namespace, exe.workflow_id, run_id
                     )
                 except _NotRegistered as err:
                     raise QueryFailedError(str(err)) from None
-                events = await self.codec.decode_events(self.api.history(exe.run_id))
-                outcome = instance.activate(_completed_tasks_only(events))
+                events = await self.codec.decode_events(self.api.history(run_id))
+                outcome = await self._code(
+                    workflow_type, instance, instance.activate, _completed_tasks_only(events)
+                )
                 if outcome.failure is not None:
                     raise QueryFailedError(outcome.failure.message)
             try:
-                result = instance.query(query.query_type, args, query.header.fields)
+                result = await self._code(
+                    workflow_type,
+                    instance,
+                    instance.query,
+                    query.query_type,
+                    args,
+                    query.header.fields,
+                )
             except QueryFailed as failed:
                 raise QueryFailedError(str(failed)) from None
+        except Deadlocked as dead:
+            if instance is not None:
+                self._after_deadlock(run_id, instance, dead)
+            gone = True
+            raise QueryFailedError(str(dead)) from None
         finally:
-            if fresh and instance is not None:
-                instance.close()
+            if instance is not None and not gone:
+                if fresh:
+                    self._close(instance)
+                elif threaded:
+                    if run_id in self.cache:
+                        # A task of the run replayed it meanwhile.
+                        self._close(instance)
+                    else:
+                        self._keep(run_id, instance)
         return Payloads(payloads=await self.codec.encode([result]))
 
 
