@@ -8,10 +8,12 @@ detection off. Each test waits out a block of a second or more: keep them few.
 
 from __future__ import annotations
 
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.history.v1 import WorkflowTaskFailedEventAttributes
@@ -124,8 +126,10 @@ async def test_a_workflow_task_executor_keeps_the_rest_going_from_the_start(
 
 
 async def test_debug_mode_turns_deadlock_detection_off(
-    client: Client, task_queue: str, suffix: str
+    client: Client, task_queue: str, suffix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # temporalio's debug mode installs its breakpoint hook for the whole process.
+    monkeypatch.setattr(sys, "breakpointhook", sys.breakpointhook)
     async with Worker(client, task_queue=task_queue, workflows=[Blocker], debug_mode=True):
         slow = await client.start_workflow(
             Blocker.run, 2.3, id=f"slow-{suffix}", task_queue=task_queue
