@@ -16,13 +16,24 @@ scripts/sdk-tests loads it with ``-p ablauf_sdk_plugin`` and sets
 The patches are made when the plugin is imported, before pytest imports the
 SDK's conftest, helpers and test modules, so their ``from temporalio.worker
 import Worker`` binds the replacement.
+
+Each test's outcome is appended to the JSON-lines file ``ABLAUF_SDK_RESULTS``
+as soon as it is known, and tests already recorded there are not collected
+again. A test still running after ``ABLAUF_SDK_HANG`` seconds (blocking
+workflow code can freeze the whole process, past pytest-timeout) is recorded as
+``hung`` and the process exits with status 75: the script then starts pytest
+again on the tests left.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import time
 from typing import Any
 
+import pytest
 import temporalio.testing
 import temporalio.worker
 
@@ -87,6 +98,73 @@ def _use_dev_server() -> None:
         return await original(cls, **options)
 
     env.start_local = classmethod(start_local)  # type: ignore[assignment,method-assign]
+
+
+RESULTS = os.environ.get("ABLAUF_SDK_RESULTS")
+HANG_SECONDS = float(os.environ.get("ABLAUF_SDK_HANG", "180"))
+HUNG_EXIT = 75
+
+_running: tuple[str, float] | None = None
+_outcomes: dict[str, tuple[str, str]] = {}
+
+
+def _record(test: str, outcome: str, message: str) -> None:
+    assert RESULTS is not None
+    with open(RESULTS, "a") as out:
+        out.write(json.dumps({"test": test, "outcome": outcome, "message": message}) + "\n")
+
+
+def _recorded() -> set[str]:
+    if RESULTS is None or not os.path.exists(RESULTS):
+        return set()
+    with open(RESULTS) as lines:
+        return {json.loads(line)["test"] for line in lines if line.strip()}
+
+
+def _watchdog() -> None:
+    while True:
+        time.sleep(1)
+        running = _running
+        if running is not None and time.monotonic() - running[1] > HANG_SECONDS:
+            _record(running[0], "hung", f"still running after {HANG_SECONDS:.0f} s")
+            os._exit(HUNG_EXIT)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    done = _recorded()
+    if done:
+        kept = [item for item in items if item.nodeid not in done]
+        config.hook.pytest_deselected(items=[item for item in items if item.nodeid in done])
+        items[:] = kept
+    if RESULTS is not None:
+        threading.Thread(target=_watchdog, daemon=True).start()
+
+
+def pytest_runtest_logstart(nodeid: str, location: object) -> None:
+    global _running
+    _running = (nodeid, time.monotonic())
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    outcome, _ = _outcomes.get(report.nodeid, ("passed", ""))
+    if outcome == "failed" or report.passed:
+        return
+    if report.skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        _outcomes[report.nodeid] = ("skipped", reason)
+    else:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        message = crash.message if crash is not None else str(report.longrepr).strip()
+        _outcomes[report.nodeid] = ("failed", f"{report.when}: {message}")
+
+
+def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
+    global _running
+    _running = None
+    outcome, message = _outcomes.pop(nodeid, ("passed", ""))
+    if RESULTS is not None:
+        _record(nodeid, outcome, message)
 
 
 if ENGINE == "ablauf":
