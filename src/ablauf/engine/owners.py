@@ -117,9 +117,11 @@ class Owners:
 
     def _renew(self) -> None:
         store = self.engine.store
-        now = self.wall()
-        until = now + OWNER_LEASE
         with store.transaction():
+            # Read once the write lock is held: waiting for it may take seconds,
+            # in which the lease can pass and another process expire it.
+            now = self.wall()
+            until = now + OWNER_LEASE
             renewed = store.renew_owner(self.owner_id, self.lease_until, until)
             if not renewed:
                 if now < self.lease_until:
