@@ -18,34 +18,41 @@ __all__ = ["Codec"]
 
 M = TypeVar("M", bound=Message)
 
-# Search attributes and headers are never run through the codec, as in temporalio.
+# Search attributes are never run through the codec, and headers only when the
+# client's header_codec_behavior says so, as in temporalio.
 _SKIPPED = frozenset({"search_attributes", "header", "headers"})
+_SKIPPED_WITH_HEADERS = frozenset({"search_attributes"})
 _PAYLOAD = Payload.DESCRIPTOR.full_name
 
 
-def _payloads_in(message: Message) -> Iterator[Payload]:
+def _payloads_in(message: Message, skipped: frozenset[str]) -> Iterator[Payload]:
     if message.DESCRIPTOR.full_name == _PAYLOAD:
         yield message  # type: ignore[misc]
         return
     for field, value in message.ListFields():
-        if field.name in _SKIPPED or field.type != FieldDescriptor.TYPE_MESSAGE:
+        if field.name in skipped or field.type != FieldDescriptor.TYPE_MESSAGE:
             continue
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             for item in value.values():
                 if isinstance(item, Message):
-                    yield from _payloads_in(item)
+                    yield from _payloads_in(item, skipped)
         elif field.is_repeated:
             for item in value:
-                yield from _payloads_in(item)
+                yield from _payloads_in(item, skipped)
         else:
-            yield from _payloads_in(value)
+            yield from _payloads_in(value, skipped)
 
 
 class Codec:
-    """The payload codec of a data converter, applied to whole protos."""
+    """The payload codec of a data converter, applied to whole protos; to
+    headers too when ``headers`` (``HeaderCodecBehavior.CODEC`` on the client)."""
 
-    def __init__(self, data_converter: temporalio.converter.DataConverter) -> None:
+    def __init__(
+        self, data_converter: temporalio.converter.DataConverter, *, headers: bool = False
+    ) -> None:
         self.codec = data_converter.payload_codec
+        self.headers = headers
+        self._skipped = _SKIPPED_WITH_HEADERS if headers else _SKIPPED
 
     async def _apply(self, messages: Sequence[M], encode: bool) -> list[M]:
         if self.codec is None:
@@ -55,7 +62,8 @@ class Codec:
             copy = type(message)()
             copy.CopyFrom(message)
             copies.append(copy)
-        targets = [p for m in copies for p in _payloads_in(m)]
+        skipped = self._skipped
+        targets = [p for m in copies for p in _payloads_in(m, skipped)]
         if targets:
             fn = self.codec.encode if encode else self.codec.decode
             results = await fn(targets)

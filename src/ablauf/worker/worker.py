@@ -181,7 +181,12 @@ class Worker:
         if not task_queue:
             raise ValueError("task_queue is required")
         self.api = api
-        self._codec = Codec(client.data_converter)
+        # As temporalio's worker: headers through the codec only if the client says so.
+        encode_headers = (
+            client.config().get("header_codec_behavior")
+            == temporalio.client.HeaderCodecBehavior.CODEC
+        )
+        self._codec = Codec(client.data_converter, headers=encode_headers)
         # The client's runtime meter; None unless it exports metrics: then
         # nothing is measured, and the metrics module is not even imported.
         meter: temporalio.common.MetricMeter | None = getattr(
@@ -237,6 +242,7 @@ class Worker:
                 interceptors=_workflow_interceptors(interceptors),
                 debug_mode=self._options.debug_mode,
                 executor=self._options.workflow_task_executor,
+                encode_headers=encode_headers,
             )
             if workflows
             else None
@@ -495,9 +501,18 @@ class Worker:
                     self._take_activity(queued)
 
     async def _decode(self, task: ActivityTask) -> ActivityTask:
-        decoded = await self._codec.decode([*task.input, *task.heartbeat_details])
-        count = len(task.input)
-        return dataclasses.replace(task, input=decoded[:count], heartbeat_details=decoded[count:])
+        codec = self._codec
+        names = list(task.headers) if codec.headers else []
+        decoded = await codec.decode(
+            [*task.input, *task.heartbeat_details, *(task.headers[n] for n in names)]
+        )
+        count, details = len(task.input), len(task.heartbeat_details)
+        return dataclasses.replace(
+            task,
+            input=decoded[:count],
+            heartbeat_details=decoded[count : count + details],
+            headers={**task.headers, **dict(zip(names, decoded[count + details :], strict=True))},
+        )
 
     async def _encode_outcome(self, outcome: ActivityOutcome) -> ActivityOutcome:
         if isinstance(outcome, ActivityCompleted) and outcome.result is not None:

@@ -95,9 +95,11 @@ class WorkflowRunner:
         interceptors: WorkflowInterceptors | None = None,
         debug_mode: bool = False,
         executor: concurrent.futures.Executor | None = None,
+        encode_headers: bool = False,
     ) -> None:
         """``debug_mode`` runs workflow code without deadlock detection;
-        ``executor`` runs all of it on that executor's threads."""
+        ``executor`` runs all of it on that executor's threads;
+        ``encode_headers`` runs headers through the payload codec too."""
         self.api = api
         # Both None unless the client's runtime exports metrics.
         self.metric_meter = metric_meter
@@ -107,7 +109,7 @@ class WorkflowRunner:
         # Workflow tasks held while their local activities run.
         self.holding: set[asyncio.Task[None]] = set()
         self.data_converter = data_converter
-        self.codec = Codec(data_converter)
+        self.codec = Codec(data_converter, headers=encode_headers)
         self.failure_exception_types = tuple(failure_exception_types)
         self.max_cached = max(0, max_cached_workflows)
         self.definitions, self.dynamic = _definitions(workflows)
