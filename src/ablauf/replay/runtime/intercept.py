@@ -49,7 +49,7 @@ from ablauf.replay.runtime.activities import Activities
 from ablauf.replay.runtime.children import Children
 from ablauf.replay.runtime.context import RunContext
 from ablauf.replay.runtime.signals import Handlers
-from ablauf.replay.runtime.workflow import WorkflowRun
+from ablauf.replay.runtime.workflow import WorkflowRun, continued_workflow
 
 if TYPE_CHECKING:
     from temporalio.workflow import EventGroup
@@ -150,17 +150,7 @@ class Interception:
 
     def continue_as_new(self, args: Sequence[Any], **options: Any) -> NoReturn:
         self.context.check_may_schedule("continue as new")
-        workflow = options.pop("workflow")
-        name: str | None = None
-        arg_types: list[type] | None = None
-        if isinstance(workflow, str):
-            name = workflow
-        elif callable(workflow):
-            defn = temporalio.workflow._Definition.must_from_run_fn(workflow)
-            name = defn.name
-            arg_types = defn.arg_types
-        elif workflow is not None:
-            raise TypeError("Workflow must be None, a string, or callable")
+        name, arg_types = continued_workflow(options.pop("workflow"))
         self.outbound.continue_as_new(
             ContinueAsNewInput(workflow=name, args=args, headers={}, arg_types=arg_types, **options)
         )

@@ -42,7 +42,19 @@ if TYPE_CHECKING:
     from temporalio.workflow import ContinueAsNewVersioningBehavior as VersioningBehavior
     from temporalio.workflow import EventGroup, VersioningIntent
 
-__all__ = ["WorkflowRun"]
+__all__ = ["WorkflowRun", "continued_workflow"]
+
+
+def continued_workflow(workflow: object) -> tuple[str | None, list[type] | None]:
+    """The type name and argument types of what a run continues as (None: its own)."""
+    if isinstance(workflow, str):
+        return workflow, None
+    if callable(workflow):
+        defn = temporalio.workflow._Definition.must_from_run_fn(workflow)
+        return defn.name, defn.arg_types
+    if workflow is not None:
+        raise TypeError("Workflow must be None, a string, or callable")
+    return None, None
 
 
 class WorkflowRun:
@@ -228,16 +240,7 @@ class WorkflowRun:
     ) -> NoReturn:
         """``workflow.continue_as_new``: raise what the top-level coroutine turns into one."""
         self._context.check_may_schedule("continue as new")
-        name: str | None = None
-        arg_types: list[type] | None = None
-        if isinstance(workflow, str):
-            name = workflow
-        elif callable(workflow):
-            defn = temporalio.workflow._Definition.must_from_run_fn(workflow)
-            name = defn.name
-            arg_types = defn.arg_types
-        elif workflow is not None:
-            raise TypeError("Workflow must be None, a string, or callable")
+        name, arg_types = continued_workflow(workflow)
         raise ContinueAsNew(
             ContinueAsNewRequest(
                 workflow=name,
